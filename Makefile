@@ -1,0 +1,20 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv first.
+VENV ?= .venv
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup demo test test-fast
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt constraints.txt scripts/setup.sh
+	bash scripts/setup.sh
+
+demo: setup  ## run every declared iteration of params.yaml with DVC
+	dvc repro
+
+test: setup  ## the full CPU test suite (what CI runs); GPU tests skip without a GPU
+	python -m pytest -m "not gpu" -q
+
+test-fast: setup  ## unit tests only (seconds)
+	python -m pytest -m "not slow and not gpu" -q

@@ -1,0 +1,1 @@
+"""Self-rewarding / meta-rewarding iterative DPO: the library behind the DVC stages in ``stages/``."""

@@ -1,0 +1,443 @@
+"""Typed parameters loaded from ``params.yaml``.
+
+Every stage section is a dataclass whose fields carry a ``help`` text and, where a value can be wrong,
+a ``check``. :func:`load_params` validates the whole file before any model is loaded and raises
+:class:`ConfigError` with a one-line message that names the key, the value and what is allowed::
+
+    params.yaml: sample.n: 1 — must be at least 2 to form preference pairs
+
+Per-iteration overrides (``iterations: {M3: {prev: M2, length_rho: 0.32}}``) are resolved by
+:meth:`Params.for_iteration`; a flat key must name exactly one section's field, otherwise use the dotted
+form (``judge.temperature``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+Check = Callable[[Any], str | None]
+
+
+class ConfigError(ValueError):
+    """A bad value in params.yaml; the message is meant to be shown as is."""
+
+
+def knob(default: Any, help: str, check: Check | None = None) -> Any:
+    """A dataclass field with its documentation and an optional validity check."""
+    kwargs: dict[str, Any] = {"metadata": {"help": help, "check": check}}
+    if isinstance(default, (list, dict)):
+        kwargs["default_factory"] = lambda d=default: type(d)(d)
+    else:
+        kwargs["default"] = default
+    return field(**kwargs)
+
+
+def at_least(low: float, why: str = "") -> Check:
+    return lambda v: None if v >= low else f"must be at least {low}" + (f" {why}" if why else "")
+
+
+def between(low: float, high: float, why: str = "") -> Check:
+    return lambda v: None if low <= v <= high else f"must be between {low} and {high}" + (f" {why}" if why else "")
+
+
+def positive(v: float) -> str | None:
+    return None if v > 0 else "must be greater than 0"
+
+
+def _temperature(v: float) -> str | None:
+    return None if v >= 0 else "must be at least 0 (0 means greedy)"
+
+
+def _top_p(v: float) -> str | None:
+    return None if 0 < v <= 1 else "must be in (0, 1]"
+
+
+# --------------------------------------------------------------------------------------------------- sections
+@dataclass
+class ModelConfig:
+    source: str = knob(
+        "smollm2-135m-instruct",
+        "Where M0 comes from: a name from pipeline.models.REGISTRY (the embedded GGUF models), a local "
+        "Hugging Face model directory, or a hub id (needs network).",
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = knob("float32", "dtype of the saved M0 weights.")
+    trust_remote_code: bool = knob(False, "Allow model code from the model directory (off: safetensors and "
+                                   "built-in architectures only).")
+
+
+@dataclass
+class EngineConfig:
+    backend: Literal["auto", "hf", "vllm"] = knob(
+        "auto", "Generation backend. auto: vllm when a CUDA GPU and vllm are present, else hf.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = knob(
+        "auto", "Compute dtype for generation (auto: bfloat16 on GPU, float32 on CPU).")
+    batch_size: int = knob(32, "hf: sequences generated per batch (prompts x n).", at_least(1))
+    max_model_len: int = knob(4096, "Longest prompt + completion in tokens.", at_least(64))
+    gpu_memory_utilization: float = knob(0.85, "vllm: share of GPU memory the engine may take.", between(0.05, 1.0))
+    tensor_parallel_size: int = knob(1, "vllm: number of GPUs a model is split over.", at_least(1))
+    max_num_seqs: int = knob(256, "vllm: most sequences in flight at once.", at_least(1))
+    enable_prefix_caching: bool = knob(True, "vllm: reuse the KV cache of shared prompt prefixes.")
+    seed: int = knob(0, "Seed of the engine (vLLM is seeded per engine, hf per shard).")
+
+
+@dataclass
+class SftConfig:
+    enabled: bool = knob(True, "Fine-tune M0 on the seed data before the loop. Off: M0_sft is a copy of M0.")
+    data: Literal["ift", "eft", "both"] = knob("both", "Which seed to train on: instructions (ift), judge "
+                                               "examples (eft) or both.")
+    epochs: float = knob(2.0, "Training epochs.", positive)
+    learning_rate: float = knob(5e-5, "Peak learning rate (linear decay).", positive)
+    batch_size: int = knob(8, "Examples per optimizer step (per device).", at_least(1))
+    max_length: int = knob(1024, "Longest training example in tokens (longer ones are truncated).", at_least(32))
+    heldout_eft: int = knob(12, "EFT examples held back from training to measure the judge's strict-parse rate "
+                            "before and after SFT.", at_least(0))
+    eval_max_new_tokens: int = knob(160, "Tokens the judge may write on the held-back EFT examples.", at_least(8))
+    seed: int = knob(0, "Seed for shuffling and the held-back split.")
+
+
+@dataclass
+class SelfInstructConfig:
+    generator: str = knob("previous", "Model that writes new instructions: previous (M_prev), base (M0) or a "
+                          "model directory.")
+    num_prompts: int = knob(16, "New instructions to accept per iteration.", at_least(1))
+    max_requests: int = knob(96, "Give up after this many generation requests.", at_least(1))
+    round_size: int = knob(16, "Requests generated per round before filtering.", at_least(1))
+    num_examples: int = knob(8, "Seed instructions shown as examples in each request.", at_least(1))
+    temperature: float = knob(0.6, "Sampling temperature.", _temperature)
+    top_p: float = knob(0.9, "Nucleus sampling threshold.", _top_p)
+    max_new_tokens: int = knob(96, "Tokens per request.", at_least(8))
+    min_words: int = knob(3, "Shorter instructions are rejected.", at_least(1))
+    max_words: int = knob(150, "Longer instructions are rejected.", at_least(1))
+    rouge_threshold: float = knob(0.7, "Reject an instruction whose ROUGE-L F1 against any seed, accepted or "
+                                  "held-out instruction reaches this.", between(0.0, 1.0))
+    seed: int = knob(0, "Seed for example draws and sampling.")
+
+
+@dataclass
+class SampleConfig:
+    n: int = knob(4, "Responses per prompt.", at_least(2, "to form preference pairs"))
+    temperature: float = knob(0.7, "Sampling temperature.", _temperature)
+    top_p: float = knob(0.9, "Nucleus sampling threshold.", _top_p)
+    max_new_tokens: int = knob(256, "Tokens per response (thoughts included).", at_least(8))
+    thoughts: Literal["none", "generic", "specific"] = knob(
+        "generic", "Thought preference optimization: none (plain instruction), generic (thoughts, then the "
+        "response after a marker) or specific (thoughts with a draft and its evaluation, then <R>).")
+    seed: int = knob(0, "Sampling seed.")
+
+
+@dataclass
+class JudgeConfig:
+    k: int = knob(3, "Judgments per response.", at_least(1))
+    temperature: float = knob(0.7, "Sampling temperature.", _temperature)
+    top_p: float = knob(0.9, "Nucleus sampling threshold.", _top_p)
+    max_new_tokens: int = knob(200, "Tokens per judgment.", at_least(8))
+    scoring: Literal["parsed", "expected"] = knob(
+        "parsed", "parsed: the written (or forced) score; expected: the probability-weighted mean of the "
+        "digits 0-5 at the score position.")
+    min_parse_rate: float = knob(0.0, "Stop the stage when fewer judgments than this share parse strictly or "
+                                 "flexibly (forced verdicts do not count).", between(0.0, 1.0))
+    seed: int = knob(0, "Sampling seed.")
+
+
+@dataclass
+class MetaJudgeConfig:
+    num_judgments: int = knob(5, "Judgments compared per meta-judged response (the paper: 11).",
+                              at_least(2, "to compare judgments"))
+    temperature: float = knob(0.7, "Sampling temperature.", _temperature)
+    top_p: float = knob(0.9, "Nucleus sampling threshold.", _top_p)
+    max_new_tokens: int = knob(200, "Tokens per meta-judgment.", at_least(8))
+    tie_margin: float = knob(0.05, "A forced A-vs-B verdict whose log-probabilities differ by at most this "
+                             "(nats) is a tie.", at_least(0.0))
+    elo_l2: float = knob(0.01, "L2 penalty that makes the Bradley-Terry ratings finite and mean-zero.",
+                         at_least(0.0))
+    max_position_bias: float = knob(0.8, "Warn when the share of first-position wins exceeds this.",
+                                    between(0.5, 1.0))
+    seed: int = knob(0, "Sampling seed.")
+
+
+@dataclass
+class PairsConfig:
+    length_rho: float = knob(0.0, "Length control: 0 is plain best-vs-worst; larger values widen the score "
+                             "bands in which the shortest chosen and longest rejected are picked.",
+                             between(0.0, 0.5))
+    unparsed_response: Literal["drop", "reject"] = knob(
+        "drop", "Responses without the thought/response marker: drop them, or let them serve as rejected.")
+    max_judgment_chars: int = knob(1100, "Judgments longer than this are not used in judgment pairs.", at_least(1))
+    judge_pairs: bool = knob(True, "Also train on judgment pairs (meta-rewarding).")
+    min_pairs: int = knob(1, "Stop when fewer response pairs than this are formed.", at_least(0))
+    seed: int = knob(0, "Seed for shuffling pairs.")
+
+
+@dataclass
+class DpoConfig:
+    beta: float = knob(0.1, "DPO beta.", positive)
+    learning_rate: float = knob(1e-6, "Peak learning rate (the papers: 1e-6).", positive)
+    epochs: float = knob(1.0, "Training epochs.", positive)
+    batch_size: int = knob(4, "Pairs per optimizer step (per device).", at_least(1))
+    gradient_accumulation_steps: int = knob(1, "Steps accumulated per update.", at_least(1))
+    max_length: int = knob(1024, "Longest prompt + completion in tokens.", at_least(32))
+    loss_type: list[str] = knob(["sigmoid"], "TRL loss types, e.g. [sigmoid, sft] for the IRPO loss.")
+    loss_weights: list[float] | None = knob(None, "One weight per loss type (None: all 1).")
+    reference: Literal["previous", "base"] = knob("previous", "Reference model: M_prev (the papers) or M0.")
+    precompute_ref_log_probs: bool = knob(True, "Compute reference log-probs once before training.")
+    gradient_checkpointing: bool = knob(False, "Trade compute for memory.")
+    save_steps: int = knob(50, "Checkpoint every this many steps (resume point).", at_least(1))
+    seed: int = knob(0, "Training seed.")
+
+    def __post_init__(self) -> None:
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
+            raise ConfigError(f"dpo.loss_weights: {self.loss_weights} — needs one weight per loss_type "
+                              f"({len(self.loss_type)})")
+
+
+@dataclass
+class IterationConfig:
+    prev: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "engine": EngineConfig,
+    "sft": SftConfig,
+    "self_instruct": SelfInstructConfig,
+    "sample": SampleConfig,
+    "judge": JudgeConfig,
+    "meta_judge": MetaJudgeConfig,
+    "pairs": PairsConfig,
+    "dpo": DpoConfig,
+}
+
+
+@dataclass
+class Params:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    sft: SftConfig = field(default_factory=SftConfig)
+    self_instruct: SelfInstructConfig = field(default_factory=SelfInstructConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    meta_judge: MetaJudgeConfig = field(default_factory=MetaJudgeConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
+    dpo: DpoConfig = field(default_factory=DpoConfig)
+    evaluate: dict[str, Any] = field(default_factory=dict)
+    iterations: dict[str, IterationConfig] = field(default_factory=dict)
+    source: str = "params.yaml"
+
+    def for_iteration(self, key: str) -> Params:
+        """These params with iteration ``key``'s overrides applied."""
+        if key not in self.iterations:
+            raise ConfigError(f"{self.source}: iterations: no iteration {key!r} — declared: "
+                              f"{', '.join(self.iterations) or 'none'}")
+        out = dataclasses.replace(self)
+        for dotted, value in self.iterations[key].overrides.items():
+            section, name = dotted.split(".", 1)
+            updated = dataclasses.replace(getattr(out, section), **{name: value})
+            setattr(out, section, updated)
+        return out
+
+    def prev_of(self, key: str) -> str:
+        return self.iterations[key].prev
+
+
+# --------------------------------------------------------------------------------------------------- loading
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+            type(None): "null", dict: "a mapping"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+_NOT = object()
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """``value`` as type ``tp``, or ``_NOT`` when it does not fit."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return value if value in typing.get_args(tp) else _NOT
+    if origin in (types.UnionType, typing.Union):
+        for arg in typing.get_args(tp):
+            out = _coerce(value, arg)
+            if out is not _NOT:
+                return out
+        return _NOT
+    if origin is list:
+        if not isinstance(value, list):
+            return _NOT
+        items = [_coerce(v, typing.get_args(tp)[0]) for v in value]
+        return _NOT if any(i is _NOT for i in items) else items
+    if origin is dict or tp is dict:
+        return value if isinstance(value, dict) else _NOT
+    if tp is type(None):
+        return None if value is None else _NOT
+    if tp is bool:
+        return value if isinstance(value, bool) else _NOT
+    if tp is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _NOT
+    if tp is float:
+        if isinstance(value, bool):
+            return _NOT
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-6 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                return _NOT
+        return _NOT
+    if tp is str:
+        return value if isinstance(value, str) else _NOT
+    return value
+
+
+def _unknown(where: str, key: str, known: list[str]) -> str:
+    near = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(known)}"
+    return f"{where}{key}: unknown key — {hint}"
+
+
+def build_section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
+    """Validate ``raw`` against dataclass ``cls``; ``where`` prefixes errors (``params.yaml: sample.``)."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where.rstrip('.')}: {raw!r} — must be a mapping of keys to values")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(_unknown(where, str(key), list(fields)))
+        out = _coerce(value, hints[key])
+        if out is _NOT:
+            raise ConfigError(f"{where}{key}: {value!r} — must be {_type_name(hints[key])}")
+        check = fields[key].metadata.get("check")
+        problem = check(out) if check and out is not None else None
+        if problem:
+            raise ConfigError(f"{where}{key}: {value!r} — {problem}")
+        values[key] = out
+    try:
+        return cls(**values)
+    except ConfigError as e:
+        raise ConfigError(f"{where.split(' ')[0]} {e}") from None
+
+
+def _field_index() -> dict[str, list[str]]:
+    index: dict[str, list[str]] = {}
+    for section, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            index.setdefault(f.name, []).append(section)
+    return index
+
+
+_ITERATION_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _flatten_overrides(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    index = _field_index()
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in SECTIONS and isinstance(value, Mapping):
+            for sub, v in value.items():
+                out[f"{key}.{sub}"] = v
+        elif "." in key:
+            out[key] = value
+        elif key in index:
+            if len(index[key]) > 1:
+                options = ", ".join(f"{s}.{key}" for s in index[key])
+                raise ConfigError(f"{where}{key}: ambiguous — it is a field of several stages; write one of {options}")
+            out[f"{index[key][0]}.{key}"] = value
+        else:
+            raise ConfigError(_unknown(where, key, sorted(index)))
+    return out
+
+
+def parse_params(raw: Mapping[str, Any] | None, source: str = "params.yaml") -> Params:
+    raw = dict(raw or {})
+    pre = f"{source}: "
+    unknown = set(raw) - set(SECTIONS) - {"iterations", "evaluate"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(pre + _unknown("", key, [*SECTIONS, "iterations", "evaluate"]))
+    sections = {name: build_section(cls, raw.get(name), f"{pre}{name}.") for name, cls in SECTIONS.items()}
+    iterations: dict[str, IterationConfig] = {}
+    raw_iters = raw.get("iterations") or {}
+    if not isinstance(raw_iters, Mapping):
+        raise ConfigError(f"{pre}iterations: {raw_iters!r} — must be a mapping like {{M1: {{prev: M0_sft}}}}")
+    for key, spec in raw_iters.items():
+        where = f"{pre}iterations.{key}."
+        if not _ITERATION_KEY.match(str(key)) or key in ("M0", "M0_sft"):
+            raise ConfigError(f"{pre}iterations: {key!r} — an iteration key must be a name like M1 (letters, "
+                              "digits, _), other than M0 and M0_sft")
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("prev"), str):
+            raise ConfigError(f"{where}prev: {None if not isinstance(spec, Mapping) else spec.get('prev')!r} — "
+                              "each iteration must name its predecessor, e.g. {prev: M0_sft}")
+        prev = spec["prev"]
+        if prev not in ("M0", "M0_sft") and prev not in raw_iters:
+            raise ConfigError(f"{where}prev: {prev!r} — must be M0, M0_sft or another iteration's key")
+        if prev == key:
+            raise ConfigError(f"{where}prev: {prev!r} — an iteration cannot follow itself")
+        overrides = _flatten_overrides({k: v for k, v in spec.items() if k != "prev"}, where)
+        for dotted, value in overrides.items():
+            section, name = dotted.split(".", 1)
+            if section not in SECTIONS:
+                raise ConfigError(_unknown(where, dotted, list(SECTIONS)))
+            merged = {**(raw.get(section) or {}), name: value}
+            build_section(SECTIONS[section], merged, f"{where}{section}.")  # validates the override
+            overrides[dotted] = _coerce(value, typing.get_type_hints(SECTIONS[section])[name])
+        iterations[str(key)] = IterationConfig(prev=prev, overrides=overrides)
+    _check_chain(iterations, pre)
+    evaluate = raw.get("evaluate") or {}
+    return Params(**sections, evaluate=dict(evaluate), iterations=iterations, source=source)
+
+
+def _check_chain(iterations: dict[str, IterationConfig], pre: str) -> None:
+    for key in iterations:
+        seen = {key}
+        cur = iterations[key].prev
+        while cur in iterations:
+            if cur in seen:
+                raise ConfigError(f"{pre}iterations.{key}.prev: the chain of predecessors loops back to {cur!r}")
+            seen.add(cur)
+            cur = iterations[cur].prev
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found — run from the repository root or pass --params") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: not valid YAML — {getattr(e, 'problem', e)}") from None
+    if raw is not None and not isinstance(raw, Mapping):
+        raise ConfigError(f"{path}: must be a mapping of sections, got {type(raw).__name__}")
+    return parse_params(raw, str(path))
+
+
+def describe(cls: type) -> list[tuple[str, Any, str]]:
+    """(name, default, help) of every field of a section, for docs and --help."""
+    out = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out.append((f.name, default, f.metadata.get("help", "")))
+    return out

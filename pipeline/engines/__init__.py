@@ -1,0 +1,35 @@
+"""Generation backends behind one interface (:class:`Engine`); :func:`make_engine` picks one from params."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from pipeline.config import EngineConfig
+from pipeline.engines.base import Completion, Conversation, Engine, SamplingSettings
+
+__all__ = ["Completion", "Conversation", "Engine", "SamplingSettings", "make_engine", "resolve_backend"]
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` is vllm on a CUDA machine with vllm installed, hf otherwise."""
+    if backend != "auto":
+        return backend
+    import torch
+
+    return "vllm" if torch.cuda.is_available() and importlib.util.find_spec("vllm") else "hf"
+
+
+def make_engine(model_path: str | Path, cfg: EngineConfig, trust_remote_code: bool = False) -> Engine:
+    backend = resolve_backend(cfg.backend)
+    if backend == "vllm":
+        from pipeline.engines.vllm import VLLMEngine
+
+        return VLLMEngine(str(model_path), dtype=cfg.dtype, max_model_len=cfg.max_model_len,
+                          gpu_memory_utilization=cfg.gpu_memory_utilization,
+                          tensor_parallel_size=cfg.tensor_parallel_size, max_num_seqs=cfg.max_num_seqs,
+                          enable_prefix_caching=cfg.enable_prefix_caching, seed=cfg.seed,
+                          trust_remote_code=trust_remote_code)
+    from pipeline.engines.hf import HFEngine
+
+    return HFEngine(str(model_path), batch_size=cfg.batch_size, dtype=cfg.dtype, trust_remote_code=trust_remote_code)

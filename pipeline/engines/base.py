@@ -1,0 +1,100 @@
+"""The one small interface every generation backend implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Conversation = Sequence[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    n: int = 1
+    temperature: float = 1.0  # 0 means greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+    logprobs: bool = False  # return the raw (untempered) log-prob of every generated token
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "temperature": self.temperature, "top_p": self.top_p,
+                "max_new_tokens": self.max_new_tokens, "stop": list(self.stop), "seed": self.seed}
+
+
+@dataclass
+class Completion:
+    text: str  # without the stop string
+    num_tokens: int
+    finish_reason: str  # "stop" (end of sequence or a stop string) or "length"
+    num_prompt_tokens: int = 0
+    stop_string: str | None = None  # the stop string that ended it, if any
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] | None = None
+
+
+class Engine(abc.ABC):
+    """Loads one model once; generates completions for chat conversations and scores continuations."""
+
+    backend: str = ""
+
+    def __init__(self, model_path: str, tokenizer: Any) -> None:
+        self.model_path = model_path
+        self.tokenizer = tokenizer
+
+    def format_chat(self, conversation: Conversation) -> str:
+        """The conversation as the raw text the model sees, ending with the assistant's turn opened."""
+        return self.tokenizer.apply_chat_template(list(conversation), tokenize=False, add_generation_prompt=True)
+
+    def encode(self, text: str) -> list[int]:
+        # The chat template already writes the special tokens it needs.
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @abc.abstractmethod
+    def generate(self, conversations: Sequence[Conversation], settings: SamplingSettings,
+                 desc: str = "generate") -> list[list[Completion]]:
+        """``settings.n`` completions for every conversation, in input order."""
+
+    @abc.abstractmethod
+    def _score_sequences(self, sequences: list[tuple[list[int], int]]) -> list[float]:
+        """For each (token ids, start), the summed log-prob of ids[start:] given ids[:start]."""
+
+    def choice_logprobs(self, contexts: Sequence[str], options: Sequence[str]) -> list[list[float]]:
+        """For each raw-text context, the log-prob of each option as its continuation.
+
+        The option is tokenized together with the context (``Score: `` + ``3`` may merge differently than
+        apart); the continuation scored is what follows the longest common token prefix.
+        """
+        requests: list[tuple[list[int], int]] = []
+        for ctx in contexts:
+            ctx_ids = self.encode(ctx)
+            for opt in options:
+                full = self.encode(ctx + opt)
+                common = 0
+                for a, b in zip(ctx_ids, full):
+                    if a != b:
+                        break
+                    common += 1
+                common = min(common, len(full) - 1)
+                requests.append((full, common))
+        scores = self._score_sequences(requests)
+        k = len(options)
+        return [scores[i * k:(i + 1) * k] for i in range(len(contexts))]
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, str | None]:
+    """Cut ``text`` at the first stop string; return the kept text and the stop string found."""
+    best: tuple[int, str] | None = None
+    for s in stop:
+        i = text.find(s)
+        if i >= 0 and (best is None or i < best[0]):
+            best = (i, s)
+    if best is None:
+        return text, None
+    return text[: best[0]], best[1]

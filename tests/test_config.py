@@ -1,0 +1,90 @@
+import textwrap
+
+import pytest
+
+from pipeline.config import ConfigError, load_params, parse_params
+
+
+def load_text(tmp_path, text):
+    p = tmp_path / "params.yaml"
+    p.write_text(textwrap.dedent(text))
+    return load_params(p)
+
+
+def error_of(tmp_path, text) -> str:
+    with pytest.raises(ConfigError) as e:
+        load_text(tmp_path, text)
+    return str(e.value)
+
+
+def test_repository_params_load():
+    params = load_params("params.yaml")
+    assert params.sample.n == 4 and params.sample.thoughts == "generic"
+    assert params.judge.k == 3 and params.meta_judge.num_judgments == 5
+    assert params.pairs.max_judgment_chars == 1100
+    assert params.iterations["M1"].prev == "M0_sft" and params.iterations["M2"].prev == "M1"
+
+
+def test_defaults_follow_the_papers():
+    p = parse_params({})
+    assert (p.self_instruct.temperature, p.self_instruct.top_p, p.self_instruct.num_examples) == (0.6, 0.9, 8)
+    assert (p.sample.temperature, p.sample.top_p) == (0.7, 0.9)
+    assert p.dpo.beta == 0.1 and p.dpo.learning_rate == 1e-6 and p.dpo.reference == "previous"
+    assert p.self_instruct.rouge_threshold == 0.7 and p.self_instruct.max_words == 150
+
+
+def test_sample_n_below_two_names_key_value_and_reason(tmp_path):
+    msg = error_of(tmp_path, "sample:\n  n: 1\n")
+    assert msg.endswith("params.yaml: sample.n: 1 — must be at least 2 to form preference pairs")
+
+
+def test_wrong_type_and_choice(tmp_path):
+    assert "judge.k: 'three' — must be an integer" in error_of(tmp_path, "judge: {k: three}")
+    msg = error_of(tmp_path, "sample: {thoughts: maybe}")
+    assert "sample.thoughts: 'maybe' — must be 'none' | 'generic' | 'specific'" in msg
+    assert "sample.top_p: 1.5 — must be in (0, 1]" in error_of(tmp_path, "sample: {top_p: 1.5}")
+
+
+def test_unknown_key_suggests_the_near_one(tmp_path):
+    assert "judge.kk: unknown key — did you mean 'k'?" in error_of(tmp_path, "judge: {kk: 3}")
+    assert "smaple: unknown key — did you mean 'sample'?" in error_of(tmp_path, "smaple: {n: 3}")
+
+
+def test_yaml_float_without_dot_is_accepted(tmp_path):
+    assert load_text(tmp_path, "dpo: {learning_rate: 1e-6}").dpo.learning_rate == 1e-6
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    msg = error_of(tmp_path, "sample:\n  n: 4\n   bad: [\n")
+    assert msg.startswith(f"{tmp_path / 'params.yaml'}:") and "not valid YAML" in msg
+
+
+def test_iteration_overrides_flat_dotted_and_nested(tmp_path):
+    p = load_text(tmp_path, """
+        pairs: {length_rho: 0.1}
+        iterations:
+          M1: {prev: M0_sft}
+          M2: {prev: M1, judge_pairs: false, length_rho: 0.32}
+          M3: {prev: M2, judge.temperature: 0.5, sample: {n: 8}}
+        """)
+    assert p.for_iteration("M1").pairs.length_rho == 0.1
+    m2 = p.for_iteration("M2")
+    assert m2.pairs.length_rho == 0.32 and m2.pairs.judge_pairs is False
+    m3 = p.for_iteration("M3")
+    assert m3.judge.temperature == 0.5 and m3.sample.n == 8 and m3.pairs.judge_pairs is True
+    assert p.pairs.length_rho == 0.1  # the base params are untouched
+
+
+def test_iteration_errors(tmp_path):
+    assert "ambiguous" in error_of(tmp_path, "iterations: {M1: {prev: M0, temperature: 0.5}}")
+    msg = error_of(tmp_path, "iterations: {M1: {prev: M0, n: 1}}")
+    assert "iterations.M1.sample.n: 1 — must be at least 2" in msg
+    assert "iterations.M2.prev: 'M7' — must be M0, M0_sft or another iteration's key" in error_of(
+        tmp_path, "iterations: {M2: {prev: M7}}")
+    assert "loops back" in error_of(tmp_path, "iterations: {A: {prev: B}, B: {prev: A}}")
+    assert "each iteration must name its predecessor" in error_of(tmp_path, "iterations: {M1: {}}")
+
+
+def test_loss_weights_must_match_loss_types(tmp_path):
+    msg = error_of(tmp_path, "dpo: {loss_type: [sigmoid, sft], loss_weights: [1.0]}")
+    assert "dpo.loss_weights" in msg and "one weight per loss_type (2)" in msg

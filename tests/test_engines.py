@@ -1,0 +1,114 @@
+"""Engine contract tests: the hf engine on a tiny random model (fast), vLLM on CPU (slow) and GPU (gpu)."""
+
+import math
+
+import pytest
+import torch
+
+from pipeline.engines.base import SamplingSettings
+
+CONVS = [[{"role": "user", "content": "Say hello."}],
+         [{"role": "user", "content": "Write a long list of twenty colours, one per line, please."}]]
+
+
+def check_contract(engine, n=3, max_new=12):
+    out = engine.generate(CONVS, SamplingSettings(n=n, temperature=0.8, top_p=0.9, max_new_tokens=max_new, seed=1))
+    assert len(out) == len(CONVS) and all(len(row) == n for row in out)
+    for row, conv in zip(out, CONVS):
+        prompt_len = len(engine.encode(engine.format_chat(conv)))
+        for c in row:
+            assert 0 <= c.num_tokens <= max_new and c.num_tokens == len(c.token_ids)
+            assert c.finish_reason in ("stop", "length")
+            assert c.num_prompt_tokens == prompt_len
+            if c.finish_reason == "length":
+                assert c.num_tokens == max_new
+    return out
+
+
+@pytest.fixture(scope="module")
+def hf_engine(tiny_model_dir):
+    from pipeline.engines.hf import HFEngine
+
+    return HFEngine(str(tiny_model_dir), batch_size=4)
+
+
+def test_hf_contract_and_determinism(hf_engine):
+    first = check_contract(hf_engine)
+    second = check_contract(hf_engine)
+    assert [[c.text for c in r] for r in first] == [[c.text for c in r] for r in second]
+    other = hf_engine.generate(CONVS, SamplingSettings(n=3, temperature=0.8, max_new_tokens=12, seed=2))
+    assert [[c.token_ids for c in r] for r in other] != [[c.token_ids for c in r] for r in first]
+
+
+def test_hf_batching_does_not_change_greedy_output(tiny_model_dir, hf_engine):
+    from pipeline.engines.hf import HFEngine
+
+    settings = SamplingSettings(n=1, temperature=0.0, max_new_tokens=8)
+    one_by_one = HFEngine(str(tiny_model_dir), batch_size=1).generate(CONVS, settings)
+    batched = hf_engine.generate(CONVS, settings)
+    assert [r[0].token_ids for r in one_by_one] == [r[0].token_ids for r in batched]
+
+
+def test_hf_stop_string_is_cut(hf_engine):
+    out = hf_engine.generate(CONVS[:1], SamplingSettings(n=2, temperature=1.0, max_new_tokens=10, seed=0))
+    text = out[0][0].text
+    assert len(text) > 2
+    stop = text[1:3]
+    again = hf_engine.generate(CONVS[:1], SamplingSettings(n=2, temperature=1.0, max_new_tokens=10, seed=0,
+                                                           stop=(stop,)))
+    assert again[0][0].text == text[: text.index(stop)]
+    assert again[0][0].stop_string == stop and again[0][0].finish_reason == "stop"
+
+
+def test_hf_logprobs_are_raw_model_logprobs(hf_engine):
+    settings = SamplingSettings(n=1, temperature=0.7, top_p=0.5, max_new_tokens=6, seed=3, logprobs=True)
+    c = hf_engine.generate(CONVS[:1], settings)[0][0]
+    prompt = hf_engine.encode(hf_engine.format_chat(CONVS[0]))
+    ids = torch.tensor([prompt + c.token_ids])
+    with torch.no_grad():
+        logp = torch.log_softmax(hf_engine.model(ids).logits.float(), -1)[0]
+    expected = [float(logp[len(prompt) + i - 1, t]) for i, t in enumerate(c.token_ids)]
+    assert c.logprobs == pytest.approx(expected, abs=1e-4)
+
+
+def test_choice_logprobs_match_a_forward_pass(hf_engine):
+    ctx = hf_engine.format_chat(CONVS[0]) + "Fine.\nScore: "
+    got = hf_engine.choice_logprobs([ctx, ctx], ["0", "3", "5"])
+    assert got[0] == got[1] and len(got[0]) == 3
+    ids = hf_engine.encode(ctx)  # SmolLM2 splits "Score: 3" into ..., "Ġ", "3": the digit follows the context
+    with torch.no_grad():
+        logp = torch.log_softmax(hf_engine.model(torch.tensor([ids])).logits.float(), -1)[0, -1]
+    for option, value in zip(["0", "3", "5"], got[0]):
+        (tok,) = hf_engine.encode(option)
+        assert value == pytest.approx(float(logp[tok]), abs=1e-4)
+    assert all(math.isfinite(v) and v < 0 for v in got[0])
+
+
+@pytest.mark.slow
+def test_vllm_cpu_contract(tiny_model_dir):
+    pytest.importorskip("vllm")
+    from pipeline.engines.vllm import VLLMEngine
+
+    engine = VLLMEngine(str(tiny_model_dir), max_model_len=512, seed=0)
+    try:
+        check_contract(engine)
+        ctx = engine.format_chat(CONVS[0]) + "Fine.\nScore: "
+        from pipeline.engines.hf import HFEngine
+
+        hf = HFEngine(str(tiny_model_dir), batch_size=4)
+        assert engine.choice_logprobs([ctx], ["0", "5"])[0] == pytest.approx(
+            hf.choice_logprobs([ctx], ["0", "5"])[0], abs=1e-3)
+        greedy = SamplingSettings(n=1, temperature=0.0, max_new_tokens=8)
+        assert [r[0].token_ids for r in engine.generate(CONVS, greedy)] == [
+            r[0].token_ids for r in hf.generate(CONVS, greedy)]
+    finally:
+        engine.close()
+
+
+@pytest.mark.gpu
+def test_vllm_gpu_contract(tiny_model_dir):
+    pytest.importorskip("vllm")
+    from pipeline.engines.vllm import VLLMEngine
+
+    engine = VLLMEngine(str(tiny_model_dir), max_model_len=512, gpu_memory_utilization=0.3, seed=0)
+    check_contract(engine)

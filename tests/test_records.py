@@ -1,0 +1,77 @@
+import json
+
+import pytest
+
+from pipeline.records import (JudgeExample, RecordError, SeedInstruction, read_jsonl, stable_id, write_json,
+                              write_jsonl)
+
+GOOD = {"id": "s1", "category": "math", "instruction": "Add 2 and 2.", "reference": "4"}
+
+
+def write_lines(path, lines):
+    path.write_bytes(b"".join((line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines))
+    return path
+
+
+def error_of(path, cls=SeedInstruction) -> str:
+    with pytest.raises(RecordError) as e:
+        read_jsonl(path, cls)
+    return str(e.value)
+
+
+def test_roundtrip_and_atomic_write(tmp_path):
+    rows = [SeedInstruction(**GOOD), SeedInstruction(**{**GOOD, "id": "s2"})]
+    out = tmp_path / "sub" / "rows.jsonl"
+    assert write_jsonl(out, rows) == 2
+    assert read_jsonl(out, SeedInstruction) == rows
+    assert [p.name for p in out.parent.iterdir()] == ["rows.jsonl"]  # no temporary file left behind
+
+
+def test_failed_write_leaves_the_old_file(tmp_path):
+    out = tmp_path / "rows.jsonl"
+    write_jsonl(out, [SeedInstruction(**GOOD)])
+
+    def broken():
+        yield SeedInstruction(**{**GOOD, "id": "s9"})
+        raise RuntimeError("crash mid-write")
+
+    with pytest.raises(RuntimeError):
+        write_jsonl(out, broken())
+    assert read_jsonl(out, SeedInstruction) == [SeedInstruction(**GOOD)]
+    assert [p.name for p in tmp_path.iterdir()] == ["rows.jsonl"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "s2", "category": "x", "reference": "r"}', 'missing field "instruction"'),
+    ('{"id": "s2", "category": "x", "instruction": "  ", "reference": "r"}', 'field "instruction" is empty'),
+    ('{"id": "s2", "category": "x", "instruction": 7, "reference": "r"}', 'field "instruction" must be a string'),
+    ('{"id": "s2", "category": "x", "instruction": "a"', "invalid JSON"),
+    ('["a", "b"]', "expected a JSON object, got list"),
+    (json.dumps(GOOD), 'duplicate id "s1" (first on line 1)'),
+    (json.dumps({**GOOD, "id": "s3", "reference": "x" * 20001}), 'field "reference" is 20001 characters long'),
+])
+def test_bad_line_names_path_and_line(tmp_path, line, message):
+    path = write_lines(tmp_path / "seed.jsonl", [json.dumps(GOOD), line])
+    assert error_of(path) == f"{path}:2: {message}" or error_of(path).startswith(f"{path}:2: {message}")
+
+
+def test_non_utf8_bytes(tmp_path):
+    path = write_lines(tmp_path / "seed.jsonl", [json.dumps(GOOD), b'{"id": "\xff"}'])
+    assert error_of(path) == f"{path}:2: not valid UTF-8 (byte 9 of the line)"
+
+
+def test_score_out_of_range(tmp_path):
+    row = {"id": "e1", "category": "c", "instruction": "i", "response": "r", "justification": "j", "score": 6}
+    path = write_lines(tmp_path / "eft.jsonl", [json.dumps(row)])
+    assert error_of(path, JudgeExample) == f'{path}:1: field "score" must be between 0 and 5, got 6'
+
+
+def test_stable_ids_are_deterministic():
+    assert stable_id("p", "abc", 1) == stable_id("p", "abc", 1)
+    assert stable_id("p", "abc", 1) != stable_id("p", "abc", 2)
+    assert stable_id("p", "abc", 1).startswith("p-") and len(stable_id("p", 1)) == 14
+
+
+def test_write_json_is_sorted_and_readable(tmp_path):
+    write_json(tmp_path / "m.json", {"b": 1, "a": [1, 2]})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": [1, 2], "b": 1}
