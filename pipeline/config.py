@@ -88,6 +88,7 @@ class EngineConfig:
     max_num_seqs: int = knob(256, "vllm: most sequences in flight at once.", at_least(1))
     enable_prefix_caching: bool = knob(True, "vllm: reuse the KV cache of shared prompt prefixes.")
     seed: int = knob(0, "Seed of the engine (vLLM is seeded per engine, hf per shard).")
+    shard_size: int = knob(64, "Conversations per resumable shard: a finished shard survives a crash.", at_least(1))
 
 
 @dataclass

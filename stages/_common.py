@@ -45,3 +45,51 @@ def run(main: Callable[[], Any]) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     log.info("done in %.1f s", time.time() - start)
+
+
+class Iteration:
+    """What a per-iteration stage needs to know: params with overrides, its key, its predecessor's model."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from pipeline import models, paths
+
+        self.params = load(args)
+        self.key: str = args.iteration
+        self.prev: str = self.params.prev_of(self.key)
+        self.prev_dir = paths.model_dir(self.prev)
+        self.data = paths.data_dir(self.key)
+        self.metrics = paths.metrics_dir(self.key)
+        if not (self.prev_dir / "config.json").exists():
+            raise StageError(f"{self.prev_dir}: missing — run `dvc repro` for {self.prev} first")
+        self.prev_card = models.read_card(self.prev_dir)
+
+    def model_ref(self, model_dir: Any = None) -> dict[str, Any]:
+        """Which model made a row: its name and the first 16 hex of its weights' sha256."""
+        from pathlib import Path
+
+        from pipeline import models
+
+        d = Path(model_dir) if model_dir is not None else self.prev_dir
+        card = models.read_card(d)
+        return {"model": d.name, "model_sha256": str(card.get("weights_sha256", ""))[:16]}
+
+    def engine(self, model_dir: Any = None) -> Any:
+        from pipeline.engines import make_engine
+
+        d = model_dir if model_dir is not None else self.prev_dir
+        return make_engine(d, self.params.engine, self.params.model.trust_remote_code)
+
+
+def token_stats(completions: Any) -> dict[str, int]:
+    flat = [c for row in completions for c in row]
+    return {"generated_tokens": sum(c.num_tokens for c in flat),
+            "prompt_tokens": sum(c.num_prompt_tokens for c in flat),
+            "sequences": len(flat),
+            "truncated": sum(c.finish_reason == "length" for c in flat)}
+
+
+def histogram(values: Any, bins: Any) -> dict[str, int]:
+    out = {str(b): 0 for b in bins}
+    for v in values:
+        out[str(v)] = out.get(str(v), 0) + 1
+    return out

@@ -46,8 +46,11 @@ class Engine(abc.ABC):
         self.tokenizer = tokenizer
 
     def format_chat(self, conversation: Conversation) -> str:
-        """The conversation as the raw text the model sees, ending with the assistant's turn opened."""
-        return self.tokenizer.apply_chat_template(list(conversation), tokenize=False, add_generation_prompt=True)
+        """The conversation as the raw text the model sees, ending inside the assistant's turn."""
+        messages = list(conversation)
+        if messages and messages[-1]["role"] == "assistant":  # a prefilled answer: continue it
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def encode(self, text: str) -> list[int]:
         # The chat template already writes the special tokens it needs.

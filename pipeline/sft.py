@@ -1,0 +1,57 @@
+"""Seed SFT (both papers): M0 fine-tuned on instruction following (IFT) and judge examples (EFT).
+
+IFT: instruction -> reference response. EFT: the rendered judge prompt -> the rubric justification and
+``Score: N``, the very format the judge stage parses. Loss on completions only (TRL prompt-completion).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import SftConfig
+from pipeline.judging import judge_conversation
+from pipeline.records import JudgeExample, SeedInstruction
+from pipeline.training import StopOnNonFiniteLoss, common_args, last_checkpoint, log_summary
+
+
+def eft_target(example: JudgeExample) -> str:
+    return f"{example.justification.strip()}\nScore: {example.score}"
+
+
+def split_eft(examples: Sequence[JudgeExample], heldout: int, seed: int) -> tuple[list[JudgeExample], list[JudgeExample]]:
+    """(train, held back): a seeded split; the held-back ones measure the judge before and after SFT."""
+    order = list(examples)
+    random.Random(seed).shuffle(order)
+    return order[heldout:], order[:heldout]
+
+
+def sft_examples(ift: Sequence[SeedInstruction], eft: Sequence[JudgeExample], data: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    if data in ("ift", "both"):
+        rows += [{"prompt": [{"role": "user", "content": s.instruction}],
+                  "completion": [{"role": "assistant", "content": s.reference}]} for s in ift]
+    if data in ("eft", "both"):
+        rows += [{"prompt": judge_conversation(e.instruction, e.response),
+                  "completion": [{"role": "assistant", "content": eft_target(e)}]} for e in eft]
+    return rows
+
+
+def train_sft(model_dir: Path, rows: list[dict[str, Any]], cfg: SftConfig, checkpoint_dir: Path
+              ) -> tuple[Any, Any, dict[str, Any]]:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from pipeline.models import load_model
+
+    model, tok = load_model(model_dir)
+    random.Random(cfg.seed).shuffle(rows)
+    args = SFTConfig(**common_args(str(checkpoint_dir), epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+                                   batch_size=cfg.batch_size, grad_accum=1, seed=cfg.seed, save_steps=500),
+                     max_length=cfg.max_length, completion_only_loss=True, packing=False)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
+                         callbacks=[StopOnNonFiniteLoss()])
+    trainer.train(resume_from_checkpoint=last_checkpoint(str(checkpoint_dir)))
+    return trainer.model, tok, log_summary(trainer.state.log_history)

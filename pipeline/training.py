@@ -1,0 +1,50 @@
+"""What SFT and DPO share: TRL arguments for this machine, a NaN guard, and the training log."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from transformers import TrainerCallback
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class StopOnNonFiniteLoss(TrainerCallback):
+    """Stop at once when the logged loss is NaN or infinite (the last checkpoint stays the last good one)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise NonFiniteLossError(f"training loss became {loss} at step {state.global_step}; the last good "
+                                     "checkpoint is kept — lower the learning rate and run again")
+
+
+def common_args(output_dir: str, *, epochs: float, learning_rate: float, batch_size: int, grad_accum: int,
+                seed: int, save_steps: int, gradient_checkpointing: bool = False) -> dict[str, Any]:
+    import torch
+
+    gpu = torch.cuda.is_available()
+    return dict(
+        output_dir=output_dir, num_train_epochs=epochs, learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum, seed=seed,
+        data_seed=seed, lr_scheduler_type="linear", warmup_steps=0, logging_steps=1, save_strategy="steps",
+        save_steps=save_steps, save_total_limit=1, save_only_model=False, report_to=[], use_cpu=not gpu,
+        bf16=gpu and torch.cuda.is_bf16_supported(), gradient_checkpointing=gradient_checkpointing,
+        dataloader_num_workers=0, disable_tqdm=False,
+    )
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+    import os
+
+    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+
+
+def log_summary(history: list[dict[str, Any]]) -> dict[str, Any]:
+    steps = [h for h in history if "loss" in h]
+    return {"steps": len(steps), "first_loss": steps[0]["loss"] if steps else None,
+            "last_loss": steps[-1]["loss"] if steps else None, "log": history}

@@ -1,0 +1,216 @@
+"""Every rule of the papers, pinned with exact numbers."""
+
+import math
+
+import numpy as np
+import pytest
+
+from pipeline import elo, judging, meta_judging, pairs, sampling, self_instruct
+from tests.fakes import FakeEngine
+
+
+# ----------------------------------------------------------------------------------------- self-instruct
+def test_parse_task():
+    assert self_instruct.parse_task("Write a limerick about cats.", stopped_at_close=True) == "Write a limerick about cats."
+    assert self_instruct.parse_task("<task> Do  X\n now</task> extra") == "Do X now"
+    assert self_instruct.parse_task("Write a limerick about cats.", stopped_at_close=False) is None
+    assert self_instruct.parse_task("   ", stopped_at_close=True) is None
+
+
+def test_instruction_filters_in_order_and_counted():
+    f = self_instruct.InstructionFilter(seed=["Write a poem about the sea in four lines."],
+                                        held_out=["Explain how vaccines train the immune system."],
+                                        min_words=3, max_words=20, rouge_threshold=0.7)
+    offers = [
+        (None, False), ("Hi there", False), (" ".join(["word"] * 21), False),
+        ("Describe the image below in detail please.", False), ("Summarize the attached file for me.", False),
+        ("Write a poem about the sea in four lines", False),
+        ("List three ways to save water at home.", True), ("list three ways to save water at home", False),
+        ("List three ways to save water at your home.", False),
+        ("Explain how vaccines train the immune system quickly.", False),
+        ("Give me a recipe for a quick vegetarian lunch.", True),
+    ]
+    for task, ok in offers:
+        assert f.offer(task) is ok, task
+    assert dict(f.counts) == {"unparseable": 1, "too_short": 1, "too_long": 1, "not_text_only": 2,
+                              "similar_to_seed": 1, "accepted": 2, "duplicate": 1, "similar_to_accepted": 1,
+                              "similar_to_eval": 1}
+    assert f.accepted == ["List three ways to save water at home.", "Give me a recipe for a quick vegetarian lunch."]
+    assert f.rouge_l("List three ways to save water at home.", "List three ways to save water at your home.") == \
+        pytest.approx(16 / 17)  # LCS 8 of 8 and 9 tokens
+
+
+def test_request_shows_num_examples_seed_instructions():
+    import random
+
+    seeds = [f"Task number {i}." for i in range(20)]
+    text = self_instruct.build_request(seeds, 8, random.Random(0))
+    assert text.count("<task>") == 9  # 8 examples + the instruction's own mention
+    assert text == self_instruct.build_request(seeds, 8, random.Random(0))
+
+
+# ----------------------------------------------------------------------------------------- thoughts
+def test_split_generic_specific_none():
+    s = sampling.split_thought("Here is my thought process:\nPlan it.\n\nHere is my response:\nThe answer.", "generic")
+    assert s == sampling.Split("Plan it.", "The answer.", True)
+    s = sampling.split_thought("I think a lot.", "generic")
+    assert s == sampling.Split("I think a lot.", "", False)
+    s = sampling.split_thought("Here is my response:   ", "generic")
+    assert s.parse_ok is False
+    s = sampling.split_thought("Draft: hi. Evaluation: too short.\n<R> Hello, how can I help?", "specific")
+    assert s == sampling.Split("Draft: hi. Evaluation: too short.", "Hello, how can I help?", True)
+    assert sampling.split_thought(" Plain answer. ", "none") == sampling.Split("", "Plain answer.", True)
+
+
+def test_thought_prompt_wraps_the_instruction():
+    assert sampling.response_prompt("What is 2+2?", "none") == "What is 2+2?"
+    text = sampling.response_prompt("What is 2+2?", "generic")
+    assert "Here is my thought process:" in text and "Here is my response:" in text
+    assert text.endswith("User query: What is 2+2?")
+    assert "<R>" in sampling.response_prompt("What is 2+2?", "specific")
+
+
+# ----------------------------------------------------------------------------------------- judge
+@pytest.mark.parametrize("text, score, method", [
+    ("Relevance: yes - on topic\nScore: 4", 4, "strict"),
+    ("Relevance: yes\nScore: 0  \n", 0, "strict"),
+    ("Score: 4\nThank you.", 4, "flexible"),
+    ("Score: 2 at first, but the final score is \u201c3\u201d.", 3, "flexible"),
+    ("My score: '5'", 5, "flexible"),
+    ("I would give it 2/5.", 2, "flexible"),
+    ("It earns 3 out of 5 points.", 3, "flexible"),
+])
+def test_score_parsing(text, score, method):
+    parsed = judging.parse_score(text)
+    assert (parsed.score, parsed.method) == (score, method)
+    assert text[parsed.start] == str(score)
+
+
+@pytest.mark.parametrize("text", ["", "Score: 7", "Score: 4.5", "Great answer!", "It is 6/5"])
+def test_score_parsing_fails(text):
+    assert judging.parse_score(text) is None
+
+
+def test_forced_and_expected_score_from_logprobs():
+    logprobs = [math.log(w) for w in (1, 1, 2, 4, 1, 1)]
+    probs = judging.digit_distribution(logprobs)
+    assert probs == pytest.approx([0.1, 0.1, 0.2, 0.4, 0.1, 0.1])
+    assert judging.forced_score(probs) == 3
+    assert judging.expected_score(probs) == pytest.approx(2.6)
+    assert judging.forced_score([0.3, 0.3, 0.1, 0.1, 0.1, 0.1]) == 0  # exact tie: the lower digit
+
+
+def test_judge_verdicts_force_only_what_does_not_parse():
+    engine = FakeEngine({str(d): math.log(w) for d, w in zip(range(6), (1, 1, 2, 4, 1, 1))})
+    conv = [{"role": "user", "content": "Q"}]
+    texts = ["Fine.\nScore: 5", "No score here"]
+    v = judging.judge_verdicts(engine, [conv, conv], texts, "parsed")
+    assert [(x.score, x.method) for x in v] == [(5.0, "strict"), (3.0, "forced")]
+    assert engine.contexts == ["<user>Q<assistant>No score here\nScore: "]
+    engine.contexts.clear()
+    v = judging.judge_verdicts(engine, [conv, conv], texts, "expected")
+    assert [(x.score, x.method) for x in v] == [(pytest.approx(2.6), "strict"), (pytest.approx(2.6), "forced")]
+    assert engine.contexts[0] == "<user>Q<assistant>Fine.\nScore: "  # the written score's own position
+
+
+def test_response_score_and_variance():
+    assert judging.response_score([4.0, None, 2.0]) == 3.0
+    assert judging.response_score([None]) is None
+    assert judging.score_variance([1.0, 5.0, 3.0]) == pytest.approx(8 / 3)
+    assert judging.score_variance([4.0]) == 0.0
+
+
+# ----------------------------------------------------------------------------------------- meta-judge
+def test_highest_variance_selection():
+    scores = {"r1": [3, 3, 3], "r2": [1, 5, 3], "r3": [0, 5, 5]}
+    assert meta_judging.select_for_meta_judging(scores, ["r1", "r2", "r3"]) == "r3"
+    assert meta_judging.select_for_meta_judging({"a": [1, 3], "b": [3, 1]}, ["a", "b"]) == "a"
+
+
+def test_ordered_pairs_both_orders():
+    assert meta_judging.ordered_pairs(3) == [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
+    assert len(meta_judging.ordered_pairs(11)) == 110
+
+
+def test_meta_verdict_parsing_and_forcing():
+    assert meta_judging.parse_verdict_strict("A is vague.\nWinner: Judgment B") == -1
+    assert meta_judging.parse_verdict_strict("Winner: Judgment A.") == 1
+    assert meta_judging.parse_verdict_strict("Winner: Judgment B\nok") is None
+    assert meta_judging.parse_verdict_flexible("The winner is Judgment A because it is precise.") == 1
+    assert meta_judging.parse_verdict_flexible("Judgment B is more accurate.") == -1
+    assert meta_judging.forced_verdict(-1.0, -1.2, 0.05) == meta_judging.MetaVerdict(1, "forced")
+    assert meta_judging.forced_verdict(-1.3, -1.2, 0.05) == meta_judging.MetaVerdict(-1, "forced")
+    assert meta_judging.forced_verdict(-1.0, -1.03, 0.05) == meta_judging.MetaVerdict(0, "tie")
+    engine = FakeEngine({"A": -0.5, "B": -2.0})
+    conv = [{"role": "user", "content": "Q"}]
+    got = meta_judging.meta_verdicts(engine, [conv, conv], ["Winner: Judgment B", "hmm"], 0.05)
+    assert got == [meta_judging.MetaVerdict(-1, "strict"), meta_judging.MetaVerdict(1, "forced")]
+    assert engine.contexts == ["<user>Q<assistant>hmm\nWinner: Judgment "]
+
+
+def test_position_weights_and_battle_matrix_hand_worked():
+    assert elo.position_weights([1, 1, 1, -1, 0]) == (0.25, 0.75)
+    assert elo.position_weights([0, 0]) == (0.5, 0.5)
+    assert elo.position_bias([1, 1, 1, -1, 0]) == 0.75
+    verdicts = {(0, 1): 1, (1, 0): -1, (0, 2): 1, (2, 0): 1, (1, 2): 0, (2, 1): -1}
+    assert elo.position_weights(verdicts.values()) == (0.4, 0.6)
+    b = elo.battle_matrix(verdicts, 3, 0.25, 0.75)
+    np.testing.assert_allclose(b, [[0.0, 1.0, 0.25], [0.0, 0.0, 0.75], [0.25, 0.0, 0.0]])
+
+
+def test_bradley_terry_two_players_closed_form():
+    eps = elo.bradley_terry(np.array([[0.0, 3.0], [1.0, 0.0]]), l2=0.0)
+    np.testing.assert_allclose(eps, [math.log(3) / 2, -math.log(3) / 2], atol=1e-9)
+    np.testing.assert_allclose(elo.to_elo(eps), [1000 + 200 * math.log10(3), 1000 - 200 * math.log10(3)], atol=1e-6)
+    assert 1000 + 200 * math.log10(3) == pytest.approx(1095.424251, abs=1e-6)
+
+
+def test_bradley_terry_three_players_is_the_penalized_optimum():
+    b = np.array([[0.0, 2.0, 3.0], [1.0, 0.0, 2.0], [0.5, 1.0, 0.0]])
+    eps = elo.bradley_terry(b, l2=0.01)
+    p = 1 / (1 + np.exp(-(eps[:, None] - eps[None, :])))
+    grad = (b * (1 - p)).sum(1) - (b.T * (1 - p.T)).sum(1) - 0.01 * eps
+    np.testing.assert_allclose(grad, 0, atol=1e-9)
+    assert abs(eps.sum()) < 1e-9 and eps[0] > eps[1] > eps[2]
+    np.testing.assert_allclose(elo.bradley_terry(np.ones((3, 3)) - np.eye(3)), 0, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------- pairs
+C = pairs.Candidate
+CANDS = [C("a", 5, 100), C("b", 5, 50), C("c", 1, 80), C("d", 1, 200), C("e", 3, 10), C("f", 5, 50)]
+
+
+def ids(picked):
+    return None if picked is None else (picked[0].id, picked[1].id)
+
+
+def test_response_pair_best_vs_worst_with_ties():
+    assert ids(pairs.select_response_pair(CANDS, 0.0)) == ("b", "d")  # shortest 5 (b before f), longest 1
+
+
+def test_response_pair_length_control():
+    assert ids(pairs.select_response_pair(CANDS, 0.25)) == ("b", "d")  # bands [4, 5] and [1, 2]
+    assert ids(pairs.select_response_pair(CANDS, 0.5)) == ("e", "d")  # bands [3, 5] and [1, 3]: e is shortest
+    three = [C("x", 4, 300), C("y", 3, 40), C("z", 1, 20)]
+    assert ids(pairs.select_response_pair(three, 0.0)) == ("x", "z")
+    assert ids(pairs.select_response_pair(three, 0.4)) == ("y", "z")  # chosen band [2.8, 4]
+
+
+def test_response_pair_none_when_scores_equal():
+    assert pairs.select_response_pair([C("a", 3, 1), C("b", 3, 2)]) is None
+    assert pairs.select_response_pair([C("a", 3, 1)]) is None
+    assert pairs.select_response_pair([C("a", 3, 5), C("b", 3.5, 5)], 0.5) == (C("b", 3.5, 5), C("a", 3, 5))
+
+
+def test_unparsed_responses_can_only_be_rejected():
+    cands = [C("good", 2, 10), C("ok", 2, 30), C("bad", pairs.UNPARSED_SCORE, 5)]
+    assert ids(pairs.select_response_pair(cands)) == ("good", "bad")
+
+
+def test_judgment_pair_highest_vs_lowest_elo_and_length_cap():
+    R = pairs.RatedJudgment
+    js = [R("j1", 1100, 500), R("j2", 1200, 1200), R("j3", 900, 300), R("j4", 900, 100)]
+    assert ids(pairs.select_judgment_pair(js, 1100)) == ("j1", "j3")
+    assert ids(pairs.select_judgment_pair(js, 2000)) == ("j2", "j3")
+    assert pairs.select_judgment_pair([R("a", 1000, 10), R("b", 1000, 10)]) is None
+    assert pairs.select_judgment_pair([R("a", 1100, 10), R("b", 900, 5000)], 1100) is None

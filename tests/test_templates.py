@@ -1,0 +1,47 @@
+"""Golden files for every prompt template (UPDATE_GOLDEN=1 rewrites them), and template safety."""
+
+import os
+import random
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from pipeline import judging, meta_judging, sampling, self_instruct, templates
+
+GOLDEN = Path(__file__).parent / "golden"
+
+RENDERED = {
+    "self_instruct": lambda: self_instruct.build_request([f"Seed task {i}." for i in range(10)], 8, random.Random(0)),
+    "respond_generic": lambda: sampling.response_prompt("Name three rivers in Africa.", "generic"),
+    "respond_specific": lambda: sampling.response_prompt("Name three rivers in Africa.", "specific"),
+    "judge": lambda: judging.judge_conversation("Name three rivers in Africa.", "The Nile, the Congo and the Niger.")[0]["content"],
+    "meta_judge": lambda: meta_judging.meta_judge_conversation(
+        "Name three rivers in Africa.", "The Nile, the Congo and the Niger.",
+        "Relevance: yes - names rivers\nScore: 5", "Relevance: no - wrong\nScore: 1")[0]["content"],
+    "compare": lambda: templates.render("compare.j2", instruction="Name a prime.", response_a="7", response_b="8"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RENDERED))
+def test_golden(name):
+    text = RENDERED[name]()
+    path = GOLDEN / f"{name}.txt"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def test_model_output_is_data_not_template():
+    text = judging.judge_conversation("{{ 7 * 7 }}", "{% for x in range(3) %}x{% endfor %}")[0]["content"]
+    assert "{{ 7 * 7 }}" in text and "{% for x in range(3) %}x{% endfor %}" in text and "49" not in text
+
+
+def test_missing_variable_is_an_error():
+    with pytest.raises(jinja2.UndefinedError):
+        templates.render("judge.j2", instruction="only this")
+
+
+def test_template_hash_covers_includes():
+    assert templates.template_hash("judge.j2") != templates.template_hash("judge.j2".replace("judge", "compare"))
+    assert len(templates.template_hash("judge.j2")) == 16
