@@ -100,6 +100,8 @@ class SftConfig:
     learning_rate: float = knob(5e-5, "Peak learning rate (linear decay).", positive)
     batch_size: int = knob(8, "Examples per optimizer step (per device).", at_least(1))
     max_length: int = knob(1024, "Longest training example in tokens (longer ones are truncated).", at_least(32))
+    max_examples: int | None = knob(None, "Use at most this many IFT and this many EFT training examples "
+                                    "(seeded draw; None: all). The CPU demo trains on a subset.", at_least(1))
     heldout_eft: int = knob(12, "EFT examples held back from training to measure the judge's strict-parse rate "
                             "before and after SFT.", at_least(0))
     eval_max_new_tokens: int = knob(160, "Tokens the judge may write on the held-back EFT examples.", at_least(8))
@@ -202,6 +204,31 @@ class DpoConfig:
 
 
 @dataclass
+class EvaluateConfig:
+    baselines: list[str] = knob(["previous", "M0"], "Models M_key is compared with: previous (M_prev), M0, "
+                                "M0_sft, another iteration's key, or a model directory.")
+    evaluator: str = knob("base", "Who compares answers: base (M0), current (M_key), a model directory, or "
+                          "openai (an OpenAI-compatible server: openai_url, openai_model, api_key_env).")
+    openai_url: str | None = knob(None, "Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
+    openai_model: str | None = knob(None, "Model name to ask the server for.")
+    api_key_env: str = knob("OPENAI_API_KEY", "Environment variable that holds the API key (never written anywhere).")
+    max_prompts: int | None = knob(None, "Evaluate on the first N held-out prompts (None: all).", at_least(1))
+    temperature: float = knob(0.0, "Sampling temperature of the answers (0: greedy).", _temperature)
+    max_new_tokens: int = knob(256, "Tokens per answer (thoughts included).", at_least(8))
+    compare_max_new_tokens: int = knob(128, "Tokens per comparison.", at_least(8))
+    tie_margin: float = knob(0.05, "A forced A-vs-B verdict within this many nats is a tie.", at_least(0.0))
+    bootstrap: int = knob(1000, "Bootstrap resamples for the 95% interval.", at_least(10))
+    judge_accuracy: bool = knob(True, "Also measure M_key as a judge on data/eval/labelled_pairs.jsonl.")
+    max_labelled_pairs: int | None = knob(None, "Use the first N labelled pairs (None: all).", at_least(1))
+    judge_k: int | None = knob(None, "Judgments per labelled response (None: judge.k).", at_least(1))
+    seed: int = knob(0, "Seed for sampling and the bootstrap.")
+
+    def __post_init__(self) -> None:
+        if self.evaluator == "openai" and not (self.openai_url and self.openai_model):
+            raise ConfigError("evaluate.evaluator: 'openai' — needs evaluate.openai_url and evaluate.openai_model")
+
+
+@dataclass
 class IterationConfig:
     prev: str
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -217,6 +244,7 @@ SECTIONS: dict[str, type] = {
     "meta_judge": MetaJudgeConfig,
     "pairs": PairsConfig,
     "dpo": DpoConfig,
+    "evaluate": EvaluateConfig,
 }
 
 
@@ -231,7 +259,7 @@ class Params:
     meta_judge: MetaJudgeConfig = field(default_factory=MetaJudgeConfig)
     pairs: PairsConfig = field(default_factory=PairsConfig)
     dpo: DpoConfig = field(default_factory=DpoConfig)
-    evaluate: dict[str, Any] = field(default_factory=dict)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     iterations: dict[str, IterationConfig] = field(default_factory=dict)
     source: str = "params.yaml"
 
@@ -371,10 +399,10 @@ def _flatten_overrides(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
 def parse_params(raw: Mapping[str, Any] | None, source: str = "params.yaml") -> Params:
     raw = dict(raw or {})
     pre = f"{source}: "
-    unknown = set(raw) - set(SECTIONS) - {"iterations", "evaluate"}
+    unknown = set(raw) - set(SECTIONS) - {"iterations"}
     if unknown:
         key = sorted(unknown)[0]
-        raise ConfigError(pre + _unknown("", key, [*SECTIONS, "iterations", "evaluate"]))
+        raise ConfigError(pre + _unknown("", key, [*SECTIONS, "iterations"]))
     sections = {name: build_section(cls, raw.get(name), f"{pre}{name}.") for name, cls in SECTIONS.items()}
     iterations: dict[str, IterationConfig] = {}
     raw_iters = raw.get("iterations") or {}
@@ -403,8 +431,7 @@ def parse_params(raw: Mapping[str, Any] | None, source: str = "params.yaml") -> 
             overrides[dotted] = _coerce(value, typing.get_type_hints(SECTIONS[section])[name])
         iterations[str(key)] = IterationConfig(prev=prev, overrides=overrides)
     _check_chain(iterations, pre)
-    evaluate = raw.get("evaluate") or {}
-    return Params(**sections, evaluate=dict(evaluate), iterations=iterations, source=source)
+    return Params(**sections, iterations=iterations, source=source)
 
 
 def _check_chain(iterations: dict[str, IterationConfig], pre: str) -> None:

@@ -28,7 +28,13 @@ def split_eft(examples: Sequence[JudgeExample], heldout: int, seed: int) -> tupl
     return order[heldout:], order[:heldout]
 
 
-def sft_examples(ift: Sequence[SeedInstruction], eft: Sequence[JudgeExample], data: str) -> list[dict[str, Any]]:
+def sft_examples(ift: Sequence[SeedInstruction], eft: Sequence[JudgeExample], data: str,
+                 max_examples: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """Prompt-completion rows; at most ``max_examples`` of each kind, drawn with ``seed``."""
+    if max_examples is not None:
+        rng = random.Random(seed)
+        ift = rng.sample(list(ift), min(max_examples, len(ift)))
+        eft = rng.sample(list(eft), min(max_examples, len(eft)))
     rows: list[dict[str, Any]] = []
     if data in ("ift", "both"):
         rows += [{"prompt": [{"role": "user", "content": s.instruction}],

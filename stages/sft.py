@@ -53,7 +53,7 @@ def main() -> None:
     ift = records.read_jsonl(paths.SEED_INSTRUCTIONS, SeedInstruction)
     eft = records.read_jsonl(paths.SEED_JUDGMENTS, JudgeExample)
     eft_train, heldout = sft.split_eft(eft, cfg.heldout_eft, cfg.seed)
-    rows = sft.sft_examples(ift, eft_train, cfg.data)
+    rows = sft.sft_examples(ift, eft_train, cfg.data, cfg.max_examples, cfg.seed)
     before = judge_check(m0, heldout, params)
     work = paths.WORK / f"sft-{digest(models.read_card(m0).get('weights_sha256'), cfg.__dict__, rows)}"
     model, tok, summary = sft.train_sft(m0, rows, cfg, work)
@@ -65,8 +65,7 @@ def main() -> None:
     del model
     after = judge_check(out, heldout, params)
     records.write_json(metrics_path, {
-        "enabled": True, "examples": len(rows), "ift": len(ift) if cfg.data != "eft" else 0,
-        "eft": len(eft_train) if cfg.data != "ift" else 0, "heldout_eft": len(heldout),
+        "enabled": True, "examples": len(rows), "heldout_eft": len(heldout),
         "judge_before": before, "judge_after": after,
         "first_loss": summary["first_loss"], "last_loss": summary["last_loss"], "steps": summary["steps"],
         "seconds": round(time.time() - start, 1), "weights_sha256": card["weights_sha256"]})

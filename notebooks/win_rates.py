@@ -1,0 +1,122 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Win rates per iteration
+# Reads every iteration's `metrics/<key>/eval.json`, `metrics/<key>/judge.json` and
+# `data/<key>/eval_comparisons.jsonl`; writes `reports/summary.csv` and the figures as PNG.
+# Executed by `python -m stages.report` (a DVC stage) into `reports/win_rates.ipynb`.
+
+# %% tags=["parameters"]
+root = "."
+out_dir = "reports"
+
+# %%
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+import yaml
+
+root, out = Path(root), Path(out_dir)
+out.mkdir(parents=True, exist_ok=True)
+iterations = list((yaml.safe_load((root / "params.yaml").read_text()).get("iterations") or {}))
+done = [k for k in iterations if (root / "metrics" / k / "eval.json").exists()]
+print("iterations with an evaluation:", done)
+
+# %% [markdown]
+# ## The per-iteration table
+
+# %%
+rows = []
+for k in done:
+    ev = json.loads((root / "metrics" / k / "eval.json").read_text())
+    judge = root / "metrics" / k / "judge.json"
+    acc = (ev.get("judge_accuracy") or {}).get("accuracy")
+    for baseline, s in ev["baselines"].items():
+        rows.append({"iteration": k, "baseline": baseline, "wins": s["wins"], "ties": s["ties"], "losses": s["losses"],
+                     "win_rate": s["win_rate"], "win_rate_se": s["win_rate_se"], "lc_win_rate": s["lc_win_rate"],
+                     "ci95_low": s["win_rate_ci95_low"], "ci95_high": s["win_rate_ci95_high"],
+                     "model_chars": s["model_mean_chars"], "baseline_chars": s["baseline_mean_chars"],
+                     "judge_accuracy": acc})
+table = pd.DataFrame(rows)
+table.to_csv(out / "summary.csv", index=False)
+table
+
+# %% [markdown]
+# ## Wins, ties and losses
+
+# %%
+if len(table):
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    labels = [f"{r.iteration} vs {r.baseline}" for r in table.itertuples()]
+    left = [0] * len(table)
+    for col, colour in (("wins", "tab:green"), ("ties", "tab:gray"), ("losses", "tab:red")):
+        ax.barh(labels, table[col], left=left, color=colour, label=col)
+        left = [a + b for a, b in zip(left, table[col])]
+    ax.legend(loc="lower right")
+    ax.set_xlabel("prompts")
+    fig.tight_layout()
+    fig.savefig(out / "win_tie_loss.png", dpi=100)
+
+# %% [markdown]
+# ## Win rate and length against iteration
+
+# %%
+if len(table):
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for baseline, g in table.groupby("baseline"):
+        a1.errorbar(g["iteration"], g["win_rate"], yerr=g["win_rate_se"], marker="o", capsize=3, label=f"vs {baseline}")
+        a1.plot(g["iteration"], g["lc_win_rate"], linestyle="--", marker="x", label=f"LC vs {baseline}")
+        a2.plot(g["iteration"], g["model_chars"], marker="o", label="model")
+    a1.axhline(0.5, color="black", linewidth=0.5)
+    a1.set_ylabel("win rate")
+    a1.legend(fontsize=7)
+    a2.set_ylabel("mean answer characters")
+    fig.tight_layout()
+    fig.savefig(out / "win_rate_length.png", dpi=100)
+
+# %% [markdown]
+# ## Judge accuracy on labelled pairs, and judge score histograms
+
+# %%
+if len(table):
+    acc = table.groupby("iteration", sort=False)["judge_accuracy"].first()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    a1.plot(acc.index, acc.values, marker="o")
+    a1.set_ylim(0, 1)
+    a1.set_ylabel("pairwise judge accuracy")
+    for k in done:
+        path = root / "metrics" / k / "judge.json"
+        if path.exists():
+            hist = json.loads(path.read_text())["score_histogram"]
+            a2.plot([int(s) for s in hist], list(hist.values()), marker="o", label=k)
+    a2.set_xlabel("judge score")
+    a2.set_ylabel("judgments")
+    a2.legend()
+    fig.tight_layout()
+    fig.savefig(out / "judge.png", dpi=100)
+
+# %% [markdown]
+# ## A few example comparisons
+
+# %%
+for k in done[-1:]:
+    comps = pd.read_json(root / "data" / k / "eval_comparisons.jsonl", lines=True)
+    answers = pd.read_json(root / "data" / k / "eval_answers.jsonl", lines=True)
+    for r in comps.head(3).itertuples():
+        print(f"[{k} vs {r.baseline}] model shown as {'A' if r.model_is_a else 'B'}: verdict {r.letter} ({r.method})")
+        print("   ", r.text[:300].replace("\n", " "))

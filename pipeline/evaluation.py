@@ -1,0 +1,133 @@
+"""Evaluation: pairwise win rates (both orders, length-controlled) and judge accuracy on labelled pairs.
+
+Win rates. The evaluator sees each (model, baseline) answer pair twice, once in each order, with
+``prompts/compare.j2``. Per order the verdict is +1 (the model's answer wins), -1 (the baseline's) or 0.
+:func:`combine_orders` adds the two: > 0 a win, < 0 a loss, 0 a tie, so two orders that disagree make a tie.
+:func:`win_rate_summary` gives wins/losses/ties, the win rate (a tie counts half), its standard error, a
+seeded bootstrap 95% interval and the length-controlled win rate of :func:`length_controlled_win_rate`.
+
+Judge accuracy (:func:`judge_accuracy`): the model as judge scores both responses of a labelled pair; the
+pair counts as right when the higher score is on the preferred side. A tie counts as wrong and is reported.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline import templates
+
+TEMPLATE = "compare.j2"
+VERDICT_PREFIX = "Winner: "
+_STRICT = re.compile(r"^\s*Winner:\s*(A|B|tie)\s*\.?\s*$", re.IGNORECASE)
+_FLEX = re.compile(r"winner\W{0,3}\s*(?:is\s*)?(?:response\s*)?[\"'\u201c\u201d*]*\s*(A|B|tie)\b", re.IGNORECASE)
+
+
+def compare_conversation(instruction: str, response_a: str, response_b: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": templates.render(TEMPLATE, instruction=instruction, response_a=response_a,
+                                                         response_b=response_b)}]
+
+
+def parse_compare(text: str) -> tuple[str, str] | None:
+    """('A' | 'B' | 'tie', 'strict' | 'flexible'), or None."""
+    lines = text.rstrip().splitlines()
+    m = _STRICT.match(lines[-1]) if lines else None
+    if m:
+        return _norm(m.group(1)), "strict"
+    matches = list(_FLEX.finditer(text))
+    return (_norm(matches[-1].group(1)), "flexible") if matches else None
+
+
+def _norm(letter: str) -> str:
+    return "tie" if letter.lower() == "tie" else letter.upper()
+
+
+def model_verdict(letter: str, model_is_a: bool) -> int:
+    """+1 when the model's answer won this order, -1 when the baseline's did, 0 for a tie."""
+    if letter == "tie":
+        return 0
+    return 1 if (letter == "A") == model_is_a else -1
+
+
+def combine_orders(first: int, second: int) -> int:
+    """The outcome of a prompt from its two orders: the sign of their sum (disagreement is a tie)."""
+    total = first + second
+    return (total > 0) - (total < 0)
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+
+
+def bootstrap_interval(values: Sequence[float], samples: int = 1000, seed: int = 0, level: float = 0.95) -> Interval:
+    """Percentile bootstrap of the mean, resampling prompts; identical for a fixed seed."""
+    v = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(samples, len(v)))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return Interval(float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)))
+
+
+def _sigmoid(x: np.ndarray | float) -> np.ndarray | float:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def length_controlled_win_rate(outcomes: Sequence[int], model_lengths: Sequence[float],
+                               baseline_lengths: Sequence[float], l2: float = 1e-2) -> float:
+    """AlpacaEval 2's length control: P(win) = σ(θ_model + θ_len · tanh(Δlen / sd(Δlen))), read at Δlen = 0.
+
+    Outcomes are +1 / 0 / -1; a tie enters as half a win and half a loss. Fit by Newton's method with a
+    small L2 penalty (finite even when length separates the outcomes perfectly).
+    """
+    y_out = np.asarray(outcomes, dtype=float)
+    delta = np.asarray(model_lengths, dtype=float) - np.asarray(baseline_lengths, dtype=float)
+    sd = delta.std()
+    z = np.tanh(delta / sd) if sd > 0 else np.zeros_like(delta)
+    x = np.stack([np.ones_like(z), z], axis=1)
+    y = (y_out + 1) / 2  # win 1, tie 0.5, loss 0: the expected label
+    theta = np.zeros(2)
+    for _ in range(100):
+        p = _sigmoid(x @ theta)
+        grad = x.T @ (y - p) - l2 * theta
+        hess = -(x.T * (p * (1 - p))) @ x - l2 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(_sigmoid(theta[0]))
+
+
+def win_rate_summary(outcomes: Sequence[int], model_lengths: Sequence[float], baseline_lengths: Sequence[float],
+                     bootstrap: int = 1000, seed: int = 0) -> dict[str, float | int]:
+    n = len(outcomes)
+    wins = sum(o > 0 for o in outcomes)
+    losses = sum(o < 0 for o in outcomes)
+    ties = n - wins - losses
+    values = [(o + 1) / 2 for o in outcomes]  # 1, 0.5, 0
+    rate = float(np.mean(values)) if n else float("nan")
+    se = float(np.std(values, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    ci = bootstrap_interval(values, bootstrap, seed) if n else Interval(float("nan"), float("nan"))
+    return {"n": n, "wins": wins, "losses": losses, "ties": ties, "win_rate": rate, "win_rate_se": se,
+            "win_rate_ci95_low": ci.low, "win_rate_ci95_high": ci.high,
+            "lc_win_rate": length_controlled_win_rate(outcomes, model_lengths, baseline_lengths) if n else float("nan"),
+            "model_mean_chars": float(np.mean(model_lengths)) if n else float("nan"),
+            "baseline_mean_chars": float(np.mean(baseline_lengths)) if n else float("nan")}
+
+
+def judge_accuracy(score_a: Sequence[float | None], score_b: Sequence[float | None], preferred: Sequence[str]
+                   ) -> dict[str, float | int]:
+    """Share of labelled pairs where the higher score is on the preferred side; ties (or no score) are wrong."""
+    right = ties = 0
+    for a, b, pref in zip(score_a, score_b, preferred):
+        if a is None or b is None or a == b:
+            ties += 1
+        elif (a > b) == (pref == "A"):
+            right += 1
+    n = len(preferred)
+    return {"pairs": n, "correct": right, "ties": ties, "accuracy": right / n if n else float("nan")}

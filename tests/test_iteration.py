@@ -1,0 +1,124 @@
+"""One whole iteration through the stage entry points: tiny random model (fast), real 135M model (slow)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+TINY_PARAMS = {
+    "engine": {"backend": "hf", "batch_size": 16, "shard_size": 3},
+    "self_instruct": {"num_prompts": 2, "max_requests": 8, "round_size": 4, "max_new_tokens": 24},
+    "sample": {"n": 3, "max_new_tokens": 12, "thoughts": "none"},
+    "judge": {"k": 2, "max_new_tokens": 10, "scoring": "expected"},
+    "meta_judge": {"num_judgments": 3, "max_new_tokens": 10, "tie_margin": 0.0},
+    "pairs": {"min_pairs": 1},
+    "dpo": {"batch_size": 2, "max_length": 256, "learning_rate": 1e-4, "save_steps": 1000},
+    "iterations": {"M1": {"prev": "M0_sft"}},
+}
+
+
+def run_stage(name, *args, check=True):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", f"stages.{name}", *args], capture_output=True, text=True, env=env)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def read(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def write_prompts(workdir, n=3):
+    from pipeline.records import Prompt, write_jsonl
+
+    write_jsonl(workdir / "data/M1/prompts.jsonl", [
+        Prompt(prompt_id=f"p{i}", instruction=f"Write one sentence about the number {i}.", source="test")
+        for i in range(n)])
+
+
+@pytest.fixture()
+def tiny_workdir(workdir, tiny_model_dir):
+    shutil.copytree(tiny_model_dir, workdir / "models" / "M0_sft")
+    (workdir / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
+    return workdir
+
+
+def test_tiny_iteration_sample_to_dpo(tiny_workdir):
+    write_prompts(tiny_workdir)
+    for stage in ("sample", "judge", "meta_judge", "pairs", "dpo"):
+        run_stage(stage, "--iteration", "M1")
+    d = tiny_workdir / "data/M1"
+    responses = read(d / "responses.jsonl")
+    assert len(responses) == 9 and {r["provenance"]["model"] for r in responses} == {"M0_sft"}
+    judgments = read(d / "judgments.jsonl")
+    assert len(judgments) == 18 and all(j["score"] is not None and len(j["digit_probs"]) == 6 for j in judgments)
+    meta = read(d / "meta_judgments.jsonl")
+    assert len(meta) == 3 * 6  # 3 prompts, 3 judgments each (2 + 1 extra), 6 ordered pairs
+    assert len(read(d / "extra_judgments.jsonl")) == 3
+    ratings = read(d / "ratings.jsonl")
+    for rid in {r["response_id"] for r in ratings}:
+        elos = [r["elo"] for r in ratings if r["response_id"] == rid]
+        assert sum(elos) / len(elos) == pytest.approx(1000, abs=1e-3)
+    rp, jp = read(d / "response_pairs.jsonl"), read(d / "judgment_pairs.jsonl")
+    assert rp and all(p["chosen_score"] > p["rejected_score"] for p in rp)
+    assert all(p["prompt"][0]["role"] == "user" and p["chosen"][0]["role"] == "assistant" for p in rp + jp)
+    from datasets import load_dataset
+
+    ds = load_dataset("json", data_files=str(d / "response_pairs.jsonl"), split="train")
+    assert set(["prompt", "chosen", "rejected"]) <= set(ds.column_names)
+    m1 = tiny_workdir / "models/M1"
+    card = json.loads((m1 / "model_card.json").read_text())
+    assert card["parent"] == "M0_sft" and card["weights_sha256"] != json.loads(
+        (tiny_workdir / "models/M0_sft/model_card.json").read_text())["weights_sha256"]
+    dpo_metrics = json.loads((tiny_workdir / "metrics/M1/dpo.json").read_text())
+    assert dpo_metrics["pairs"] == len(rp) + len(jp) and dpo_metrics["steps"] >= 1
+    judge_metrics = json.loads((tiny_workdir / "metrics/M1/judge.json").read_text())
+    assert judge_metrics["strict"] + judge_metrics["flexible"] + judge_metrics["forced"] == 18
+    assert not list((tiny_workdir / ".work").glob("*")), "work folders are cleaned after success"
+
+
+def test_self_instruct_that_accepts_nothing_fails_loudly(tiny_workdir):
+    proc = run_stage("self_instruct", "--iteration", "M1", check=False)
+    assert proc.returncode == 2
+    assert "self_instruct: 0 of 8 requests gave an acceptable instruction" in proc.stderr
+    assert not (tiny_workdir / "data/M1/prompts.jsonl").exists()
+
+
+def test_bad_params_fail_before_any_model_loads(tiny_workdir):
+    params = yaml.safe_load((tiny_workdir / "params.yaml").read_text())
+    params["sample"]["n"] = 1
+    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = run_stage("sample", "--iteration", "M1", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: params.yaml: sample.n: 1 — must be at least 2 to form preference pairs"
+
+
+@pytest.mark.slow
+def test_real_model_one_tiny_iteration(workdir, real_m0):
+    """Seed SFT skipped (a copy of M0), then every stage of one iteration on SmolLM2-135M-Instruct."""
+    shutil.copytree(real_m0, workdir / "models" / "M0")
+    params = {**TINY_PARAMS,
+              "sft": {"enabled": False},
+              "self_instruct": {"num_prompts": 2, "max_requests": 16, "round_size": 8, "max_new_tokens": 64},
+              "sample": {"n": 2, "max_new_tokens": 64, "thoughts": "none"},
+              "judge": {"k": 2, "max_new_tokens": 64},
+              "meta_judge": {"num_judgments": 3, "max_new_tokens": 48},
+              "dpo": {"batch_size": 2, "max_length": 512, "learning_rate": 1e-5}}
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    run_stage("sft")
+    assert json.loads((workdir / "models/M0_sft/model_card.json").read_text())["sft"].startswith("disabled")
+    for stage in ("self_instruct", "sample", "judge", "meta_judge", "pairs", "dpo"):
+        run_stage(stage, "--iteration", "M1")
+    prompts = read(workdir / "data/M1/prompts.jsonl")
+    assert len(prompts) == 2 and all(len(p["instruction"].split()) >= 3 for p in prompts)
+    assert (workdir / "models/M1/model.safetensors").exists()
+    m0 = json.loads((workdir / "models/M0/model_card.json").read_text())["weights_sha256"]
+    assert json.loads((workdir / "models/M1/model_card.json").read_text())["weights_sha256"] != m0
