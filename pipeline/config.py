@@ -96,6 +96,9 @@ class SftConfig:
     enabled: bool = knob(True, "Fine-tune M0 on the seed data before the loop. Off: M0_sft is a copy of M0.")
     data: Literal["ift", "eft", "both"] = knob("both", "Which seed to train on: instructions (ift), judge "
                                                "examples (eft) or both.")
+    ift_format: Literal["auto", "plain", "thoughts"] = knob(
+        "auto", "IFT targets: plain (instruction -> reference) or thoughts (thought prompt -> seed thought, "
+        "marker, reference: teaches a small model the thought format). auto: thoughts unless sample.thoughts is none.")
     epochs: float = knob(2.0, "Training epochs.", positive)
     learning_rate: float = knob(5e-5, "Peak learning rate (linear decay).", positive)
     batch_size: int = knob(8, "Examples per optimizer step (per device).", at_least(1))

@@ -35,19 +35,23 @@ def build_request(seed_instructions: Sequence[str], num_examples: int, rng: rand
     return templates.render(TEMPLATE, examples=examples)
 
 
-def parse_task(output: str, stopped_at_close: bool = False) -> str | None:
-    """The text between ``<task>`` and ``</task>``; None when there is no complete task.
+def parse_task(output: str, stopped_at: str | None = None) -> str | None:
+    """The new task from one output; None when there is none.
 
-    Generation starts with ``<task>`` prefilled and stops at ``</task>`` (``stopped_at_close``), so the
-    output is usually just the task text.
+    Generation starts with ``<task>`` prefilled and stops at ``</task>`` or at a second ``<task>``
+    (``stopped_at``). Strict: the text up to ``</task>``. Flexible: a second ``<task>`` also ends the
+    first, and an unclosed output is cut at its first blank line (small models go on writing).
     """
-    text = output
-    if OPEN in text:
-        text = text.split(OPEN, 1)[1]
+    text = output.split(OPEN, 1)[1] if output.lstrip().startswith(OPEN) else output
     if CLOSE in text:
         text = text.split(CLOSE, 1)[0]
-    elif not stopped_at_close:
-        return None
+    elif OPEN in text:
+        text = text.split(OPEN, 1)[0]
+    elif stopped_at is None:
+        stripped = text.strip()
+        if "\n\n" not in stripped:
+            return None
+        text = stripped.split("\n\n", 1)[0]
     text = " ".join(text.split())
     return text or None
 

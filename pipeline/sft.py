@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import SftConfig
+from pipeline import sampling, templates
 from pipeline.judging import judge_conversation
 from pipeline.records import JudgeExample, SeedInstruction
 from pipeline.training import StopOnNonFiniteLoss, common_args, last_checkpoint, log_summary
@@ -28,8 +29,23 @@ def split_eft(examples: Sequence[JudgeExample], heldout: int, seed: int) -> tupl
     return order[heldout:], order[:heldout]
 
 
+def ift_example(seed: SeedInstruction, thoughts: str) -> dict[str, Any]:
+    """instruction -> reference; with thoughts on, the thought prompt -> a fixed seed thought + the reference.
+
+    The seed thought (``prompts/seed_thought.j2``) only teaches the format (thoughts, marker, response) to a
+    model too small to follow the thought prompt unaided; TPO then optimizes what the thoughts say.
+    """
+    if thoughts == "none":
+        return {"prompt": [{"role": "user", "content": seed.instruction}],
+                "completion": [{"role": "assistant", "content": seed.reference}]}
+    thought = templates.render("seed_thought.j2", instruction=seed.instruction)
+    target = templates.render("seed_thought_target.j2", thoughts=thoughts, thought=thought, response=seed.reference)
+    return {"prompt": [{"role": "user", "content": sampling.response_prompt(seed.instruction, thoughts)}],
+            "completion": [{"role": "assistant", "content": target}]}
+
+
 def sft_examples(ift: Sequence[SeedInstruction], eft: Sequence[JudgeExample], data: str,
-                 max_examples: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+                 max_examples: int | None = None, seed: int = 0, thoughts: str = "none") -> list[dict[str, Any]]:
     """Prompt-completion rows; at most ``max_examples`` of each kind, drawn with ``seed``."""
     if max_examples is not None:
         rng = random.Random(seed)
@@ -37,8 +53,7 @@ def sft_examples(ift: Sequence[SeedInstruction], eft: Sequence[JudgeExample], da
         eft = rng.sample(list(eft), min(max_examples, len(eft)))
     rows: list[dict[str, Any]] = []
     if data in ("ift", "both"):
-        rows += [{"prompt": [{"role": "user", "content": s.instruction}],
-                  "completion": [{"role": "assistant", "content": s.reference}]} for s in ift]
+        rows += [ift_example(s, thoughts) for s in ift]
     if data in ("eft", "both"):
         rows += [{"prompt": judge_conversation(e.instruction, e.response),
                   "completion": [{"role": "assistant", "content": eft_target(e)}]} for e in eft]

@@ -53,7 +53,8 @@ def main() -> None:
         "mean_reward_margin": mean("rewards/margins"), "mean_reward_accuracy": mean("rewards/accuracies"),
         "seconds": round(time.time() - start, 1), "pairs_per_second": round(len(rows) * cfg.epochs / (time.time() - start), 3),
         "weights_sha256": card["weights_sha256"], "log": summary["log"]})
-    shutil.rmtree(work, ignore_errors=True)
+    for stale in paths.WORK.glob(f"dpo-{it.key}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     _common.log.info("dpo %s: %d pairs, loss %s -> %s", it.key, len(rows), summary["first_loss"], summary["last_loss"])
 
 

@@ -30,7 +30,7 @@ def main() -> None:
     start = time.time()
     engine = it.engine(generator)
     settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=cfg.top_p,
-                                max_new_tokens=cfg.max_new_tokens, stop=(self_instruct.CLOSE,), seed=cfg.seed)
+                                max_new_tokens=cfg.max_new_tokens, stop=(self_instruct.CLOSE, self_instruct.OPEN), seed=cfg.seed)
     filt = self_instruct.InstructionFilter(
         seed=[s.instruction for s in seed], held_out=[p.instruction for p in held_out], min_words=cfg.min_words,
         max_words=cfg.max_words, rouge_threshold=cfg.rouge_threshold)
@@ -49,7 +49,7 @@ def main() -> None:
                               desc="self_instruct")
         completions.extend(outs)
         for i, (row,) in enumerate(outs):
-            task = self_instruct.parse_task(row.text, stopped_at_close=row.stop_string == self_instruct.CLOSE)
+            task = self_instruct.parse_task(row.text, row.stop_string)
             if filt.offer(task) and len(prompts) < cfg.num_prompts:
                 assert task is not None
                 prompts.append(Prompt(

@@ -53,7 +53,10 @@ def main() -> None:
     ift = records.read_jsonl(paths.SEED_INSTRUCTIONS, SeedInstruction)
     eft = records.read_jsonl(paths.SEED_JUDGMENTS, JudgeExample)
     eft_train, heldout = sft.split_eft(eft, cfg.heldout_eft, cfg.seed)
-    rows = sft.sft_examples(ift, eft_train, cfg.data, cfg.max_examples, cfg.seed)
+    thoughts = params.sample.thoughts if cfg.ift_format != "plain" else "none"
+    if cfg.ift_format == "thoughts" and thoughts == "none":
+        thoughts = "generic"
+    rows = sft.sft_examples(ift, eft_train, cfg.data, cfg.max_examples, cfg.seed, thoughts)
     before = judge_check(m0, heldout, params)
     work = paths.WORK / f"sft-{digest(models.read_card(m0).get('weights_sha256'), cfg.__dict__, rows)}"
     model, tok, summary = sft.train_sft(m0, rows, cfg, work)
@@ -65,11 +68,12 @@ def main() -> None:
     del model
     after = judge_check(out, heldout, params)
     records.write_json(metrics_path, {
-        "enabled": True, "examples": len(rows), "heldout_eft": len(heldout),
+        "enabled": True, "examples": len(rows), "heldout_eft": len(heldout), "ift_thoughts": thoughts,
         "judge_before": before, "judge_after": after,
         "first_loss": summary["first_loss"], "last_loss": summary["last_loss"], "steps": summary["steps"],
         "seconds": round(time.time() - start, 1), "weights_sha256": card["weights_sha256"]})
-    shutil.rmtree(work, ignore_errors=True)
+    for stale in paths.WORK.glob("sft-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     _common.log.info("sft: judge strict-parse rate %.0f%% -> %.0f%% on %d held-back EFT examples",
                      100 * before.get("strict_parse_rate", 0), 100 * after.get("strict_parse_rate", 0), len(heldout))
 

@@ -11,10 +11,13 @@ from tests.fakes import FakeEngine
 
 # ----------------------------------------------------------------------------------------- self-instruct
 def test_parse_task():
-    assert self_instruct.parse_task("Write a limerick about cats.", stopped_at_close=True) == "Write a limerick about cats."
+    assert self_instruct.parse_task("Write a limerick about cats.", stopped_at="</task>") == "Write a limerick about cats."
+    assert self_instruct.parse_task("Write a limerick.", stopped_at="<task>") == "Write a limerick."
     assert self_instruct.parse_task("<task> Do  X\n now</task> extra") == "Do X now"
-    assert self_instruct.parse_task("Write a limerick about cats.", stopped_at_close=False) is None
-    assert self_instruct.parse_task("   ", stopped_at_close=True) is None
+    assert self_instruct.parse_task("Do X.\n<task>Do Y.") == "Do X."
+    assert self_instruct.parse_task("Name a river.\n\nThe Nile is long and") == "Name a river."
+    assert self_instruct.parse_task("Write a limerick about cats and") is None  # cut off, never ended
+    assert self_instruct.parse_task("   ", stopped_at="</task>") is None
 
 
 def test_instruction_filters_in_order_and_counted():
@@ -214,3 +217,25 @@ def test_judgment_pair_highest_vs_lowest_elo_and_length_cap():
     assert ids(pairs.select_judgment_pair(js, 2000)) == ("j2", "j3")
     assert pairs.select_judgment_pair([R("a", 1000, 10), R("b", 1000, 10)]) is None
     assert pairs.select_judgment_pair([R("a", 1100, 10), R("b", 900, 5000)], 1100) is None
+
+
+# ----------------------------------------------------------------------------------------- seed SFT
+def test_sft_examples_teach_the_thought_format_and_the_judge_format():
+    from pipeline import sft
+    from pipeline.records import JudgeExample, SeedInstruction
+
+    seed = SeedInstruction(id="s", category="c", instruction="Name a prime.", reference="7 is prime.")
+    plain = sft.ift_example(seed, "none")
+    assert plain == {"prompt": [{"role": "user", "content": "Name a prime."}],
+                     "completion": [{"role": "assistant", "content": "7 is prime."}]}
+    generic = sft.ift_example(seed, "generic")
+    assert generic["prompt"][0]["content"] == sampling.response_prompt("Name a prime.", "generic")
+    target = generic["completion"][0]["content"]
+    split = sampling.split_thought(target, "generic")
+    assert split.parse_ok and split.response == "7 is prime." and split.thought.startswith("The user asks: Name a prime.")
+    assert sampling.split_thought(sft.ift_example(seed, "specific")["completion"][0]["content"], "specific").response == "7 is prime."
+    eft = JudgeExample(id="e", category="c", instruction="Q", response="R", justification="Relevance: yes - ok", score=1)
+    rows = sft.sft_examples([seed], [eft], "both", thoughts="none")
+    assert rows[1]["completion"][0]["content"] == "Relevance: yes - ok\nScore: 1"
+    assert judging.parse_score_strict(rows[1]["completion"][0]["content"]).score == 1
+    assert len(sft.sft_examples([seed] * 5, [eft] * 5, "ift", max_examples=2)) == 2
