@@ -13,10 +13,21 @@ import json
 import shutil
 import statistics
 import time
+from pathlib import Path
 
 from pipeline import dpo, models, paths, records
 from pipeline.shards import digest
 from stages import _common
+
+
+def check_disk(model_dir: Path, factor: float = 5.0) -> None:
+    """Fail before training when the disk cannot hold the checkpoints (weights + optimizer) and the model."""
+    weights = sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
+    free = shutil.disk_usage(".").free
+    if free < factor * weights:
+        raise _common.StageError(f"dpo: {free / 2**30:.1f} GiB free on disk, but saving checkpoints and the model "
+                                 f"needs about {factor * weights / 2**30:.1f} GiB ({factor:g} x the weights) — free "
+                                 "some space (e.g. `dvc gc`, old .work/ folders) and run again")
 
 
 def main() -> None:
@@ -31,6 +42,7 @@ def main() -> None:
     if not rows:
         raise _common.StageError(f"dpo {it.key}: no pairs to train on — see metrics/{it.key}/pairs.json")
     reference = None if cfg.reference == "previous" else paths.model_dir("M0")
+    check_disk(it.prev_dir)
     work = paths.WORK / f"dpo-{it.key}-{digest(it.model_ref(), cfg.__dict__, rows)}"
     start = time.time()
     model, tok, summary = dpo.train_dpo(it.prev_dir, reference, rows, cfg, work)

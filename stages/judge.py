@@ -72,6 +72,10 @@ def main() -> None:
                             "scoring": cfg.scoring, "sampling": settings.to_dict()}))
     metrics = {**judge_metrics(rows), "responses": len(responses), "scoring": cfg.scoring,
                "seconds": round(time.time() - start, 1), **_common.token_stats(outs)}
+    if metrics["parse_rate"] == 0:
+        _common.log.warning("judge %s: none of %d judgments wrote a parseable score; every score is forced from "
+                            "next-token probabilities — fine-tune the judge (sft, EFT data) or use a larger model",
+                            it.key, len(rows))
     if metrics["parse_rate"] < cfg.min_parse_rate:
         raise _common.StageError(
             f"judge {it.key}: only {metrics['parse_rate']:.0%} of {len(rows)} judgments gave a parseable score "
