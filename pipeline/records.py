@@ -248,7 +248,7 @@ def iter_jsonl(path: str | Path, cls: type[R]) -> Iterator[R]:
             if not line.strip():
                 continue
             try:
-                raw = json.loads(line)
+                raw = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as e:
                 raise RecordError(f"{where}invalid JSON — {e.msg} at column {e.colno}") from None
             row = cls.from_dict(raw, where)

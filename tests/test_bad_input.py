@@ -22,7 +22,7 @@ CASES = [  # (stage, file, second line as bytes, expected message after "path:2:
      'missing field "instruction"'),
     ("self_instruct", SEED, json.dumps({**GOOD, "id": "s2", "instruction": " "}).encode(), 'field "instruction" is empty'),
     ("self_instruct", SEED, json.dumps({**GOOD, "id": 2}).encode(), 'field "id" must be a string, got 2'),
-    ("self_instruct", SEED, b'{"id": "s2", "instruction": "caf\xe9"}', "not valid UTF-8 (byte 32 of the line)"),
+    ("self_instruct", SEED, b'{"id": "s2", "instruction": "caf\xe9"}', "not valid UTF-8 (byte 33 of the line)"),
     ("self_instruct", SEED, json.dumps(GOOD).encode(), 'duplicate id "s1" (first on line 1)'),
     ("self_instruct", SEED, json.dumps({**GOOD, "id": "s2", "reference": "x" * 20001}).encode(),
      'field "reference" is 20001 characters long — at most 20000 allowed'),
