@@ -109,7 +109,7 @@ def test_real_model_one_tiny_iteration(workdir, real_m0):
               "sft": {"enabled": False},
               "self_instruct": {"num_prompts": 2, "max_requests": 16, "round_size": 8, "max_new_tokens": 64},
               "sample": {"n": 2, "max_new_tokens": 64, "thoughts": "none"},
-              "judge": {"k": 2, "max_new_tokens": 64},
+              "judge": {"k": 2, "max_new_tokens": 64, "scoring": "expected"},
               "meta_judge": {"num_judgments": 3, "max_new_tokens": 48},
               "dpo": {"batch_size": 2, "max_length": 512, "learning_rate": 1e-5}}
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
@@ -118,7 +118,7 @@ def test_real_model_one_tiny_iteration(workdir, real_m0):
     for stage in ("self_instruct", "sample", "judge", "meta_judge", "pairs", "dpo"):
         run_stage(stage, "--iteration", "M1")
     prompts = read(workdir / "data/M1/prompts.jsonl")
-    assert len(prompts) == 2 and all(len(p["instruction"].split()) >= 3 for p in prompts)
+    assert 1 <= len(prompts) <= 2 and all(len(p["instruction"].split()) >= 3 for p in prompts)
     assert (workdir / "models/M1/model.safetensors").exists()
     m0 = json.loads((workdir / "models/M0/model_card.json").read_text())["weights_sha256"]
     assert json.loads((workdir / "models/M1/model_card.json").read_text())["weights_sha256"] != m0
