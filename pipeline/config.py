@@ -464,11 +464,3 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ConfigError(f"{path}: must be a mapping of sections, got {type(raw).__name__}")
     return parse_params(raw, str(path))
 
-
-def describe(cls: type) -> list[tuple[str, Any, str]]:
-    """(name, default, help) of every field of a section, for docs and --help."""
-    out = []
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        out.append((f.name, default, f.metadata.get("help", "")))
-    return out
