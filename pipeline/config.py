@@ -164,6 +164,9 @@ class MetaJudgeConfig:
     max_new_tokens: int = knob(200, "Tokens per meta-judgment.", at_least(8))
     tie_margin: float = knob(0.05, "A forced A-vs-B verdict whose log-probabilities differ by at most this "
                              "(nats) is a tie.", at_least(0.0))
+    calibrate_forced: bool = knob(False, "Contextual calibration of forced verdicts: subtract the stage-wide "
+                                  "median of log p(A) - log p(B) before deciding, so a model that always prefers "
+                                  "the letter A still ranks judgments (see meta_judging.calibration_offset).")
     elo_l2: float = knob(0.01, "L2 penalty that makes the Bradley-Terry ratings finite and mean-zero.",
                          at_least(0.0))
     max_position_bias: float = knob(0.8, "Warn when the share of first-position wins exceeds this.",
@@ -220,6 +223,9 @@ class EvaluateConfig:
     max_new_tokens: int = knob(256, "Tokens per answer (thoughts included).", at_least(8))
     compare_max_new_tokens: int = knob(128, "Tokens per comparison.", at_least(8))
     tie_margin: float = knob(0.05, "A forced A-vs-B verdict within this many nats is a tie.", at_least(0.0))
+    calibrate_forced: bool = knob(False, "Contextual calibration of the evaluator's forced verdicts: subtract "
+                                  "the median log p(A) - log p(B) of each baseline's comparisons before deciding "
+                                  "(meta_judging.calibration_offset).")
     bootstrap: int = knob(1000, "Bootstrap resamples for the 95% interval.", at_least(10))
     judge_accuracy: bool = knob(True, "Also measure M_key as a judge on data/eval/labelled_pairs.jsonl.")
     max_labelled_pairs: int | None = knob(None, "Use the first N labelled pairs (None: all).", at_least(1))

@@ -3,7 +3,8 @@
 Per prompt, :func:`select_for_meta_judging` takes the response whose judgment scores vary most. Its
 judgments are compared in every ordered pair (both orders, :func:`ordered_pairs`). The verdict parsers run
 strict (last line ``Winner: Judgment A|B``), then flexible, then :func:`forced_verdicts` appends
-``Winner: Judgment `` and compares the next-token probabilities of A and B (a tie within ``tie_margin``).
+``Winner: Judgment `` and compares the next-token probabilities of A and B (a tie within ``tie_margin``),
+optionally calibrated (:func:`calibration_offset`) against the model's constant preference for one letter.
 The ratings that follow are in :mod:`pipeline.elo`.
 """
 
@@ -62,16 +63,40 @@ def parse_verdict_flexible(text: str) -> int | None:
 class MetaVerdict:
     verdict: int  # 1 first (A) wins, -1 second (B) wins, 0 tie
     method: str  # strict | flexible | forced | tie
+    margin: float | None = None  # forced only: log p(A) - log p(B) after the verdict prefix
 
 
 def forced_verdict(logprob_a: float, logprob_b: float, tie_margin: float) -> MetaVerdict:
     if abs(logprob_a - logprob_b) <= tie_margin:
-        return MetaVerdict(0, "tie")
-    return MetaVerdict(1 if logprob_a > logprob_b else -1, "forced")
+        return MetaVerdict(0, "tie", logprob_a - logprob_b)
+    return MetaVerdict(1 if logprob_a > logprob_b else -1, "forced", logprob_a - logprob_b)
+
+
+def calibration_offset(margins: Sequence[float]) -> float:
+    """The stage-wide median of forced A-vs-B margins (log p(A) - log p(B)).
+
+    Contextual calibration (Zhao et al., 2021) of a forced verdict: a weak model that prefers the letter A
+    whatever the content gives margins that are all positive, so every forced verdict says "first wins",
+    the position weights make every battle worth zero and all Elo ratings come out equal. Subtracting the
+    median margin keeps what the margins still say (which comparisons lean more towards A than the others)
+    and removes the constant preference for a letter: half the forced verdicts go each way.
+    """
+    if not margins:
+        return 0.0
+    ordered = sorted(margins)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def forced_verdicts(margins: Sequence[float], tie_margin: float, calibrate: bool) -> tuple[float, list[MetaVerdict]]:
+    """Verdicts from forced margins: a tie within ``tie_margin`` of the offset (0, or the calibration offset)."""
+    offset = calibration_offset(margins) if calibrate else 0.0
+    return offset, [forced_verdict(m - offset, 0.0, tie_margin) for m in margins]
 
 
 def meta_verdicts(engine: Engine, conversations: Sequence[Conversation], texts: Sequence[str],
-                  tie_margin: float) -> list[MetaVerdict]:
+                  tie_margin: float, calibrate: bool = False) -> tuple[list[MetaVerdict], float]:
+    """Parse (strict, then flexible) or force each verdict; return the verdicts and the calibration offset."""
     out: list[MetaVerdict | None] = []
     for t in texts:
         strict = parse_verdict_strict(t)
@@ -79,8 +104,11 @@ def meta_verdicts(engine: Engine, conversations: Sequence[Conversation], texts: 
         out.append(MetaVerdict(strict, "strict") if strict is not None
                    else MetaVerdict(flex, "flexible") if flex is not None else None)
     need = [i for i, v in enumerate(out) if v is None]
+    offset = 0.0
     if need:
         contexts = [f"{engine.format_chat(conversations[i])}{texts[i].rstrip()}\n{VERDICT_PREFIX}" for i in need]
-        for i, (lp_a, lp_b) in zip(need, engine.choice_logprobs(contexts, ["A", "B"])):
-            out[i] = forced_verdict(lp_a, lp_b, tie_margin)
-    return [v for v in out if v is not None]
+        margins = [lp_a - lp_b for lp_a, lp_b in engine.choice_logprobs(contexts, ["A", "B"])]
+        offset, forced = forced_verdicts(margins, tie_margin, calibrate)
+        for i, v in zip(need, forced):
+            out[i] = v
+    return [v for v in out if v is not None], offset

@@ -193,6 +193,7 @@ class MetaJudgment(Row):
     text: str
     verdict: int  # 1: first wins, -1: second wins, 0: tie or unparseable
     method: Literal["strict", "flexible", "forced", "tie"]
+    forced_margin: float | None = None  # forced verdicts: log p(A) - log p(B), before calibration
     provenance: dict[str, Any] = field(default_factory=dict)
 
 

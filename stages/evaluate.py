@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pipeline import evaluation, judging, paths, records, sampling
+from pipeline import evaluation, judging, meta_judging, paths, records, sampling
 from pipeline.engines import make_engine
 from pipeline.engines.base import SamplingSettings
 from pipeline.engines.openai import NoLogprobsError, OpenAIEngine
@@ -66,7 +66,7 @@ def judge_labelled(engine: Any, pairs: list[LabelledPair], it: _common.Iteration
 
 
 def compare(evaluator: Any, prompts: list[EvalPrompt], mine: dict, theirs: dict, baseline: str,
-            margin: float, max_new: int, seed: int) -> tuple[list[dict], list[int]]:
+            margin: float, max_new: int, seed: int, calibrate: bool = False) -> tuple[list[dict], list[int]]:
     convs, meta = [], []
     for p in prompts:
         a, b = mine[p.id]["response"], theirs[p.id]["response"]
@@ -82,8 +82,10 @@ def compare(evaluator: Any, prompts: list[EvalPrompt], mine: dict, theirs: dict,
     if need:
         try:
             contexts = [f"{evaluator.format_chat(convs[i])}{texts[i].rstrip()}\n{evaluation.VERDICT_PREFIX}" for i in need]
-            for i, (la, lb) in zip(need, evaluator.choice_logprobs(contexts, ["A", "B"])):
-                parsed[i] = ("tie", "forced") if abs(la - lb) <= margin else ("A" if la > lb else "B", "forced")
+            margins = [la - lb for la, lb in evaluator.choice_logprobs(contexts, ["A", "B"])]
+            _, forced = meta_judging.forced_verdicts(margins, margin, calibrate)
+            for i, v in zip(need, forced):
+                parsed[i] = ({1: "A", -1: "B", 0: "tie"}[v.verdict], "forced")
         except NoLogprobsError:
             for i in need:
                 parsed[i] = ("tie", "unparsed")
@@ -136,7 +138,7 @@ def main() -> None:
     per_baseline: dict[str, Any] = {}
     for name in baselines:
         rows, _ = compare(evaluator, prompts, answers["current"], answers[name], name, cfg.tie_margin,
-                          cfg.compare_max_new_tokens, cfg.seed)
+                          cfg.compare_max_new_tokens, cfg.seed, cfg.calibrate_forced)
         comparisons += rows
         by_prompt: dict[str, list[int]] = {}
         for r in rows:
@@ -151,7 +153,8 @@ def main() -> None:
         per_baseline[name] = {**summary, "evaluator_position_bias": (sum(r["letter"] == "A" for r in decided) / len(decided)) if decided else None,
                               "order_inconsistent_share": pairs_disagree / len(prompts),
                               "verdicts": dict(methods)}
-    metrics = {"prompts": len(prompts), "evaluator": evaluator_name, "baselines": per_baseline,
+    metrics = {"prompts": len(prompts), "evaluator": evaluator_name, "calibrated_forced": cfg.calibrate_forced,
+               "baselines": per_baseline,
                "judge_accuracy": judge_summary,
                "unparsed_answers": {n: sum(not r["parse_ok"] for r in rows.values()) for n, rows in answers.items()},
                "seconds": round(time.time() - start, 1)}

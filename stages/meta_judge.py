@@ -83,14 +83,14 @@ def main() -> None:
                                 max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     outs = cache.generate(engine, convs, settings, it.params.engine.shard_size, name="battles", desc="meta_judge")
     texts = [row[0].text for row in outs]
-    verdicts = meta_judging.meta_verdicts(engine, convs, texts, cfg.tie_margin)
+    verdicts, offset = meta_judging.meta_verdicts(engine, convs, texts, cfg.tie_margin, cfg.calibrate_forced)
     meta_rows = []
     for (rid, m, n), text, v in zip(battles, texts, verdicts):
         js = by_response[rid]
         meta_rows.append(MetaJudgment(
             meta_id=records.stable_id("mj", js[m].judgment_id, js[n].judgment_id, text), prompt_id=js[m].prompt_id,
             response_id=rid, first_id=js[m].judgment_id, second_id=js[n].judgment_id, text=text,
-            verdict=v.verdict, method=v.method,
+            verdict=v.verdict, method=v.method, forced_margin=v.margin,
             provenance={**it.model_ref(), "iteration": it.key, "template_sha": meta_sha,
                         "sampling": settings.to_dict(), "first_index": m, "second_index": n}))
 
@@ -118,7 +118,8 @@ def main() -> None:
     methods = Counter(v.method for v in verdicts)
     metrics = {"responses_meta_judged": len(selected), "comparisons": len(meta_rows), "extra_judgments": len(extra),
                "strict": methods["strict"], "flexible": methods["flexible"], "forced": methods["forced"],
-               "ties": methods["tie"], "parse_rate": (methods["strict"] + methods["flexible"]) / max(1, len(verdicts)),
+               "ties": methods["tie"], "calibrated": cfg.calibrate_forced,
+               "calibration_offset": round(offset, 4), "parse_rate": (methods["strict"] + methods["flexible"]) / max(1, len(verdicts)),
                "position_bias": bias, "omega_1": w1, "omega_2": w2,
                "elo_spread_mean": statistics.fmean(spreads) if spreads else 0.0,
                "extra_judge": judge_metrics(extra) if extra else None,

@@ -86,6 +86,42 @@ def test_choice_logprobs_match_a_forward_pass(hf_engine):
     assert all(math.isfinite(v) and v < 0 for v in got[0])
 
 
+def test_hf_shared_prefill_equals_separate_prefill(hf_engine):
+    """n samples share one prompt prefill (KV cache repeated): greedy n=3 equals n=1, log-probs stay raw."""
+    greedy = SamplingSettings(n=1, temperature=0.0, max_new_tokens=8)
+    single = hf_engine.generate(CONVS, greedy)
+    shared = hf_engine.generate(CONVS, SamplingSettings(n=3, temperature=0.0, max_new_tokens=8))
+    for one, three in zip(single, shared):
+        assert [c.token_ids for c in three] == [one[0].token_ids] * 3
+    settings = SamplingSettings(n=2, temperature=0.9, max_new_tokens=6, seed=4, logprobs=True)
+    out = hf_engine.generate(CONVS, settings)
+    for conv, row in zip(CONVS, out):
+        prompt = hf_engine.encode(hf_engine.format_chat(conv))
+        for c in row:
+            with torch.no_grad():
+                logits = hf_engine.model(torch.tensor([prompt + c.token_ids]).to(hf_engine.device)).logits
+            logp = torch.log_softmax(logits.float(), -1)[0].cpu()
+            expected = [float(logp[len(prompt) + i - 1, t]) for i, t in enumerate(c.token_ids)]
+            assert c.logprobs == pytest.approx(expected, abs=1e-4 if hf_engine.device.type == "cpu" else 5e-2)
+
+
+def test_choice_logprobs_one_pass_per_context_matches_full_scoring(hf_engine):
+    """One-token options share a forward pass (left-padded batch); multi-token options are scored in full."""
+    contexts = [hf_engine.format_chat(c) + "Winner: Judgment " for c in CONVS]
+    options = ["A", "B", " and more words"]
+    got = hf_engine.choice_logprobs(contexts, options)
+    for ctx, row in zip(contexts, got):
+        ctx_ids = hf_engine.encode(ctx)
+        for option, value in zip(options, row):
+            full = hf_engine.encode(ctx + option)
+            common = next((i for i, (a, b) in enumerate(zip(ctx_ids, full)) if a != b), len(ctx_ids))
+            with torch.no_grad():
+                logits = hf_engine.model(torch.tensor([full]).to(hf_engine.device)).logits.float()
+            logp = torch.log_softmax(logits, -1)[0].cpu()
+            expected = sum(float(logp[p - 1, full[p]]) for p in range(common, len(full)))
+            assert value == pytest.approx(expected, abs=1e-4 if hf_engine.device.type == "cpu" else 5e-2)
+
+
 @pytest.mark.slow
 def test_vllm_cpu_contract(tiny_model_dir):
     pytest.importorskip("vllm")

@@ -141,14 +141,32 @@ def test_meta_verdict_parsing_and_forcing():
     assert meta_judging.parse_verdict_strict("Winner: Judgment B\nok") is None
     assert meta_judging.parse_verdict_flexible("The winner is Judgment A because it is precise.") == 1
     assert meta_judging.parse_verdict_flexible("Judgment B is more accurate.") == -1
-    assert meta_judging.forced_verdict(-1.0, -1.2, 0.05) == meta_judging.MetaVerdict(1, "forced")
-    assert meta_judging.forced_verdict(-1.3, -1.2, 0.05) == meta_judging.MetaVerdict(-1, "forced")
-    assert meta_judging.forced_verdict(-1.0, -1.03, 0.05) == meta_judging.MetaVerdict(0, "tie")
+    assert meta_judging.forced_verdict(-1.0, -1.5, 0.05) == meta_judging.MetaVerdict(1, "forced", 0.5)
+    assert meta_judging.forced_verdict(-1.5, -1.25, 0.05) == meta_judging.MetaVerdict(-1, "forced", -0.25)
+    assert meta_judging.forced_verdict(-1.0, -1.03125, 0.05) == meta_judging.MetaVerdict(0, "tie", 0.03125)
     engine = FakeEngine({"A": -0.5, "B": -2.0})
     conv = [{"role": "user", "content": "Q"}]
-    got = meta_judging.meta_verdicts(engine, [conv, conv], ["Winner: Judgment B", "hmm"], 0.05)
-    assert got == [meta_judging.MetaVerdict(-1, "strict"), meta_judging.MetaVerdict(1, "forced")]
+    got, offset = meta_judging.meta_verdicts(engine, [conv, conv], ["Winner: Judgment B", "hmm"], 0.05)
+    assert got == [meta_judging.MetaVerdict(-1, "strict"), meta_judging.MetaVerdict(1, "forced", 1.5)]
+    assert offset == 0.0
     assert engine.contexts == ["<user>Q<assistant>hmm\nWinner: Judgment "]
+
+
+def test_forced_verdict_calibration_hand_worked():
+    """A model that always prefers A: all margins > 0. The median (1.03) is subtracted before deciding."""
+    margins = [2.0, 0.9, 0.5, 1.03, 3.0]
+    assert meta_judging.calibration_offset(margins) == 1.03
+    assert meta_judging.calibration_offset([2.0, 1.0, 0.5, 3.0]) == 1.5
+    assert meta_judging.calibration_offset([]) == 0.0
+    offset, plain = meta_judging.forced_verdicts(margins, 0.05, calibrate=False)
+    assert offset == 0.0 and [v.verdict for v in plain] == [1, 1, 1, 1, 1]
+    offset, calibrated = meta_judging.forced_verdicts(margins, 0.05, calibrate=True)
+    assert offset == 1.03
+    assert [v.verdict for v in calibrated] == [1, -1, -1, 0, 1]
+    assert [v.method for v in calibrated] == ["forced", "forced", "forced", "tie", "forced"]
+    # Uncalibrated, the position weights zero every battle (all Elo equal); calibrated, they do not.
+    assert elo.position_weights([v.verdict for v in plain]) == (0.0, 1.0)
+    assert elo.position_weights([v.verdict for v in calibrated]) == (0.5, 0.5)
 
 
 def test_position_weights_and_battle_matrix_hand_worked():

@@ -83,9 +83,40 @@ class Engine(abc.ABC):
                     common += 1
                 common = min(common, len(full) - 1)
                 requests.append((full, common))
-        scores = self._score_sequences(requests)
+        scores = self._score_requests(requests)
         k = len(options)
         return [scores[i * k:(i + 1) * k] for i in range(len(contexts))]
+
+    def _score_requests(self, requests: list[tuple[list[int], int]]) -> list[float]:
+        """Score continuations; one-token continuations that share a prefix share one forward pass.
+
+        Forced verdicts (``Score: `` + one of six digits, ``Winner: Judgment `` + A or B) are all one-token
+        continuations of the same context, so this turns 6 (or 2) passes over a long prompt into one.
+        """
+        out: list[float] = [0.0] * len(requests)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        rest: list[int] = []
+        for i, (seq, begin) in enumerate(requests):
+            if len(seq) - begin == 1:
+                groups.setdefault(tuple(seq[:begin]), []).append(i)
+            else:
+                rest.append(i)
+        if groups:
+            prefixes = list(groups)
+            for prefix, logps in zip(prefixes, self._next_token_logprobs(
+                    [list(p) for p in prefixes], [[requests[i][0][-1] for i in groups[p]] for p in prefixes])):
+                for i, value in zip(groups[prefix], logps):
+                    out[i] = value
+        if rest:
+            for i, value in zip(rest, self._score_sequences([requests[i] for i in rest])):
+                out[i] = value
+        return out
+
+    def _next_token_logprobs(self, prefixes: list[list[int]], tokens: list[list[int]]) -> list[list[float]]:
+        """For each prefix, the log-prob of each of its candidate next tokens (default: one sequence each)."""
+        flat = [(prefix + [tok], len(prefix)) for prefix, toks in zip(prefixes, tokens) for tok in toks]
+        scores = iter(self._score_sequences(flat))
+        return [[next(scores) for _ in toks] for toks in tokens]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

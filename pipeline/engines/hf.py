@@ -59,7 +59,7 @@ class HFEngine(Engine):
                 attention[row, width - len(prompts[i]):] = 1
             sample = settings.temperature > 0
             kwargs: dict[str, Any] = {
-                "max_new_tokens": settings.max_new_tokens, "num_return_sequences": settings.n,
+                "max_new_tokens": settings.max_new_tokens,
                 "do_sample": sample, "pad_token_id": pad, "eos_token_id": sorted(self._eos_ids),
                 "return_dict_in_generate": True, "output_logits": settings.logprobs,
             }
@@ -69,8 +69,8 @@ class HFEngine(Engine):
                 kwargs.update(temperature=None, top_p=None, top_k=None)
             if settings.stop:
                 kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
-            out = self.model.generate(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
-                                      **kwargs)
+            out = self._generate_shared_prefill(input_ids.to(self.device), attention.to(self.device), settings.n,
+                                                kwargs)
             new = out.sequences[:, width:].cpu()
             logps = None
             if settings.logprobs:
@@ -98,6 +98,28 @@ class HFEngine(Engine):
         bar.close()
         return results
 
+    def _generate_shared_prefill(self, input_ids: torch.Tensor, attention: torch.Tensor, n: int,
+                                 kwargs: dict[str, Any]) -> Any:
+        """Generate ``n`` continuations per row, computing each prompt's prefill once.
+
+        ``generate(num_return_sequences=n)`` copies the prompt n times before the forward pass, so the prompt
+        (the long part of a judge request) is processed n times. Here the prompt minus its last token is run
+        once, its KV cache repeated n times, and ``generate`` continues from it.
+        """
+        if n == 1 or input_ids.shape[1] < 2:
+            return self.model.generate(input_ids=input_ids, attention_mask=attention, num_return_sequences=n,
+                                       **kwargs)
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        head, head_mask = input_ids[:, :-1], attention[:, :-1]
+        self.model(input_ids=head, attention_mask=head_mask, position_ids=(head_mask.cumsum(-1) - 1).clamp(min=0),
+                   past_key_values=cache, use_cache=True, logits_to_keep=1)
+        cache.batch_repeat_interleave(n)
+        return self.model.generate(input_ids=input_ids.repeat_interleave(n, dim=0),
+                                   attention_mask=attention.repeat_interleave(n, dim=0), past_key_values=cache,
+                                   **kwargs)
+
     @torch.inference_mode()
     def _score_sequences(self, sequences: list[tuple[list[int], int]]) -> list[float]:
         out: list[float] = [0.0] * len(sequences)
@@ -120,3 +142,26 @@ class HFEngine(Engine):
                 positions = torch.arange(begin, len(seq))
                 out[i] = float(logps[row, positions - 1, torch.tensor(seq[begin:])].sum())
         return out
+
+    @torch.inference_mode()
+    def _next_token_logprobs(self, prefixes: list[list[int]], tokens: list[list[int]]) -> list[list[float]]:
+        out: list[list[float]] = [[] for _ in prefixes]
+        order = sorted(range(len(prefixes)), key=lambda i: -len(prefixes[i]))
+        per_batch = max(1, self.batch_size // 2)
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(order), per_batch):
+            idx = order[start:start + per_batch]
+            width = max(len(prefixes[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):  # left padding: every row's last real token is the last column
+                ids[row, width - len(prefixes[i]):] = torch.tensor(prefixes[i])
+                mask[row, width - len(prefixes[i]):] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                position_ids=positions.to(self.device), logits_to_keep=1).logits
+            logps = torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
+            for row, i in enumerate(idx):
+                out[i] = [float(logps[row, tok]) for tok in tokens[i]]
+        return out
+
