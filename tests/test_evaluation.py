@@ -103,3 +103,30 @@ def test_openai_evaluator_against_a_local_stub(monkeypatch, capsys):
         assert "sk-secret-123" not in capsys.readouterr().err
     finally:
         server.shutdown()
+
+
+def test_iteration_summary_picks_headline_figures():
+    from pipeline.summary import iteration_summary
+
+    stage_metrics = {
+        "self_instruct": {"accepted": 6, "acceptance_rate": 0.125, "seconds": 100.04, "rejected": {"duplicate": 3}},
+        "sample": {"responses": 24, "parse_rate": 0.79166666, "mean_response_chars": 266.0, "seconds": 30.0},
+        "judge": {"judgments": 57, "parse_rate": 0.8421, "mean_score": 2.7368421, "score_std": 0.9, "seconds": 90.0},
+        "meta_judge": {"comparisons": 120, "parse_rate": 0.0, "position_bias": 0.5, "elo_spread_mean": 97.0,
+                       "seconds": 300.0},
+        "pairs": {"response_pairs": 6, "judgment_pairs": 4},
+        "dpo": {"pairs": 10, "first_loss": 0.6931, "last_loss": 0.69, "mean_reward_accuracy": 0.5,
+                "seconds": 40.0},
+        "eval": {"baselines": {"M0": {"win_rate": 0.53125, "win_rate_se": 0.03, "lc_win_rate": 0.56,
+                                      "model_mean_chars": 200.0, "baseline_mean_chars": 480.0}},
+                 "judge_accuracy": {"accuracy": 0.4375}, "seconds": 380.0},
+    }
+    got = iteration_summary(stage_metrics)
+    assert got["self_instruct"] == {"accepted": 6, "acceptance_rate": 0.125}
+    assert got["sample"]["parse_rate"] == 0.7917 and got["judge"]["mean_score"] == 2.7368
+    assert got["pairs"] == {"response_pairs": 6, "judgment_pairs": 4}
+    assert got["dpo"]["mean_reward_margin"] is None  # missing: written as None, never invented
+    assert got["eval"] == {"vs_M0": {"win_rate": 0.5312, "win_rate_se": 0.03, "lc_win_rate": 0.56,
+                                     "model_mean_chars": 200.0, "baseline_mean_chars": 480.0},
+                           "judge_accuracy": 0.4375}
+    assert got["loop_stage_seconds"] == 560.0  # the loop stages only; evaluation is not part of the loop

@@ -1,0 +1,45 @@
+"""One row of headline metrics per iteration, for `dvc metrics show` and `dvc metrics diff`.
+
+Each stage writes its full metrics to ``metrics/<key>/<stage>.json``; :func:`iteration_summary` picks the
+figures a user compares across iterations into ``metrics/<key>/summary.json``, the one file per iteration
+that DVC declares as metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+LOOP_STAGES = ("self_instruct", "sample", "judge", "meta_judge", "pairs", "dpo")
+
+# stage -> keys copied as they are (a missing key is written as None, never invented)
+HEADLINE: dict[str, tuple[str, ...]] = {
+    "self_instruct": ("accepted", "acceptance_rate"),
+    "sample": ("responses", "parse_rate", "mean_response_chars"),
+    "judge": ("judgments", "parse_rate", "mean_score", "score_std"),
+    "meta_judge": ("comparisons", "parse_rate", "position_bias", "elo_spread_mean"),
+    "pairs": ("response_pairs", "judgment_pairs"),
+    "dpo": ("pairs", "first_loss", "last_loss", "mean_reward_accuracy", "mean_reward_margin"),
+}
+EVAL_KEYS = ("win_rate", "win_rate_se", "lc_win_rate", "model_mean_chars", "baseline_mean_chars")
+
+
+def _round(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def iteration_summary(stage_metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The headline figures of one iteration from its stages' metrics (``{"judge": {...}, ...}``)."""
+    out: dict[str, Any] = {}
+    for stage, keys in HEADLINE.items():
+        m = stage_metrics.get(stage, {})
+        out[stage] = {k: _round(m.get(k)) for k in keys}
+    ev = stage_metrics.get("eval")
+    if ev is not None:
+        block: dict[str, Any] = {f"vs_{name}": {k: _round(b.get(k)) for k in EVAL_KEYS}
+                                 for name, b in ev.get("baselines", {}).items()}
+        block["judge_accuracy"] = _round((ev.get("judge_accuracy") or {}).get("accuracy"))
+        out["eval"] = block
+    seconds = [stage_metrics.get(s, {}).get("seconds") for s in LOOP_STAGES]
+    out["loop_stage_seconds"] = round(sum(s for s in seconds if s is not None), 1)
+    return out
