@@ -88,7 +88,9 @@ class EngineConfig:
     max_num_seqs: int = knob(256, "vllm: most sequences in flight at once.", at_least(1))
     enable_prefix_caching: bool = knob(True, "vllm: reuse the KV cache of shared prompt prefixes.")
     seed: int = knob(0, "Seed of the engine (vLLM is seeded per engine, hf per shard).")
-    shard_size: int = knob(64, "Conversations per resumable shard: a finished shard survives a crash.", at_least(1))
+    shard_size: int = knob(64, "Conversations per resumable shard: a finished shard survives a crash (the "
+                           "default of sample, judge, meta_judge and evaluate, whose own shard_size: 0).",
+                           at_least(1))
 
 
 @dataclass
@@ -117,7 +119,8 @@ class SelfInstructConfig:
                           "model directory.")
     num_prompts: int = knob(16, "New instructions to accept per iteration.", at_least(1))
     max_requests: int = knob(96, "Give up after this many generation requests.", at_least(1))
-    round_size: int = knob(16, "Requests generated per round before filtering.", at_least(1))
+    shard_size: int = knob(16, "Requests per round: generated, saved as one resumable shard, then filtered.",
+                           at_least(1))
     num_examples: int = knob(8, "Seed instructions shown as examples in each request.", at_least(1))
     temperature: float = knob(0.6, "Sampling temperature.", _temperature)
     top_p: float = knob(0.9, "Nucleus sampling threshold.", _top_p)
@@ -138,6 +141,8 @@ class SampleConfig:
     thoughts: Literal["none", "generic", "specific"] = knob(
         "generic", "Thought preference optimization: none (plain instruction), generic (thoughts, then the "
         "response after a marker) or specific (thoughts with a draft and its evaluation, then <R>).")
+    shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
+                           at_least(0))
     seed: int = knob(0, "Sampling seed.")
 
 
@@ -152,6 +157,8 @@ class JudgeConfig:
         "digits 0-5 at the score position.")
     min_parse_rate: float = knob(0.0, "Stop the stage when fewer judgments than this share parse strictly or "
                                  "flexibly (forced verdicts do not count).", between(0.0, 1.0))
+    shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
+                           at_least(0))
     seed: int = knob(0, "Sampling seed.")
 
 
@@ -171,6 +178,8 @@ class MetaJudgeConfig:
                          at_least(0.0))
     max_position_bias: float = knob(0.8, "Warn when the share of first-position wins exceeds this.",
                                     between(0.5, 1.0))
+    shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
+                           at_least(0))
     seed: int = knob(0, "Sampling seed.")
 
 
@@ -230,6 +239,8 @@ class EvaluateConfig:
     judge_accuracy: bool = knob(True, "Also measure M_key as a judge on data/eval/labelled_pairs.jsonl.")
     max_labelled_pairs: int | None = knob(None, "Use the first N labelled pairs (None: all).", at_least(1))
     judge_k: int | None = knob(None, "Judgments per labelled response (None: judge.k).", at_least(1))
+    shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
+                           at_least(0))
     seed: int = knob(0, "Seed for sampling and the bootstrap.")
 
     def __post_init__(self) -> None:
@@ -283,6 +294,11 @@ class Params:
             updated = dataclasses.replace(getattr(out, section), **{name: value})
             setattr(out, section, updated)
         return out
+
+    def shard_size(self, stage: str) -> int:
+        """Conversations per resumable shard of a generating stage (its own, else engine.shard_size)."""
+        own = getattr(getattr(self, stage), "shard_size", 0)
+        return own if own > 0 else self.engine.shard_size
 
     def prev_of(self, key: str) -> str:
         return self.iterations[key].prev

@@ -16,11 +16,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pipeline import evaluation, judging, meta_judging, paths, records, sampling
+from pipeline import evaluation, judging, meta_judging, paths, records, sampling, templates
 from pipeline.engines import make_engine
 from pipeline.engines.base import SamplingSettings
 from pipeline.engines.openai import NoLogprobsError, OpenAIEngine
 from pipeline.records import EvalPrompt, LabelledPair
+from pipeline.shards import ShardCache
 from stages import _common
 
 
@@ -34,11 +35,14 @@ def resolve_model(name: str, key: str, prev: str) -> Path:
     return paths.model_dir(name) if (paths.model_dir(name) / "config.json").exists() or "/" not in name else Path(name)
 
 
-def answers_of(engine: Any, prompts: list[EvalPrompt], it: _common.Iteration) -> list[dict[str, Any]]:
+def answers_of(engine: Any, prompts: list[EvalPrompt], it: _common.Iteration, cache: ShardCache,
+               name: str) -> list[dict[str, Any]]:
     cfg, thoughts = it.params.evaluate, it.params.sample.thoughts
     convs = [[{"role": "user", "content": sampling.response_prompt(p.instruction, thoughts)}] for p in prompts]
-    outs = engine.generate(convs, SamplingSettings(n=1, temperature=cfg.temperature, top_p=it.params.sample.top_p,
-                                                   max_new_tokens=cfg.max_new_tokens, seed=cfg.seed), desc="answers")
+    settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=it.params.sample.top_p,
+                                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    outs = cache.generate(engine, convs, settings, it.params.shard_size("evaluate"), name=f"answers-{name}",
+                          desc=f"answers {name}")
     rows = []
     for p, (c,) in zip(prompts, outs):
         split = sampling.split_thought(c.text, thoughts)
@@ -47,12 +51,15 @@ def answers_of(engine: Any, prompts: list[EvalPrompt], it: _common.Iteration) ->
     return rows
 
 
-def judge_labelled(engine: Any, pairs: list[LabelledPair], it: _common.Iteration) -> tuple[list[dict], dict]:
+def judge_labelled(engine: Any, pairs: list[LabelledPair], it: _common.Iteration,
+                   cache: ShardCache) -> tuple[list[dict], dict]:
     jcfg, cfg = it.params.judge, it.params.evaluate
     k = cfg.judge_k or jcfg.k
     convs = [judging.judge_conversation(p.instruction, r) for p in pairs for r in (p.response_a, p.response_b)]
-    outs = engine.generate(convs, SamplingSettings(n=k, temperature=jcfg.temperature, top_p=jcfg.top_p,
-                                                   max_new_tokens=jcfg.max_new_tokens, seed=cfg.seed), desc="judge accuracy")
+    settings = SamplingSettings(n=k, temperature=jcfg.temperature, top_p=jcfg.top_p,
+                                max_new_tokens=jcfg.max_new_tokens, seed=cfg.seed)
+    outs = cache.generate(engine, convs, settings, it.params.shard_size("evaluate"), name="judge",
+                          desc="judge accuracy")
     flat_convs = [c for c, row in zip(convs, outs) for _ in row]
     verdicts = judging.judge_verdicts(engine, flat_convs, [c.text for row in outs for c in row], jcfg.scoring)
     scores = [judging.response_score([v.score for v in verdicts[i * k:(i + 1) * k]]) for i in range(len(convs))]
@@ -66,7 +73,8 @@ def judge_labelled(engine: Any, pairs: list[LabelledPair], it: _common.Iteration
 
 
 def compare(evaluator: Any, prompts: list[EvalPrompt], mine: dict, theirs: dict, baseline: str,
-            margin: float, max_new: int, seed: int, calibrate: bool = False) -> tuple[list[dict], list[int]]:
+            margin: float, max_new: int, seed: int, calibrate: bool, cache: ShardCache,
+            shard_size: int) -> tuple[list[dict], list[int]]:
     convs, meta = [], []
     for p in prompts:
         a, b = mine[p.id]["response"], theirs[p.id]["response"]
@@ -74,8 +82,8 @@ def compare(evaluator: Any, prompts: list[EvalPrompt], mine: dict, theirs: dict,
         meta.append((p.id, True))
         convs.append(evaluation.compare_conversation(p.instruction, b, a))
         meta.append((p.id, False))
-    outs = evaluator.generate(convs, SamplingSettings(n=1, temperature=0.0, max_new_tokens=max_new, seed=seed),
-                              desc=f"compare vs {baseline}")
+    outs = cache.generate(evaluator, convs, SamplingSettings(n=1, temperature=0.0, max_new_tokens=max_new, seed=seed),
+                          shard_size, name=f"compare-{baseline}", desc=f"compare vs {baseline}")
     texts = [row[0].text for row in outs]
     parsed = [evaluation.parse_compare(t) for t in texts]
     need = [i for i, p in enumerate(parsed) if p is None]
@@ -109,6 +117,13 @@ def main() -> None:
         if not (d / "config.json").exists():
             raise _common.StageError(f"evaluate {it.key}: model {name} ({d}) is missing — run its stages first")
 
+    refs = {name: it.model_ref(d) for name, d in {"current": current, **baselines}.items()}
+    evaluator_ref: Any = ([cfg.openai_url, cfg.openai_model] if cfg.evaluator == "openai"
+                          else it.model_ref(resolve_model(cfg.evaluator, it.key, it.prev)))
+    cache = ShardCache("evaluate", it.key, [refs, evaluator_ref, cfg.__dict__, it.params.judge.__dict__,
+                                            it.params.sample.thoughts, it.params.sample.top_p,
+                                            [templates.template_hash(t) for t in
+                                             (evaluation.TEMPLATE, judging.TEMPLATE)]])
     answers: dict[str, dict[str, dict]] = {}
     by_dir: dict[str, dict[str, dict]] = {}  # a model named twice (e.g. previous = M0) is run once
     answer_rows: list[dict] = []
@@ -117,11 +132,11 @@ def main() -> None:
     for name, d in {"current": current, **baselines}.items():
         if str(d) not in by_dir:
             engine = make_engine(d, it.params.engine, it.params.model.trust_remote_code)
-            rows = answers_of(engine, prompts, it)
+            rows = answers_of(engine, prompts, it, cache, name)
             by_dir[str(d)] = {r["prompt_id"]: r for r in rows}
             answer_rows += [{**r, "model": name, "model_dir": str(d)} for r in rows]
             if name == "current" and labelled:
-                judge_rows, judge_summary = judge_labelled(engine, labelled, it)
+                judge_rows, judge_summary = judge_labelled(engine, labelled, it, cache)
             engine.close()
             del engine
             gc.collect()
@@ -138,7 +153,8 @@ def main() -> None:
     per_baseline: dict[str, Any] = {}
     for name in baselines:
         rows, _ = compare(evaluator, prompts, answers["current"], answers[name], name, cfg.tie_margin,
-                          cfg.compare_max_new_tokens, cfg.seed, cfg.calibrate_forced)
+                          cfg.compare_max_new_tokens, cfg.seed, cfg.calibrate_forced, cache,
+                          it.params.shard_size("evaluate"))
         comparisons += rows
         by_prompt: dict[str, list[int]] = {}
         for r in rows:
@@ -162,6 +178,7 @@ def main() -> None:
     records.write_jsonl(it.data / "eval_comparisons.jsonl", comparisons)
     records.write_jsonl(it.data / "eval_judge.jsonl", judge_rows)
     records.write_json(it.metrics / "eval.json", metrics)
+    cache.finish()
     for name, s in per_baseline.items():
         _common.log.info("evaluate %s vs %s: win rate %.3f ± %.3f (LC %.3f), W/T/L %d/%d/%d", it.key, name,
                          s["win_rate"], s["win_rate_se"], s["lc_win_rate"], s["wins"], s["ties"], s["losses"])

@@ -54,7 +54,7 @@ def main() -> None:
     template_sha = templates.template_hash(judging.TEMPLATE)
     cache = ShardCache("judge", it.key, [it.model_ref(), cfg.__dict__, template_sha])
     engine = it.engine()
-    outs = cache.generate(engine, convs, settings, it.params.engine.shard_size, desc="judge")
+    outs = cache.generate(engine, convs, settings, it.params.shard_size("judge"), desc="judge")
     flat_convs = [conv for conv, row in zip(convs, outs) for _ in row]
     flat = [c for row in outs for c in row]
     verdicts = judging.judge_verdicts(engine, flat_convs, [c.text for c in flat], cfg.scoring)

@@ -53,7 +53,7 @@ def main() -> None:
         settings = SamplingSettings(n=n_extra, temperature=jcfg.temperature, top_p=jcfg.top_p,
                                     max_new_tokens=jcfg.max_new_tokens, seed=jcfg.seed + 1)
         convs = [judging.judge_conversation(responses[rid].instruction, responses[rid].response) for rid in need]
-        outs = cache.generate(engine, convs, settings, it.params.engine.shard_size, name="extra",
+        outs = cache.generate(engine, convs, settings, it.params.shard_size("meta_judge"), name="extra",
                               desc="extra judgments")
         outs = [row[:missing[rid]] for rid, row in zip(need, outs)]
         flat_convs = [conv for conv, row in zip(convs, outs) for _ in row]
@@ -81,7 +81,7 @@ def main() -> None:
             convs.append(meta_judging.meta_judge_conversation(r.instruction, r.response, js[m].text, js[n].text))
     settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=cfg.top_p,
                                 max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-    outs = cache.generate(engine, convs, settings, it.params.engine.shard_size, name="battles", desc="meta_judge")
+    outs = cache.generate(engine, convs, settings, it.params.shard_size("meta_judge"), name="battles", desc="meta_judge")
     texts = [row[0].text for row in outs]
     verdicts, offset = meta_judging.meta_verdicts(engine, convs, texts, cfg.tie_margin, cfg.calibrate_forced)
     meta_rows = []

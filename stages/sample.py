@@ -31,7 +31,7 @@ def main() -> None:
     template_sha = templates.template_hash(template) if template else None
     cache = ShardCache("sample", it.key, [it.model_ref(), cfg.__dict__, template_sha])
     engine = it.engine()
-    outs = cache.generate(engine, convs, settings, it.params.engine.shard_size, desc="sample")
+    outs = cache.generate(engine, convs, settings, it.params.shard_size("sample"), desc="sample")
     rows = []
     for prompt, text, completions in zip(prompts, texts, outs):
         for i, c in enumerate(completions):

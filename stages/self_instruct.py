@@ -41,11 +41,11 @@ def main() -> None:
     completions = []
     requests = 0
     while len(prompts) < cfg.num_prompts and requests < cfg.max_requests:
-        size = min(cfg.round_size, cfg.max_requests - requests)
+        size = min(cfg.shard_size, cfg.max_requests - requests)
         convs = [[{"role": "user", "content": self_instruct.build_request([s.instruction for s in seed],
                                                                           cfg.num_examples, rng)},
                   {"role": "assistant", "content": self_instruct.OPEN}] for _ in range(size)]
-        outs = cache.generate(engine, convs, settings, shard_size=size, name=f"round{requests // cfg.round_size:04d}",
+        outs = cache.generate(engine, convs, settings, shard_size=size, name=f"round{requests // cfg.shard_size:04d}",
                               desc="self_instruct")
         completions.extend(outs)
         for i, (row,) in enumerate(outs):

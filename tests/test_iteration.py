@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 TINY_PARAMS = {
     "engine": {"backend": "hf", "batch_size": 16, "shard_size": 3},
-    "self_instruct": {"num_prompts": 2, "max_requests": 8, "round_size": 4, "max_new_tokens": 24},
+    "self_instruct": {"num_prompts": 2, "max_requests": 8, "shard_size": 4, "max_new_tokens": 24},
     "sample": {"n": 3, "max_new_tokens": 12, "thoughts": "none"},
     "judge": {"k": 2, "max_new_tokens": 10, "scoring": "expected"},
     "meta_judge": {"num_judgments": 3, "max_new_tokens": 10, "tie_margin": 0.0},
@@ -107,7 +107,7 @@ def test_real_model_one_tiny_iteration(workdir, real_m0):
     shutil.copytree(real_m0, workdir / "models" / "M0")
     params = {**TINY_PARAMS,
               "sft": {"enabled": False},
-              "self_instruct": {"num_prompts": 2, "max_requests": 16, "round_size": 8, "max_new_tokens": 64},
+              "self_instruct": {"num_prompts": 2, "max_requests": 16, "shard_size": 8, "max_new_tokens": 64},
               "sample": {"n": 2, "max_new_tokens": 64, "thoughts": "none"},
               "judge": {"k": 2, "max_new_tokens": 64, "scoring": "expected"},
               "meta_judge": {"num_judgments": 3, "max_new_tokens": 48},
