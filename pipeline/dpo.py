@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from pipeline.config import DpoConfig
 from pipeline.models import load_model
 from pipeline.training import StopOnNonFiniteLoss, common_args, last_checkpoint, log_summary
+
+log = logging.getLogger("pipeline")
 
 TRL_FIELDS = ("prompt", "chosen", "rejected")
 
@@ -43,5 +46,8 @@ def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, 
     )
     trainer = DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tok, callbacks=[StopOnNonFiniteLoss()])
-    trainer.train(resume_from_checkpoint=last_checkpoint(str(checkpoint_dir)))
+    resume = last_checkpoint(str(checkpoint_dir))
+    if resume is not None:
+        log.info("dpo: resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=resume)
     return trainer.model, tok, log_summary(trainer.state.log_history)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
 from transformers import TrainerCallback
+
+log = logging.getLogger("pipeline")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -38,10 +41,29 @@ def common_args(output_dir: str, *, epochs: float, learning_rate: float, batch_s
 
 
 def last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-    import os
+    """The newest complete checkpoint under ``output_dir``, or None.
 
-    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    The Trainer writes weights, optimizer, scheduler and RNG state, then ``trainer_state.json`` last, each in
+    place; a process killed while saving leaves a checkpoint without a readable state file, which is skipped
+    (resuming from it would fail or, worse, load half-written weights).
+    """
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    found = sorted((int(m.group(1)), d) for d in root.iterdir()
+                   if d.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", d.name)))
+    for _, d in reversed(found):
+        try:
+            json.loads((d / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            log.warning("skipping incomplete checkpoint %s", d)
+            continue
+        return str(d)
+    return None
 
 
 def log_summary(history: list[dict[str, Any]]) -> dict[str, Any]:
