@@ -197,6 +197,15 @@ class PairsConfig:
 
 
 @dataclass
+class LoraSpec:
+    r: int = knob(16, "LoRA rank.", at_least(1))
+    alpha: int = knob(32, "LoRA scaling numerator (scale = alpha / r).", at_least(1))
+    dropout: float = knob(0.05, "Dropout on the LoRA input.", between(0.0, 0.9))
+    target_modules: list[str] = knob(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                                     "Linear layers that get adapters (names inside the model).")
+
+
+@dataclass
 class DpoConfig:
     beta: float = knob(0.1, "DPO beta.", positive)
     learning_rate: float = knob(1e-6, "Peak learning rate (the papers: 1e-6).", positive)
@@ -208,8 +217,13 @@ class DpoConfig:
     loss_weights: list[float] | None = knob(None, "One weight per loss type (None: all 1).")
     reference: Literal["previous", "base"] = knob("previous", "Reference model: M_prev (the papers) or M0.")
     precompute_ref_log_probs: bool = knob(True, "Compute reference log-probs once before training.")
+    reuse_generation_logprobs: bool = knob(True, "With reference: previous, take reference log-probs from the "
+                                           "generating stages' raw log-probs where they are exact (the rest are "
+                                           "recomputed and counted) instead of running the reference model.")
     gradient_checkpointing: bool = knob(False, "Trade compute for memory.")
     save_steps: int = knob(50, "Checkpoint every this many steps (resume point).", at_least(1))
+    lora: LoraSpec | None = knob(None, "Train LoRA adapters ({r, alpha, dropout, target_modules}, via peft) "
+                                 "instead of all weights; the adapter is merged into the saved model.")
     seed: int = knob(0, "Training seed.")
 
     def __post_init__(self) -> None:
@@ -313,6 +327,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping with keys " + ", ".join(f.name for f in dataclasses.fields(tp))
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
             type(None): "null", dict: "a mapping"}.get(tp, getattr(tp, "__name__", str(tp)))
 
@@ -357,6 +373,8 @@ def _coerce(value: Any, tp: Any) -> Any:
         return _NOT
     if tp is str:
         return value if isinstance(value, str) else _NOT
+    if dataclasses.is_dataclass(tp):  # a nested section given as something other than a mapping
+        return _NOT
     return value
 
 
@@ -364,6 +382,14 @@ def _unknown(where: str, key: str, known: list[str]) -> str:
     near = difflib.get_close_matches(key, known, n=1)
     hint = f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(known)}"
     return f"{where}{key}: unknown key — {hint}"
+
+
+def _dataclass_arg(tp: Any) -> type | None:
+    """The dataclass in ``tp`` (``LoraSpec`` or ``LoraSpec | None``), if any: a nested section."""
+    for arg in (tp, *typing.get_args(tp)):
+        if dataclasses.is_dataclass(arg) and isinstance(arg, type):
+            return arg
+    return None
 
 
 def build_section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
@@ -377,6 +403,10 @@ def build_section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
     for key, value in raw.items():
         if key not in fields:
             raise ConfigError(_unknown(where, str(key), list(fields)))
+        nested = _dataclass_arg(hints[key])
+        if nested is not None and isinstance(value, Mapping):
+            values[key] = build_section(nested, value, f"{where}{key}.")
+            continue
         out = _coerce(value, hints[key])
         if out is _NOT:
             raise ConfigError(f"{where}{key}: {value!r} — must be {_type_name(hints[key])}")

@@ -23,31 +23,76 @@ TRL_FIELDS = ("prompt", "chosen", "rejected")
 
 def mix_pairs(response_pairs: list[dict[str, Any]], judgment_pairs: list[dict[str, Any]], seed: int
               ) -> list[dict[str, Any]]:
-    """Both kinds shuffled together (seeded), reduced to TRL's fields."""
-    rows = [{k: p[k] for k in TRL_FIELDS} for p in [*response_pairs, *judgment_pairs]]
+    """Both kinds shuffled together (seeded), reduced to TRL's fields plus the generator's log-probs."""
+    rows = [{**{k: p[k] for k in TRL_FIELDS}, "generated": p.get("generated")}
+            for p in [*response_pairs, *judgment_pairs]]
     random.Random(seed).shuffle(rows)
     return rows
 
 
+def _trainer_class() -> type:
+    from trl import DPOTrainer
+
+    class ReusedReferenceDPOTrainer(DPOTrainer):
+        """TRL's trainer, except that reference log-probs already in the dataset are not computed again."""
+
+        def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
+            if "ref_chosen_logps" in dataset.column_names:
+                return dataset
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+
+    return ReusedReferenceDPOTrainer
+
+
 def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, Any]], cfg: DpoConfig,
-              checkpoint_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
-    """Train and return (model, tokenizer, training summary). Resumes from the last checkpoint if any."""
+              checkpoint_dir: Path, reference_sha: str | None = None) -> tuple[Any, Any, dict[str, Any]]:
+    """Train and return (model, tokenizer, training summary). Resumes from the last checkpoint if any.
+
+    With ``reference_dir`` None the reference is the initial model (M_prev); then, with
+    ``cfg.reuse_generation_logprobs``, reference log-probs come from generation (:mod:`pipeline.reference`)
+    wherever they are exact, and the reference model never runs for those pairs.
+    """
+    import time
+
     from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig
+
+    from pipeline import reference
 
     model, tok = load_model(model_dir)
     ref = load_model(reference_dir)[0] if reference_dir is not None else None
+    started = time.time()
+    reuse = reference_dir is None and cfg.reuse_generation_logprobs and reference_sha is not None
+    stats: dict[str, Any] = {"reference_logprobs": "reused from generation" if reuse else
+                             ("precomputed" if cfg.precompute_ref_log_probs else "live")}
+    if reuse:
+        data, counts = reference.reference_columns(rows, tok, model, str(reference_sha), cfg.max_length)
+        stats.update(counts)
+        log.info("dpo: reference log-probs reused for %d of %d sides (%s recomputed: %s)", counts["sides_reused"],
+                 2 * len(rows), counts["sides_recomputed"], counts["recomputed_because"] or "none")
+    else:
+        data = [reference.text_pair(r, tok) for r in rows]
+    stats["reference_seconds"] = round(time.time() - started, 2)
     args = DPOConfig(
         **common_args(str(checkpoint_dir), epochs=cfg.epochs, learning_rate=cfg.learning_rate,
                       batch_size=cfg.batch_size, grad_accum=cfg.gradient_accumulation_steps, seed=cfg.seed,
                       save_steps=cfg.save_steps, gradient_checkpointing=cfg.gradient_checkpointing),
         beta=cfg.beta, loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights, max_length=cfg.max_length,
-        precompute_ref_log_probs=cfg.precompute_ref_log_probs,
+        precompute_ref_log_probs=cfg.precompute_ref_log_probs or reuse,
     )
-    trainer = DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=tok, callbacks=[StopOnNonFiniteLoss()])
+    peft_config = None
+    if cfg.lora is not None:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                                 target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
+    trainer = _trainer_class()(model=model, ref_model=ref, args=args, train_dataset=Dataset.from_list(data),
+                               processing_class=tok, callbacks=[StopOnNonFiniteLoss()], peft_config=peft_config)
     resume = last_checkpoint(str(checkpoint_dir))
     if resume is not None:
         log.info("dpo: resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
-    return trainer.model, tok, log_summary(trainer.state.log_history)
+    trained = trainer.model
+    if peft_config is not None:  # the next iteration loads a plain model: fold the adapter into the weights
+        trained = trained.merge_and_unload()
+    return trained, tok, {**log_summary(trainer.state.log_history), **stats}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 UNPARSED_SCORE = -1.0
 
@@ -66,3 +67,22 @@ def select_judgment_pair(judgments: Sequence[RatedJudgment], max_chars: int = 11
     if chosen.elo == rejected.elo:
         return None
     return chosen, rejected
+
+
+def generation_record(chosen: Any, rejected: Any) -> dict[str, Any] | None:
+    """What the generating model wrote for both sides of a pair and its raw log-probs, or None.
+
+    ``chosen`` and ``rejected`` are Response or Judgment rows. Both must come from the same model (its
+    ``model_sha256``) and carry token ids and log-probs; the dpo stage then reuses them as reference
+    log-probs (``pipeline.reference``) instead of running the reference model.
+    """
+    shas = {chosen.provenance.get("model_sha256"), rejected.provenance.get("model_sha256")}
+    sides = {}
+    for name, row in (("chosen", chosen), ("rejected", rejected)):
+        if row.token_ids is None or row.logprob is None:
+            return None
+        sides[name] = {"token_ids": row.token_ids, "logprob": row.logprob, "stop_logprob": row.stop_logprob}
+    if len(shas) != 1 or None in shas:
+        return None
+    return {"model_sha256": shas.pop(), **sides}
+

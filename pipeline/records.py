@@ -160,6 +160,9 @@ class Response(Row):
     parse_ok: bool
     num_tokens: int
     finish_reason: str
+    token_ids: list[int] | None = None  # what the model generated, without the end-of-sequence token
+    logprob: float | None = None  # sum of the generator's raw log-probs of token_ids (DPO reference reuse)
+    stop_logprob: float | None = None  # raw log-prob of the end-of-sequence token, when one ended it
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
@@ -177,6 +180,9 @@ class Judgment(Row):
     method: Literal["strict", "flexible", "forced", "none"]
     digit_probs: list[float] | None = None
     num_tokens: int = 0
+    token_ids: list[int] | None = None  # what the model generated, without the end-of-sequence token
+    logprob: float | None = None  # sum of the generator's raw log-probs of token_ids (DPO reference reuse)
+    stop_logprob: float | None = None  # raw log-prob of the end-of-sequence token, when one ended it
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
@@ -227,6 +233,9 @@ class PreferencePair(Row):
     rejected_score: float
     iteration: str
     provenance: dict[str, Any] = field(default_factory=dict)
+    # What the generating model wrote and its raw log-probs, per side: lets dpo reuse them as reference
+    # log-probs ({"model_sha256", "chosen": {"token_ids", "logprob", "stop_logprob"}, "rejected": {...}}).
+    generated: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------------------------------- I/O

@@ -93,3 +93,11 @@ def histogram(values: Any, bins: Any) -> dict[str, int]:
     for v in values:
         out[str(v)] = out.get(str(v), 0) + 1
     return out
+
+
+def generated_fields(c: Any) -> dict[str, Any]:
+    """A completion's token ids and raw log-probs as row fields (dpo reuses them as reference log-probs)."""
+    return {"token_ids": list(c.token_ids),
+            "logprob": float(sum(c.logprobs)) if c.logprobs is not None else None,
+            "stop_logprob": c.stop_logprob}
+

@@ -9,6 +9,7 @@ accuracies per step). Checkpoints every dpo.save_steps under .work/ and resumes 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import statistics
@@ -43,16 +44,17 @@ def main() -> None:
         raise _common.StageError(f"dpo {it.key}: no pairs to train on — see metrics/{it.key}/pairs.json")
     reference = None if cfg.reference == "previous" else paths.model_dir("M0")
     check_disk(it.prev_dir)
-    work = paths.WORK / f"dpo-{it.key}-{digest(it.model_ref(), cfg.__dict__, rows)}"
+    work = paths.WORK / f"dpo-{it.key}-{digest(it.model_ref(), dataclasses.asdict(cfg), rows)}"
     start = time.time()
-    model, tok, summary = dpo.train_dpo(it.prev_dir, reference, rows, cfg, work)
+    model, tok, summary = dpo.train_dpo(it.prev_dir, reference, rows, cfg, work,
+                                        reference_sha=it.model_ref()["model_sha256"])
     card = models.save_model(model, tok, paths.model_dir(it.key), {
         "name": it.key, "parent": it.prev, "parent_sha256": it.prev_card.get("weights_sha256"),
         "reference": cfg.reference,
         "data_sha256": {"response_pairs": models.sha256_file(rp_path),
                         "judgment_pairs": models.sha256_file(jp_path) if judgment_pairs else None},
         "training": {"pairs": len(rows), "response_pairs": len(response_pairs),
-                     "judgment_pairs": len(judgment_pairs), **cfg.__dict__}})
+                     "judgment_pairs": len(judgment_pairs), **dataclasses.asdict(cfg)}})
     steps = [h for h in summary["log"] if "loss" in h]
 
     def mean(key: str) -> float | None:
@@ -64,7 +66,10 @@ def main() -> None:
         "steps": summary["steps"], "first_loss": summary["first_loss"], "last_loss": summary["last_loss"],
         "mean_reward_margin": mean("rewards/margins"), "mean_reward_accuracy": mean("rewards/accuracies"),
         "seconds": round(time.time() - start, 1), "pairs_per_second": round(len(rows) * cfg.epochs / (time.time() - start), 3),
-        "weights_sha256": card["weights_sha256"], "log": summary["log"]})
+        "weights_sha256": card["weights_sha256"],
+        **{k: summary[k] for k in ("reference_logprobs", "sides_reused", "sides_recomputed", "recomputed_because",
+                                   "reference_seconds") if k in summary},
+        "log": summary["log"]})
     for stale in paths.WORK.glob(f"dpo-{it.key}-*"):
         shutil.rmtree(stale, ignore_errors=True)
     _common.log.info("dpo %s: %d pairs, loss %s -> %s", it.key, len(rows), summary["first_loss"], summary["last_loss"])

@@ -49,7 +49,7 @@ def main() -> None:
                                  f"metrics/{it.key}/sample.json; try sample.thoughts: none or more sample.max_new_tokens")
     start = time.time()
     settings = SamplingSettings(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
-                                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+                                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, logprobs=True)
     convs = [judging.judge_conversation(r.instruction, r.response) for r in responses]
     template_sha = templates.template_hash(judging.TEMPLATE)
     cache = ShardCache("judge", it.key, [it.model_ref(), cfg.__dict__, template_sha])
@@ -67,7 +67,7 @@ def main() -> None:
             rows.append(Judgment(
                 judgment_id=records.stable_id("j", r.response_id, i, c.text), response_id=r.response_id,
                 prompt_id=r.prompt_id, judge_index=i, text=c.text, score=v.score, method=v.method,
-                digit_probs=v.probs, num_tokens=c.num_tokens,
+                digit_probs=v.probs, num_tokens=c.num_tokens, **_common.generated_fields(c),
                 provenance={**it.model_ref(), "iteration": it.key, "template_sha": template_sha,
                             "scoring": cfg.scoring, "sampling": settings.to_dict()}))
     metrics = {**judge_metrics(rows), "responses": len(responses), "scoring": cfg.scoring,

@@ -51,7 +51,7 @@ def main() -> None:
     if need:
         n_extra = max(missing.values())
         settings = SamplingSettings(n=n_extra, temperature=jcfg.temperature, top_p=jcfg.top_p,
-                                    max_new_tokens=jcfg.max_new_tokens, seed=jcfg.seed + 1)
+                                    max_new_tokens=jcfg.max_new_tokens, seed=jcfg.seed + 1, logprobs=True)
         convs = [judging.judge_conversation(responses[rid].instruction, responses[rid].response) for rid in need]
         outs = cache.generate(engine, convs, settings, it.params.shard_size("meta_judge"), name="extra",
                               desc="extra judgments")
@@ -65,6 +65,7 @@ def main() -> None:
                 j = Judgment(judgment_id=records.stable_id("j", rid, i, c.text), response_id=rid,
                              prompt_id=responses[rid].prompt_id, judge_index=i, text=c.text, score=v.score,
                              method=v.method, digit_probs=v.probs, num_tokens=c.num_tokens,
+                             **_common.generated_fields(c),
                              provenance={**it.model_ref(), "iteration": it.key, "template_sha": judge_sha,
                                          "scoring": jcfg.scoring, "sampling": settings.to_dict(), "extra": True})
                 extra.append(j)

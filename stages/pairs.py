@@ -57,7 +57,8 @@ def main() -> None:
             prompt_id=prompt_id, chosen_id=chosen.id, rejected_id=rejected.id, chosen_score=chosen.score,
             rejected_score=rejected.score, iteration=it.key,
             provenance={"length_rho": cfg.length_rho, "unparsed_response": cfg.unparsed_response,
-                        "chosen_chars": chosen.length, "rejected_chars": rejected.length}))
+                        "chosen_chars": chosen.length, "rejected_chars": rejected.length},
+            generated=pairs.generation_record(c, rj)))
     if len(response_pairs) < cfg.min_pairs:
         raise _common.StageError(
             f"pairs {it.key}: {len(response_pairs)} response pairs, fewer than pairs.min_pairs={cfg.min_pairs}: "
@@ -88,7 +89,8 @@ def main() -> None:
                 rejected=[{"role": "assistant", "content": jmap[rj.id].text}],
                 prompt_id=r.prompt_id, chosen_id=cj.id, rejected_id=rj.id, chosen_score=cj.elo,
                 rejected_score=rj.elo, iteration=it.key,
-                provenance={"response_id": rid, "max_judgment_chars": cfg.max_judgment_chars}))
+                provenance={"response_id": rid, "max_judgment_chars": cfg.max_judgment_chars},
+                generated=pairs.generation_record(jmap[cj.id], jmap[rj.id])))
     records.write_jsonl(it.data / "response_pairs.jsonl", response_pairs)
     records.write_jsonl(it.data / "judgment_pairs.jsonl", judgment_pairs)
 

@@ -24,7 +24,7 @@ def main() -> None:
     prompts = records.read_jsonl(it.data / "prompts.jsonl", Prompt)
     start = time.time()
     settings = SamplingSettings(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
-                                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+                                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, logprobs=True)
     texts = [sampling.response_prompt(p.instruction, cfg.thoughts) for p in prompts]
     convs = [[{"role": "user", "content": t}] for t in texts]
     template = sampling.template_name(cfg.thoughts)
@@ -40,7 +40,7 @@ def main() -> None:
                 response_id=records.stable_id("r", prompt.prompt_id, i, c.text), prompt_id=prompt.prompt_id,
                 sample_index=i, instruction=prompt.instruction, prompt_text=text, output=c.text,
                 thought=split.thought, response=split.response, parse_ok=split.parse_ok, num_tokens=c.num_tokens,
-                finish_reason=c.finish_reason,
+                finish_reason=c.finish_reason, **_common.generated_fields(c),
                 provenance={**it.model_ref(), "iteration": it.key, "thoughts": cfg.thoughts, "template": template,
                             "template_sha": template_sha, "sampling": settings.to_dict()}))
     records.write_jsonl(it.data / "responses.jsonl", rows)

@@ -58,8 +58,8 @@ def test_sigkill_then_rerun_gives_identical_output(sample_workdir, kill_after_sh
     assert not list((sample_workdir / ".work").glob("sample-M1-*")), "the work folder is removed after success"
 
 
-def write_pairs(workdir, n):
-    d = workdir / "data/M1"
+def write_pairs(workdir, n, key="M1"):
+    d = workdir / "data" / key
     d.mkdir(parents=True, exist_ok=True)
     rows = [{"pair_id": f"rp{i}", "prompt": [{"role": "user", "content": f"Name a colour, number {i}."}],
              "chosen": [{"role": "assistant", "content": f"Blue is colour {i}."}],

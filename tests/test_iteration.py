@@ -122,3 +122,33 @@ def test_real_model_one_tiny_iteration(workdir, real_m0):
     assert (workdir / "models/M1/model.safetensors").exists()
     m0 = json.loads((workdir / "models/M0/model_card.json").read_text())["weights_sha256"]
     assert json.loads((workdir / "models/M1/model_card.json").read_text())["weights_sha256"] != m0
+    dpo_metrics = json.loads((workdir / "metrics/M1/dpo.json").read_text())
+    assert dpo_metrics["reference_logprobs"] == "reused from generation"
+    check_reused_reference_equals_trl(workdir, "M1", "M0_sft", max_length=512)
+
+
+def check_reused_reference_equals_trl(workdir, key, prev, max_length):
+    """The reference log-probs reused from generation equal TRL's own computation within 1e-2 nats/token."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from pipeline import dpo, reference
+    from pipeline.models import load_model
+
+    pairs = [json.loads(line) for name in ("response_pairs", "judgment_pairs")
+             for line in (workdir / f"data/{key}/{name}.jsonl").read_text().splitlines() if line.strip()]
+    rows = dpo.mix_pairs(pairs, [], 0)
+    model, tok = load_model(workdir / "models" / prev)
+    sha = json.loads((workdir / f"models/{prev}/model_card.json").read_text())["weights_sha256"][:16]
+    ours, counts = reference.reference_columns(rows, tok, model, sha, max_length)
+    assert counts["sides_reused"] >= 1, counts
+    trainer = DPOTrainer(model=model, args=DPOConfig(output_dir=str(workdir / ".trl"), precompute_ref_log_probs=True,
+                                                     max_length=max_length, use_cpu=True, report_to=[],
+                                                     per_device_train_batch_size=2),
+                         train_dataset=Dataset.from_list([reference.text_pair(r, tok) for r in rows]),
+                         processing_class=tok)
+    trl_rows = trainer.train_dataset
+    for mine, theirs in zip(ours, trl_rows):
+        for side in ("chosen", "rejected"):
+            n = len(theirs[f"{side}_ids"])
+            assert abs(mine[f"ref_{side}_logps"] - theirs[f"ref_{side}_logps"]) / n < 1e-2, (side, n)

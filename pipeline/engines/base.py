@@ -32,8 +32,9 @@ class Completion:
     finish_reason: str  # "stop" (end of sequence or a stop string) or "length"
     num_prompt_tokens: int = 0
     stop_string: str | None = None  # the stop string that ended it, if any
-    token_ids: list[int] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)  # without the end-of-sequence token
     logprobs: list[float] | None = None
+    stop_logprob: float | None = None  # raw log-prob of the end-of-sequence token that ended it (logprobs on)
 
 
 class Engine(abc.ABC):

@@ -93,7 +93,8 @@ class HFEngine(Engine):
                 results[i].append(Completion(
                     text=text, num_tokens=length, finish_reason=finish, num_prompt_tokens=len(prompts[i]),
                     stop_string=stop_string, token_ids=kept,
-                    logprobs=logps[row, :length].tolist() if logps is not None else None))
+                    logprobs=logps[row, :length].tolist() if logps is not None else None,
+                    stop_logprob=float(logps[row, length]) if logps is not None and length < len(ids) else None))
             bar.update(new.shape[0])
         bar.close()
         return results

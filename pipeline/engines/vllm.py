@@ -33,6 +33,7 @@ class VLLMEngine(Engine):
                        trust_remote_code=trust_remote_code)
         super().__init__(str(model_path), self.llm.get_tokenizer())
         self.seed = seed
+        self._eos_ids = {self.tokenizer.eos_token_id, *_generation_eos_ids(model_path)} - {None}
 
     def generate(self, conversations: Sequence[Conversation], settings: SamplingSettings,
                  desc: str = "generate") -> list[list[Completion]]:
@@ -53,13 +54,19 @@ class VLLMEngine(Engine):
                 text, stop_string = truncate_at_stop(c.text, settings.stop)
                 if stop_string is None and isinstance(c.stop_reason, str):
                     stop_string = c.stop_reason
+                ids = list(c.token_ids)
                 logps = None
                 if settings.logprobs and c.logprobs is not None:
-                    logps = [step[t].logprob for step, t in zip(c.logprobs, c.token_ids)]
+                    logps = [step[t].logprob for step, t in zip(c.logprobs, ids)]
+                stop_logprob = None
+                if ids and ids[-1] in self._eos_ids and c.finish_reason != "length":  # as hf: ids without the EOS
+                    ids.pop()
+                    if logps is not None:
+                        stop_logprob = logps.pop()
                 row.append(Completion(
-                    text=text, num_tokens=len(c.token_ids), finish_reason="length" if c.finish_reason == "length" else "stop",
-                    num_prompt_tokens=len(prompt), stop_string=stop_string, token_ids=list(c.token_ids),
-                    logprobs=logps))
+                    text=text, num_tokens=len(ids), finish_reason="length" if c.finish_reason == "length" else "stop",
+                    num_prompt_tokens=len(prompt), stop_string=stop_string, token_ids=ids,
+                    logprobs=logps, stop_logprob=stop_logprob))
             results.append(row)
         return results
 
@@ -77,3 +84,15 @@ class VLLMEngine(Engine):
 
     def close(self) -> None:
         del self.llm
+
+
+def _generation_eos_ids(model_path: str) -> list[int]:
+    """The end-of-sequence ids of the model's generation config (vLLM stops on these too)."""
+    from transformers import GenerationConfig
+
+    try:
+        eos = GenerationConfig.from_pretrained(str(model_path)).eos_token_id
+    except (OSError, ValueError):
+        return []
+    return [] if eos is None else (list(eos) if isinstance(eos, list) else [eos])
+
