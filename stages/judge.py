@@ -47,6 +47,10 @@ def main() -> None:
     if not responses:
         raise _common.StageError(f"judge {it.key}: no response has a parsed final response — see "
                                  f"metrics/{it.key}/sample.json; try sample.thoughts: none or more sample.max_new_tokens")
+    # Requests that share a prefix (rubric + instruction) run together: vLLM's prefix cache then holds it
+    # while it is reused; the K samples of one request share its prefill in both engines.
+    first_seen = {pid: i for i, pid in reversed(list(enumerate(r.prompt_id for r in responses)))}
+    responses.sort(key=lambda r: first_seen[r.prompt_id])
     start = time.time()
     settings = SamplingSettings(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
                                 max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, logprobs=True)

@@ -15,7 +15,7 @@ class HFEngine(Engine):
     backend = "hf"
 
     def __init__(self, model_path: str, *, batch_size: int = 32, dtype: str = "auto", model: Any = None,
-                 tokenizer: Any = None, trust_remote_code: bool = False) -> None:
+                 tokenizer: Any = None, trust_remote_code: bool = False, share_prefill: bool = True) -> None:
         if model is None or tokenizer is None:
             from pipeline.models import load_model
 
@@ -26,6 +26,7 @@ class HFEngine(Engine):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size
+        self.share_prefill = share_prefill  # n samples of a prompt share one prefill (bench/judge_prefix.py)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self._eos_ids = self._stop_token_ids()
@@ -107,7 +108,7 @@ class HFEngine(Engine):
         (the long part of a judge request) is processed n times. Here the prompt minus its last token is run
         once, its KV cache repeated n times, and ``generate`` continues from it.
         """
-        if n == 1 or input_ids.shape[1] < 2:
+        if n == 1 or input_ids.shape[1] < 2 or not self.share_prefill:
             return self.model.generate(input_ids=input_ids, attention_mask=attention, num_return_sequences=n,
                                        **kwargs)
         from transformers import DynamicCache
