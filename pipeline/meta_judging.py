@@ -94,9 +94,17 @@ def forced_verdicts(margins: Sequence[float], tie_margin: float, calibrate: bool
     return offset, [forced_verdict(m - offset, 0.0, tie_margin) for m in margins]
 
 
+FORCE_CHOICE = ("\n" + VERDICT_PREFIX, ("A", "B"))  # SamplingSettings.force_choice for the meta-judge
+
+
 def meta_verdicts(engine: Engine, conversations: Sequence[Conversation], texts: Sequence[str],
-                  tie_margin: float, calibrate: bool = False) -> tuple[list[MetaVerdict], float]:
-    """Parse (strict, then flexible) or force each verdict; return the verdicts and the calibration offset."""
+                  tie_margin: float, calibrate: bool = False,
+                  forced: Sequence[list[float] | None] | None = None) -> tuple[list[MetaVerdict], float]:
+    """Parse (strict, then flexible) or force each verdict; return the verdicts and the calibration offset.
+
+    ``forced`` holds log p(A), log p(B) after the verdict prefix where the engine already read them from
+    the generation's KV cache (``Completion.choice_logprobs``); the others are scored from text.
+    """
     out: list[MetaVerdict | None] = []
     for t in texts:
         strict = parse_verdict_strict(t)
@@ -106,8 +114,11 @@ def meta_verdicts(engine: Engine, conversations: Sequence[Conversation], texts: 
     need = [i for i, v in enumerate(out) if v is None]
     offset = 0.0
     if need:
-        contexts = [f"{engine.format_chat(conversations[i])}{texts[i].rstrip()}\n{VERDICT_PREFIX}" for i in need]
-        margins = [lp_a - lp_b for lp_a, lp_b in engine.choice_logprobs(contexts, ["A", "B"])]
+        known = {i: forced[i] for i in need if forced is not None and forced[i] is not None}
+        rest = [i for i in need if i not in known]
+        contexts = [f"{engine.format_chat(conversations[i])}{texts[i].rstrip()}\n{VERDICT_PREFIX}" for i in rest]
+        known.update(zip(rest, engine.choice_logprobs(contexts, ["A", "B"]) if rest else []))
+        margins = [known[i][0] - known[i][1] for i in need]
         offset, forced = forced_verdicts(margins, tie_margin, calibrate)
         for i, v in zip(need, forced):
             out[i] = v

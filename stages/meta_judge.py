@@ -81,10 +81,12 @@ def main() -> None:
             battles.append((rid, m, n))
             convs.append(meta_judging.meta_judge_conversation(r.instruction, r.response, js[m].text, js[n].text))
     settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=cfg.top_p,
-                                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+                                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+                                force_choice=meta_judging.FORCE_CHOICE)
     outs = cache.generate(engine, convs, settings, it.params.shard_size("meta_judge"), name="battles", desc="meta_judge")
     texts = [row[0].text for row in outs]
-    verdicts, offset = meta_judging.meta_verdicts(engine, convs, texts, cfg.tie_margin, cfg.calibrate_forced)
+    verdicts, offset = meta_judging.meta_verdicts(engine, convs, texts, cfg.tie_margin, cfg.calibrate_forced,
+                                                  forced=[row[0].choice_logprobs for row in outs])
     meta_rows = []
     for (rid, m, n), text, v in zip(battles, texts, verdicts):
         js = by_response[rid]

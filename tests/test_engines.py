@@ -122,6 +122,31 @@ def test_choice_logprobs_one_pass_per_context_matches_full_scoring(hf_engine):
             assert value == pytest.approx(expected, abs=1e-4 if hf_engine.device.type == "cpu" else 5e-2)
 
 
+def test_hf_forced_choice_from_the_generation_cache(hf_engine):
+    """Option log-probs read from generate's KV cache equal a fresh forward over prompt + completion + suffix,
+    also for rows that ended early (their post-end tokens are masked)."""
+    force = ("\nWinner: Judgment ", ("A", "B"))
+    settings = SamplingSettings(n=2, temperature=0.9, max_new_tokens=8, seed=5, force_choice=force)
+    first = hf_engine.generate(CONVS, settings)
+    saved = set(hf_engine._eos_ids)
+    hf_engine._eos_ids = saved | {first[0][0].token_ids[3]}  # make one row end early
+    try:
+        out = hf_engine.generate(CONVS, settings)
+    finally:
+        hf_engine._eos_ids = saved
+    lengths = {c.num_tokens for row in out for c in row}
+    assert min(lengths) < 8 == max(lengths), lengths
+    suffix_ids, option_ids = hf_engine._choice_tokens(*force)
+    for conv, row in zip(CONVS, out):
+        prompt = hf_engine.encode(hf_engine.format_chat(conv))
+        for c in row:
+            with torch.no_grad():
+                logits = hf_engine.model(torch.tensor([prompt + c.token_ids + suffix_ids]).to(hf_engine.device)).logits
+            logp = torch.log_softmax(logits.float(), -1)[0, -1].cpu()
+            expected = [float(logp[t]) for t in option_ids]
+            assert c.choice_logprobs == pytest.approx(expected, abs=1e-4 if hf_engine.device.type == "cpu" else 5e-2)
+
+
 @pytest.mark.slow
 def test_vllm_cpu_contract(tiny_model_dir):
     pytest.importorskip("vllm")

@@ -152,6 +152,16 @@ def test_meta_verdict_parsing_and_forcing():
     assert engine.contexts == ["<user>Q<assistant>hmm\nWinner: Judgment "]
 
 
+def test_meta_verdicts_use_forced_logprobs_from_generation():
+    engine = FakeEngine({"A": -0.5, "B": -2.0})
+    conv = [{"role": "user", "content": "Q"}]
+    got, _ = meta_judging.meta_verdicts(engine, [conv, conv, conv], ["x", "Winner: Judgment A", "y"], 0.05,
+                                        forced=[[-3.0, -1.0], None, None])
+    assert got == [meta_judging.MetaVerdict(-1, "forced", -2.0), meta_judging.MetaVerdict(1, "strict"),
+                   meta_judging.MetaVerdict(1, "forced", 1.5)]
+    assert engine.contexts == ["<user>Q<assistant>y\nWinner: Judgment "]  # only the one without cached values
+
+
 def test_forced_verdict_calibration_hand_worked():
     """A model that always prefers A: all margins > 0. The median (1.03) is subtracted before deciding."""
     margins = [2.0, 0.9, 0.5, 1.03, 3.0]

@@ -19,6 +19,10 @@ class SamplingSettings:
     stop: tuple[str, ...] = ()
     seed: int = 0
     logprobs: bool = False  # return the raw (untempered) log-prob of every generated token
+    # (suffix, options): after each completion, the log-prob of each option following ``suffix`` (a forced
+    # verdict such as "\nWinner: Judgment " + A|B), read from the generation's own KV cache where the
+    # engine can (hf); Completion.choice_logprobs stays None where it cannot.
+    force_choice: tuple[str, tuple[str, ...]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "temperature": self.temperature, "top_p": self.top_p,
@@ -35,6 +39,7 @@ class Completion:
     token_ids: list[int] = field(default_factory=list)  # without the end-of-sequence token
     logprobs: list[float] | None = None
     stop_logprob: float | None = None  # raw log-prob of the end-of-sequence token that ended it (logprobs on)
+    choice_logprobs: list[float] | None = None  # settings.force_choice: one log-prob per option
 
 
 class Engine(abc.ABC):

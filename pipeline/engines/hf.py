@@ -73,6 +73,8 @@ class HFEngine(Engine):
             out = self._generate_shared_prefill(input_ids.to(self.device), attention.to(self.device), settings.n,
                                                 kwargs)
             new = out.sequences[:, width:].cpu()
+            forced = (self._forced_choices(out, attention.to(self.device), settings) if settings.force_choice
+                      else None)
             logps = None
             if settings.logprobs:
                 logits = torch.stack(out.logits, dim=1).float()  # raw: before temperature / top-p
@@ -95,10 +97,69 @@ class HFEngine(Engine):
                     text=text, num_tokens=length, finish_reason=finish, num_prompt_tokens=len(prompts[i]),
                     stop_string=stop_string, token_ids=kept,
                     logprobs=logps[row, :length].tolist() if logps is not None else None,
-                    stop_logprob=float(logps[row, length]) if logps is not None and length < len(ids) else None))
+                    stop_logprob=float(logps[row, length]) if logps is not None and length < len(ids) else None,
+                    choice_logprobs=forced[row] if forced is not None and stop_string is None else None))
             bar.update(new.shape[0])
         bar.close()
         return results
+
+    def _choice_tokens(self, suffix: str, options: Sequence[str]) -> tuple[list[int], list[int]] | None:
+        """Token ids of ``suffix`` and the one token of each option after it (None if an option is longer).
+
+        The suffix and an option are tokenized together, as in :meth:`choice_logprobs`: the suffix ids are
+        what all options share, and each option must add exactly one token.
+        """
+        fulls = [self.encode(suffix + opt) for opt in options]
+        common = min(len(f) for f in fulls)
+        for i in range(common):
+            if len({f[i] for f in fulls}) > 1:
+                common = i
+                break
+        if any(len(f) != common + 1 for f in fulls) or common == 0:
+            return None
+        return fulls[0][:common], [f[common] for f in fulls]
+
+    def _forced_choices(self, out: Any, prompt_mask: torch.Tensor, settings: SamplingSettings
+                        ) -> list[list[float]] | None:
+        """Option log-probs after each generated sequence, continuing from generate's own KV cache.
+
+        The cache holds the prompt and every generated token but the last. One forward pass feeds, per row,
+        that last token (masked when the row had already ended) and the suffix; tokens after a row's end of
+        sequence are masked, and positions continue from the row's own length. This replaces a second
+        prefill of prompt + completion for every forced verdict.
+        """
+        assert settings.force_choice is not None
+        suffix, options = settings.force_choice
+        tokens = self._choice_tokens(suffix, options)
+        cache = getattr(out, "past_key_values", None)
+        if tokens is None or cache is None:
+            return None
+        suffix_ids, option_ids = tokens
+        seqs = out.sequences
+        rows, width = seqs.shape[0], prompt_mask.shape[1]
+        gen = seqs[:, width:]
+        steps = gen.shape[1]
+        if steps == 0 or cache.get_seq_length() != width + steps - 1:
+            return None
+        n = rows // prompt_mask.shape[0]
+        mask_prompt = prompt_mask.repeat_interleave(n, dim=0)
+        lengths = []
+        for r in range(rows):
+            ids = gen[r].tolist()
+            lengths.append(next((i for i, t in enumerate(ids) if t in self._eos_ids), steps))
+        length_t = torch.tensor(lengths, device=seqs.device)
+        cols = torch.arange(steps, device=seqs.device)
+        gen_mask = (cols.unsqueeze(0) < length_t.unsqueeze(1)).long()  # generated tokens kept, per row
+        feed = torch.cat([gen[:, -1:], torch.tensor([suffix_ids], device=seqs.device).expand(rows, -1)], dim=1)
+        mask = torch.cat([mask_prompt, gen_mask, torch.ones((rows, len(suffix_ids)), dtype=torch.long,
+                                                             device=seqs.device)], dim=1)
+        start = mask_prompt.sum(-1) + length_t  # position of the first suffix token in each row
+        suffix_pos = start.unsqueeze(1) + torch.arange(len(suffix_ids), device=seqs.device).unsqueeze(0)
+        positions = torch.cat([(start - 1).clamp(min=0).unsqueeze(1), suffix_pos], dim=1)
+        logits = self.model(input_ids=feed, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                            use_cache=True, logits_to_keep=1).logits
+        logps = torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
+        return [[float(logps[r, t]) for t in option_ids] for r in range(rows)]
 
     def _generate_shared_prefill(self, input_ids: torch.Tensor, attention: torch.Tensor, n: int,
                                  kwargs: dict[str, Any]) -> Any:
