@@ -27,7 +27,8 @@ def main() -> None:
         rows = []
         if m["self_instruct"]:
             s = m["self_instruct"]
-            rows.append(("self_instruct", s["seconds"], f"{s['accepted']} of {s['requests']} accepted; rejected {s['rejected']}"))
+            rows.append(("self_instruct", s["seconds"], f"{s['accepted']} of {s['requests']} accepted; rejected: "
+                         + ", ".join(f"{k} {v}" for k, v in s["rejected"].items() if v)))
         if m["sample"]:
             s = m["sample"]
             rows.append(("sample", s["seconds"], f"{s['responses']} responses, {s['parse_rate']:.0%} with the response marker, "
@@ -41,7 +42,9 @@ def main() -> None:
             bias = "n/a" if s["position_bias"] is None else f"{s['position_bias']:.2f}"
             rows.append(("meta_judge", s["seconds"], f"{s['comparisons']} comparisons: strict {s['strict']}, flexible "
                          f"{s['flexible']}, forced {s['forced']}, ties {s['ties']}; position bias {bias}; "
-                         f"mean Elo spread {s['elo_spread_mean']:.0f}"))
+                         f"mean Elo spread {s['elo_spread_mean']:.0f}"
+                         + (f"; forced verdicts calibrated (offset {s['calibration_offset']:.2f} nats)"
+                            if s.get("calibrated") else "")))
         if m["pairs"]:
             s = m["pairs"]
             rows.append(("pairs", 0, f"{s['response_pairs']} response pairs ({s['dropped_equal_scores']} prompts with equal "
@@ -49,7 +52,10 @@ def main() -> None:
         if m["dpo"]:
             s = m["dpo"]
             rows.append(("dpo", s["seconds"], f"{s['pairs']} pairs, {s['pairs_per_second']} pairs/s, loss "
-                         f"{s['first_loss']:.3f} -> {s['last_loss']:.3f}, mean reward accuracy {s['mean_reward_accuracy']}"))
+                         f"{s['first_loss']:.3f} -> {s['last_loss']:.3f}, mean reward accuracy {s['mean_reward_accuracy']:.2f}"
+                         + (f"; reference log-probs reused for {s['sides_reused']} of "
+                            f"{s['sides_reused'] + s['sides_recomputed']} sides ({s['recomputed_because']} recomputed)"
+                            if "sides_reused" in s else "")))
         if m["eval"]:
             s = m["eval"]
             parts = [f"vs {k}: win rate {v['win_rate']:.2f} ± {v['win_rate_se']:.2f} (95% CI {v['win_rate_ci95_low']:.2f}-"
