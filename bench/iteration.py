@@ -8,7 +8,7 @@ With no flag, each loop stage (self_instruct, sample, judge, meta_judge, pairs, 
 loading. Outputs are rewritten in place (with the hf engine and fixed seeds they come out the same; check
 with `dvc status`). --from-metrics reads the seconds and token counts the stages wrote to
 metrics/<key>/<stage>.json during the last `dvc repro` (stage time without process start-up).
-Writes bench/results/iteration-<machine>.json.
+Writes bench/results/iteration-<key>-<machine>.json.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main() -> None:
     key = "wall_seconds" if not args.from_metrics else "seconds"
     total = sum(s.get(key) or 0 for s in stages.values())
     slowest = max(stages, key=lambda s: stages[s].get(key) or 0)
-    write_report("iteration", {
+    write_report(f"iteration-{args.iteration}", {
         "workload": {"iteration": args.iteration, "params": "params.yaml (the demo)",
                      "source": "metrics written by dvc repro" if args.from_metrics else "stages run now"},
         "stages": stages, "total_seconds": round(total, 1), "slowest_stage": slowest,
