@@ -69,7 +69,8 @@ def run_vllm(model_dir: str, convs, n: int, max_new: int, random_weights: bool) 
               load_format="dummy" if random_weights else "auto", gpu_memory_utilization=0.5)
     load = time.perf_counter() - start_load
     tok = llm.get_tokenizer()
-    prompts = [TokensPrompt(prompt_token_ids=tok.apply_chat_template(c, add_generation_prompt=True)) for c in convs]
+    texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in convs]
+    prompts = [TokensPrompt(prompt_token_ids=list(tok(t, add_special_tokens=False)["input_ids"])) for t in texts]
     params = SamplingParams(n=n, temperature=0.7, top_p=0.9, max_tokens=max_new, ignore_eos=True)
     llm.generate(prompts[:2], SamplingParams(max_tokens=8))
     start = time.perf_counter()
