@@ -82,12 +82,7 @@ class Engine(abc.ABC):
             ctx_ids = self.encode(ctx)
             for opt in options:
                 full = self.encode(ctx + opt)
-                common = 0
-                for a, b in zip(ctx_ids, full):
-                    if a != b:
-                        break
-                    common += 1
-                common = min(common, len(full) - 1)
+                common = min(common_prefix_length(ctx_ids, full), len(full) - 1)
                 requests.append((full, common))
         scores = self._score_requests(requests)
         k = len(options)
@@ -126,6 +121,16 @@ class Engine(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading token ids two sequences share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, str | None]:

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from pipeline.engines.base import Completion, Conversation, Engine, SamplingSettings, truncate_at_stop
+from pipeline.engines.base import (Completion, Conversation, Engine, SamplingSettings, common_prefix_length,
+                                   truncate_at_stop)
 
 
 class HFEngine(Engine):
@@ -73,8 +74,9 @@ class HFEngine(Engine):
             out = self._generate_shared_prefill(input_ids.to(self.device), attention.to(self.device), settings.n,
                                                 kwargs)
             new = out.sequences[:, width:].cpu()
-            forced = (self._forced_choices(out, attention.to(self.device), settings) if settings.force_choice
-                      else None)
+            ended = [self._end_of_sequence(row) for row in new.tolist()]  # (kept length, finish reason)
+            forced = (self._forced_choices(out, attention.to(self.device), [e[0] for e in ended], settings)
+                      if settings.force_choice else None)
             logps = None
             if settings.logprobs:
                 logits = torch.stack(out.logits, dim=1).float()  # raw: before temperature / top-p
@@ -82,12 +84,7 @@ class HFEngine(Engine):
             for row in range(new.shape[0]):
                 i = idx[row // settings.n]
                 ids = new[row].tolist()
-                length = len(ids)
-                finish = "length"
-                for pos, tok in enumerate(ids):
-                    if tok in self._eos_ids:
-                        length, finish = pos, "stop"
-                        break
+                length, finish = ended[row]
                 kept = ids[:length]
                 text = self.tokenizer.decode(kept, skip_special_tokens=True)
                 text, stop_string = truncate_at_stop(text, settings.stop)
@@ -103,6 +100,13 @@ class HFEngine(Engine):
         bar.close()
         return results
 
+    def _end_of_sequence(self, ids: list[int]) -> tuple[int, str]:
+        """Tokens kept before the first end-of-sequence id, and the finish reason."""
+        for pos, tok in enumerate(ids):
+            if tok in self._eos_ids:
+                return pos, "stop"
+        return len(ids), "length"
+
     def _choice_tokens(self, suffix: str, options: Sequence[str]) -> tuple[list[int], list[int]] | None:
         """Token ids of ``suffix`` and the one token of each option after it (None if an option is longer).
 
@@ -110,16 +114,12 @@ class HFEngine(Engine):
         what all options share, and each option must add exactly one token.
         """
         fulls = [self.encode(suffix + opt) for opt in options]
-        common = min(len(f) for f in fulls)
-        for i in range(common):
-            if len({f[i] for f in fulls}) > 1:
-                common = i
-                break
+        common = min(common_prefix_length(fulls[0], f) for f in fulls)
         if any(len(f) != common + 1 for f in fulls) or common == 0:
             return None
         return fulls[0][:common], [f[common] for f in fulls]
 
-    def _forced_choices(self, out: Any, prompt_mask: torch.Tensor, settings: SamplingSettings
+    def _forced_choices(self, out: Any, prompt_mask: torch.Tensor, lengths: list[int], settings: SamplingSettings
                         ) -> list[list[float]] | None:
         """Option log-probs after each generated sequence, continuing from generate's own KV cache.
 
@@ -143,10 +143,6 @@ class HFEngine(Engine):
             return None
         n = rows // prompt_mask.shape[0]
         mask_prompt = prompt_mask.repeat_interleave(n, dim=0)
-        lengths = []
-        for r in range(rows):
-            ids = gen[r].tolist()
-            lengths.append(next((i for i, t in enumerate(ids) if t in self._eos_ids), steps))
         length_t = torch.tensor(lengths, device=seqs.device)
         cols = torch.arange(steps, device=seqs.device)
         gen_mask = (cols.unsqueeze(0) < length_t.unsqueeze(1)).long()  # generated tokens kept, per row
