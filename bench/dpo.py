@@ -8,9 +8,12 @@ process:
 - live: TRL computes the reference log-probs with a second copy of M_prev in every training step
   (`precompute_ref_log_probs: false`, `reuse_generation_logprobs: false`);
 - reused: reference log-probs from the generating stages (`pipeline.reference`), recomputed only where
-  TRL's tokenization differs from what was generated; the reference model never runs for the others.
-Writes bench/results/dpo-<machine>.json: wall time, pairs/s, the ratio, and the per-step losses of both
-sides (they must agree: the reference values are the same up to float error).
+  TRL's tokenization differs from what was generated; the reference model never runs for the others;
+- reused_grouped: reused, with length-grouped batches (`dpo.group_by_length: true`).
+Writes bench/results/dpo-<machine>.json: wall time, pairs/s, the ratio, the per-step losses of live and
+reused (they must agree: the reference values are the same up to float error; grouped batches train in
+another order, so their losses differ), and the share of padding tokens in one epoch's batches in random
+and in length-grouped order (TRL 1.16's DPOTrainer has no padding-free mode).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--iteration", default="M1")
     p.add_argument("--pairs", type=int, default=32)
+    p.add_argument("--sides", default="live,reused,reused_grouped")
     args = p.parse_args()
     from pipeline import dpo, models, paths
     from pipeline.config import load_params
@@ -52,9 +56,14 @@ def main() -> None:
     sides = {
         "live": dataclasses.replace(params.dpo, precompute_ref_log_probs=False, reuse_generation_logprobs=False),
         "reused": dataclasses.replace(params.dpo, precompute_ref_log_probs=True, reuse_generation_logprobs=True),
+        "reused_grouped": dataclasses.replace(params.dpo, precompute_ref_log_probs=True,
+                                              reuse_generation_logprobs=True, group_by_length=True),
     }
+    wanted = args.sides.split(",")
     results = {}
     for name, cfg in sides.items():
+        if name not in wanted:
+            continue
         work = Path(tempfile.mkdtemp(prefix=f"bench-dpo-{name}-"))
         start = time.perf_counter()
         _, _, summary = dpo.train_dpo(prev, None, rows, cfg, work, reference_sha=sha)
@@ -65,14 +74,34 @@ def main() -> None:
                          "losses": losses, **{k: summary[k] for k in ("reference_logprobs", "sides_reused",
                                                                       "sides_recomputed", "recomputed_because",
                                                                       "reference_seconds") if k in summary}}
-    diffs = [abs(a - b) for a, b in zip(results["live"]["losses"], results["reused"]["losses"])]
+    diffs = [abs(a - b) for a, b in zip(results.get("live", {}).get("losses", []),
+                                        results.get("reused", {}).get("losses", []))]
+    speedup = {f"{name}_over_live": round(results["live"]["seconds"] / results[name]["seconds"], 3)
+               for name in ("reused", "reused_grouped") if name in results and "live" in results}
     write_report("dpo", {
         "workload": {"iteration": args.iteration, "model": str(prev), "pairs": len(rows),
                      "distinct_pairs": len({json.dumps(r["chosen"]) + json.dumps(r["rejected"]) for r in rows}),
                      "epochs": params.dpo.epochs, "batch_size": params.dpo.batch_size,
                      "max_length": params.dpo.max_length},
-        "results": results, "speedup_reused_over_live": round(results["live"]["seconds"] / results["reused"]["seconds"], 3),
-        "max_abs_loss_difference": max(diffs) if diffs else None})
+        "results": results, "speedup": speedup, "max_abs_loss_difference_live_reused": max(diffs) if diffs else None,
+        "padding_fraction": padding(rows, prev, params.dpo.batch_size, params.dpo.seed)})
+
+
+def padding(rows: list[dict], model_dir: Path, batch_size: int, seed: int) -> dict:
+    """Share of padding tokens in one epoch of batches: a seeded random order vs the length-grouped order."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from pipeline import dpo, reference
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tokens = [reference.trl_tokens(tok, **reference.text_pair(r, tok)) for r in rows]
+    lengths = [(len(t.prompt_ids) + len(t.chosen_ids), len(t.prompt_ids) + len(t.rejected_ids)) for t in tokens]
+    examples = [dataclasses.asdict(t) for t in tokens]
+    random_order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed)).tolist()
+    grouped = list(dpo.length_grouped_sampler(examples, batch_size, torch.Generator().manual_seed(seed)))
+    return {"random": round(dpo.padding_fraction(lengths, random_order, batch_size), 4),
+            "grouped": round(dpo.padding_fraction(lengths, grouped, batch_size), 4)}
 
 
 if __name__ == "__main__":

@@ -11,18 +11,7 @@ cost; for machines the real weights cannot be carried to).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
-
-
-def machine_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0).replace(" ", "-")
-    return f"cpu-{platform.machine()}-{__import__('os').cpu_count()}cores"
 
 
 def workload(n_prompts: int) -> list[list[dict[str, str]]]:
@@ -60,24 +49,29 @@ def run_hf(model_dir: str, convs, n: int, max_new: int, batch_size: int, random_
     return {"seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / seconds, "batch_size": batch_size}
 
 
-def run_vllm(model_dir: str, convs, n: int, max_new: int, random_weights: bool) -> dict:
-    from vllm import LLM, SamplingParams
+def run_vllm(model_dir: str, convs, n: int, max_new: int, random_weights: bool, enforce_eager: bool | None,
+             cpu_reserved_cores: int) -> dict:
+    """The pipeline's VLLMEngine as a stage builds it (engine params), driven for fixed-length generation."""
+    from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
+    from pipeline.engines.vllm import VLLMEngine
+
     start_load = time.perf_counter()
-    llm = LLM(model=model_dir, seed=0, enable_prefix_caching=True, max_model_len=2048,
-              load_format="dummy" if random_weights else "auto", gpu_memory_utilization=0.5)
+    engine = VLLMEngine(model_dir, max_model_len=2048, gpu_memory_utilization=0.5, enforce_eager=enforce_eager,
+                        cpu_reserved_cores=cpu_reserved_cores, load_format="dummy" if random_weights else "auto")
     load = time.perf_counter() - start_load
-    tok = llm.get_tokenizer()
-    texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in convs]
-    prompts = [TokensPrompt(prompt_token_ids=list(tok(t, add_special_tokens=False)["input_ids"])) for t in texts]
+    prompts = [TokensPrompt(prompt_token_ids=engine.encode(engine.format_chat(c))) for c in convs]
     params = SamplingParams(n=n, temperature=0.7, top_p=0.9, max_tokens=max_new, ignore_eos=True)
-    llm.generate(prompts[:2], SamplingParams(max_tokens=8))
+    engine.llm.generate(prompts[:2], SamplingParams(max_tokens=8), use_tqdm=False)  # warm-up
     start = time.perf_counter()
-    outs = llm.generate(prompts, params)
+    outs = engine.llm.generate(prompts, params)
     seconds = time.perf_counter() - start
     tokens = sum(len(c.token_ids) for o in outs for c in o.outputs)
-    return {"seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / seconds, "startup_seconds": load}
+    config = engine.llm.llm_engine.vllm_config
+    return {"seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / seconds, "startup_seconds": load,
+            "enforce_eager": config.model_config.enforce_eager, "dtype": str(config.model_config.dtype),
+            "cpu_reserved_cores": None if __import__("torch").cuda.is_available() else cpu_reserved_cores}
 
 
 def main() -> None:
@@ -89,10 +83,14 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64, help="hf engine: sequences per batch")
     p.add_argument("--engines", default="hf,vllm")
     p.add_argument("--random-weights", action="store_true")
+    p.add_argument("--enforce-eager", choices=["auto", "true", "false"], default="auto",
+                   help="vllm: engine.enforce_eager (auto: eager on a CPU, compiled on a GPU)")
+    p.add_argument("--cpu-reserved-cores", type=int, default=0, help="vllm-cpu: engine.cpu_reserved_cores")
     p.add_argument("--out", default="bench/results")
     args = p.parse_args()
     import torch
-    import transformers
+
+    from bench.common import write_report
 
     convs = workload(args.prompts)
     results: dict = {}
@@ -100,21 +98,20 @@ def main() -> None:
         results["hf"] = run_hf(args.model, convs, args.n, args.max_new_tokens, args.batch_size, args.random_weights)
     if "vllm" in args.engines:
         try:
-            results["vllm"] = run_vllm(args.model, convs, args.n, args.max_new_tokens, args.random_weights)
+            eager = {"auto": None, "true": True, "false": False}[args.enforce_eager]
+            results["vllm"] = run_vllm(args.model, convs, args.n, args.max_new_tokens, args.random_weights, eager,
+                                       args.cpu_reserved_cores)
         except ImportError as e:
             results["vllm"] = {"error": f"vllm not installed: {e}"}
     ratio = None
     if "tokens_per_second" in results.get("vllm", {}) and "hf" in results:
         ratio = results["vllm"]["tokens_per_second"] / results["hf"]["tokens_per_second"]
-    report = {"benchmark": "generation", "machine": machine_name(), "torch": torch.__version__,
-              "transformers": transformers.__version__,
-              "workload": {"prompts": args.prompts, "n": args.n, "max_new_tokens": args.max_new_tokens,
-                           "random_weights": args.random_weights, "model": args.model},
-              "results": results, "vllm_over_hf": ratio, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    out = Path(args.out) / f"generation-{report['machine']}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    target = 10.0 if torch.cuda.is_available() else 1.3  # issue 5: >= 10x on a GPU, >= 1.3x on the 2-core CPU
+    write_report("generation", {
+        "workload": {"prompts": args.prompts, "n": args.n, "max_new_tokens": args.max_new_tokens,
+                     "random_weights": args.random_weights, "model": args.model},
+        "results": results, "vllm_over_hf": ratio, "target_vllm_over_hf": target,
+        "target_met": None if ratio is None else ratio >= target}, args.out)
 
 
 if __name__ == "__main__":

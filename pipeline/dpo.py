@@ -30,18 +30,56 @@ def mix_pairs(response_pairs: list[dict[str, Any]], judgment_pairs: list[dict[st
     return rows
 
 
+def padded_length(example: dict[str, Any]) -> int:
+    """Tokens a pair occupies in a padded DPO batch: its prompt plus the longer of its two completions.
+
+    TRL's collator pads chosen and rejected sequences to the longest in the batch, so grouping pairs by
+    this length (``dpo.group_by_length``) is what cuts padding.
+    """
+    return len(example["prompt_ids"]) + max(len(example["chosen_ids"]), len(example["rejected_ids"]))
+
+
+def padding_fraction(sequence_lengths: list[tuple[int, int]], order: list[int], batch_size: int) -> float:
+    """Share of the tokens in DPO batches that are padding, for pairs taken in ``order``.
+
+    ``sequence_lengths[i]`` is (prompt + chosen, prompt + rejected) of pair i; TRL's collator pads all
+    2 x batch sequences of a batch to the longest of them.
+    """
+    padded = real = 0
+    for start in range(0, len(order), batch_size):
+        batch = [sequence_lengths[i] for i in order[start:start + batch_size]]
+        padded += 2 * len(batch) * max(max(pair) for pair in batch)
+        real += sum(sum(pair) for pair in batch)
+    return (padded - real) / padded if padded else 0.0
+
+
+def length_grouped_sampler(dataset: Any, batch_size: int, generator: Any = None) -> Any:
+    """transformers' LengthGroupedSampler over :func:`padded_length`: shuffled megabatches of 50 batches, each
+    sorted longest first, so a batch holds pairs of similar length (the longest batch comes first)."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    return LengthGroupedSampler(batch_size, lengths=[padded_length(ex) for ex in dataset], generator=generator)
+
+
 def _trainer_class() -> type:
     from trl import DPOTrainer
 
-    class ReusedReferenceDPOTrainer(DPOTrainer):
-        """TRL's trainer, except that reference log-probs already in the dataset are not computed again."""
+    class PipelineDPOTrainer(DPOTrainer):
+        """TRL's trainer, except that reference log-probs already in the dataset are not computed again and
+        length-grouped batches use :func:`padded_length` (TRL's tokenized pairs have no ``input_ids``)."""
 
         def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
             if "ref_chosen_logps" in dataset.column_names:
                 return dataset
             return super()._precompute_ref_logps(dataset, name, batch_size)
 
-    return ReusedReferenceDPOTrainer
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            if self.args.train_sampling_strategy != "group_by_length":
+                return super()._get_train_sampler(train_dataset)
+            return length_grouped_sampler(self.train_dataset if train_dataset is None else train_dataset,
+                                          self.args.train_batch_size * self.args.gradient_accumulation_steps)
+
+    return PipelineDPOTrainer
 
 
 def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, Any]], cfg: DpoConfig,
@@ -79,6 +117,7 @@ def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, 
                       save_steps=cfg.save_steps, gradient_checkpointing=cfg.gradient_checkpointing),
         beta=cfg.beta, loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights, max_length=cfg.max_length,
         precompute_ref_log_probs=cfg.precompute_ref_log_probs or reuse,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
     )
     peft_config = None
     if cfg.lora is not None:

@@ -68,3 +68,43 @@ def test_reused_logprob_rules():
     no_eos = {**gen, "chosen": {**gen["chosen"], "stop_logprob": None}}
     assert reused_logprob(tokens, "chosen", no_eos, [5, 6, 7], eos, "abc", None) == (
         None, "no end-of-sequence generated")
+
+
+def test_length_grouped_batches_hold_pairs_of_similar_padded_length():
+    """dpo.group_by_length: a batch is padded to prompt + longer completion, so pairs are grouped by that."""
+    import random
+
+    from pipeline.dpo import length_grouped_sampler, padded_length
+
+    assert padded_length({"prompt_ids": [1, 2, 3], "chosen_ids": [4], "rejected_ids": [5, 6, 7, 8]}) == 7
+    lengths = list(range(1, 17))
+    random.Random(0).shuffle(lengths)
+    dataset = [{"prompt_ids": [0] * n, "chosen_ids": [1], "rejected_ids": [2, 2]} for n in lengths]
+    order = list(length_grouped_sampler(dataset, 4, generator=torch.Generator().manual_seed(0)))
+    assert sorted(order) == list(range(16)), "every pair once per epoch"
+    batches = [sorted(lengths[i] + 2 for i in order[b:b + 4]) for b in range(0, 16, 4)]
+    # 16 pairs fit one megabatch (50 batches), sorted longest first: batches of 4 consecutive lengths.
+    assert batches[0] == [15, 16, 17, 18]
+    assert sorted(batches) == [[3, 4, 5, 6], [7, 8, 9, 10], [11, 12, 13, 14], [15, 16, 17, 18]]
+
+
+def test_group_by_length_dpo_trains(tiny_workdir):
+    params = {**TINY_PARAMS, "dpo": {"batch_size": 2, "max_length": 64, "save_steps": 100, "group_by_length": True}}
+    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    write_pairs(tiny_workdir, 6)
+    run_stage("dpo", "--iteration", "M1")
+    metrics = json.loads((tiny_workdir / "metrics/M1/dpo.json").read_text())
+    assert metrics["steps"] == 3
+    card = json.loads((tiny_workdir / "models/M1/model_card.json").read_text())
+    assert card["training"]["group_by_length"] is True
+
+
+def test_padding_fraction_exact():
+    from pipeline.dpo import padding_fraction
+
+    lengths = [(10, 12), (3, 2), (11, 9), (4, 4)]
+    # batches {0,1}: 4 sequences padded to 12 = 48 slots, 27 real; {2,3}: 4 x 11 = 44, 28 real.
+    assert padding_fraction(lengths, [0, 1, 2, 3], 2) == pytest.approx((48 - 27 + 44 - 28) / (48 + 44))
+    # grouped {0,2}: 4 x 12 = 48, 42 real; {1,3}: 4 x 4 = 16, 13 real.
+    assert padding_fraction(lengths, [0, 2, 1, 3], 2) == pytest.approx((48 - 42 + 16 - 13) / (48 + 16))
+    assert padding_fraction([], [], 2) == 0.0

@@ -29,7 +29,8 @@ def make_engine(model_path: str | Path, cfg: EngineConfig, trust_remote_code: bo
                           gpu_memory_utilization=cfg.gpu_memory_utilization,
                           tensor_parallel_size=cfg.tensor_parallel_size, max_num_seqs=cfg.max_num_seqs,
                           enable_prefix_caching=cfg.enable_prefix_caching, seed=cfg.seed,
-                          trust_remote_code=trust_remote_code)
+                          trust_remote_code=trust_remote_code, enforce_eager=cfg.enforce_eager,
+                          cpu_reserved_cores=cfg.cpu_reserved_cores)
     from pipeline.engines.hf import HFEngine
 
     return HFEngine(str(model_path), batch_size=cfg.batch_size, dtype=cfg.dtype, trust_remote_code=trust_remote_code)

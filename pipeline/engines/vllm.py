@@ -19,18 +19,25 @@ class VLLMEngine(Engine):
 
     def __init__(self, model_path: str, *, dtype: str = "auto", max_model_len: int = 4096,
                  gpu_memory_utilization: float = 0.85, tensor_parallel_size: int = 1, max_num_seqs: int = 256,
-                 enable_prefix_caching: bool = True, seed: int = 0, trust_remote_code: bool = False) -> None:
+                 enable_prefix_caching: bool = True, seed: int = 0, trust_remote_code: bool = False,
+                 enforce_eager: bool | None = None, cpu_reserved_cores: int = 0, **llm_kwargs: Any) -> None:
         import torch
 
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")  # GiB of KV cache on a CPU machine
+        gpu = torch.cuda.is_available()
+        if not gpu:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")  # GiB of KV cache on a CPU machine
+            # vLLM keeps VLLM_CPU_NUM_OF_RESERVED_CPU cores (default 1) free of the model's OpenMP threads;
+            # the engine process inherits this environment when it is spawned below.
+            os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(cpu_reserved_cores)
         from vllm import LLM
 
         if dtype == "auto":
-            dtype = "bfloat16" if torch.cuda.is_available() else "float32"
+            dtype = "bfloat16" if gpu else "float32"
         self.llm = LLM(model=str(model_path), dtype=dtype, max_model_len=max_model_len,
                        gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
                        max_num_seqs=max_num_seqs, enable_prefix_caching=enable_prefix_caching, seed=seed,
-                       trust_remote_code=trust_remote_code)
+                       trust_remote_code=trust_remote_code,
+                       enforce_eager=(not gpu) if enforce_eager is None else enforce_eager, **llm_kwargs)
         super().__init__(str(model_path), self.llm.get_tokenizer())
         self.seed = seed
         self._eos_ids = {self.tokenizer.eos_token_id, *_generation_eos_ids(model_path)} - {None}
