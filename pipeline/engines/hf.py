@@ -7,9 +7,30 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from pipeline.engines.base import (Completion, Conversation, Engine, SamplingSettings, common_prefix_length,
                                    truncate_at_stop)
+
+
+class StopInGenerated(StoppingCriteria):
+    """Stop a row once one of ``stops`` appears in its generated text.
+
+    transformers' ``stop_strings`` match the end of prompt + generated text, so a stop string that begins
+    inside the prompt (``"\\n\\n"`` after a prompt ending in ``"\\n"``) stops generation after one token, and
+    the generated text then holds no stop string. vLLM, like this, looks at generated text only.
+    """
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], prompt_width: int) -> None:
+        self.tokenizer, self.stops, self.width = tokenizer, tuple(stops), prompt_width
+        # A stop of L characters spans at most 4L byte-level tokens (plus a partial one at each end).
+        self.window = 4 * max(len(s) for s in self.stops) + 2
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        tails = input_ids[:, self.width:][:, -self.window:].tolist()
+        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stops) for t in texts], dtype=torch.bool,
+                            device=input_ids.device)
 
 
 class HFEngine(Engine):
@@ -70,7 +91,7 @@ class HFEngine(Engine):
             else:
                 kwargs.update(temperature=None, top_p=None, top_k=None)
             if settings.stop:
-                kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
+                kwargs["stopping_criteria"] = StoppingCriteriaList([StopInGenerated(self.tokenizer, settings.stop, width)])
             out = self._generate_shared_prefill(input_ids.to(self.device), attention.to(self.device), settings.n,
                                                 kwargs)
             new = out.sequences[:, width:].cpu()
