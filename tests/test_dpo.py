@@ -67,7 +67,7 @@ def test_reused_logprob_rules():
     assert reused_logprob(tokens, "chosen", None, [5, 6, 7], eos, "abc", None) == (None, "no log-probs recorded")
     no_eos = {**gen, "chosen": {**gen["chosen"], "stop_logprob": None}}
     assert reused_logprob(tokens, "chosen", no_eos, [5, 6, 7], eos, "abc", None) == (
-        None, "no end-of-sequence generated")
+        None, "no end-of-sequence log-prob")
 
 
 def test_length_grouped_batches_hold_pairs_of_similar_padded_length():

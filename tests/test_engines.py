@@ -144,6 +144,37 @@ def test_hf_shared_prefill_equals_separate_prefill(hf_engine):
             assert c.logprobs == pytest.approx(expected, abs=1e-4 if hf_engine.device.type == "cpu" else 5e-2)
 
 
+def test_hf_eos_logprob_after_a_completion_cut_at_max_new_tokens(hf_engine):
+    """A completion cut by max_new_tokens gets log p(EOS | prompt + completion) from generate's KV cache (the
+    token TRL appends, so DPO can reuse its reference log-prob); one ended by EOS keeps that EOS's log-prob."""
+    eos = hf_engine.tokenizer.eos_token_id
+    for n in (1, 2):  # with and without the shared prefill
+        settings = SamplingSettings(n=n, temperature=0.9, max_new_tokens=6, seed=7, logprobs=True)
+        out = hf_engine.generate(CONVS, settings)
+        for conv, row in zip(CONVS, out):
+            prompt = hf_engine.encode(hf_engine.format_chat(conv))
+            for c in row:
+                assert c.finish_reason == "length" and c.num_tokens == 6  # the tiny model never says EOS here
+                logp = forward_logprobs(hf_engine, prompt + c.token_ids)[-1]
+                assert c.stop_logprob == pytest.approx(float(logp[eos]), abs=1e-4)
+    saved = set(hf_engine._eos_ids)
+    first = hf_engine.generate(CONVS, SamplingSettings(n=2, temperature=0.9, max_new_tokens=6, seed=7))
+    hf_engine._eos_ids = saved | {first[0][0].token_ids[2]}  # make that token end a row early
+    try:
+        out = hf_engine.generate(CONVS, SamplingSettings(n=2, temperature=0.9, max_new_tokens=6, seed=7,
+                                                         logprobs=True))
+    finally:
+        hf_engine._eos_ids = saved
+    ended = [c for row in out for c in row if c.finish_reason == "stop"]
+    assert ended and all(c.stop_logprob is not None for row in out for c in row)
+    for conv, row in zip(CONVS, out):  # rows cut at the limit beside rows that ended: still exact
+        prompt = hf_engine.encode(hf_engine.format_chat(conv))
+        for c in row:
+            if c.finish_reason == "length":
+                logp = forward_logprobs(hf_engine, prompt + c.token_ids)[-1]
+                assert c.stop_logprob == pytest.approx(float(logp[eos]), abs=1e-4)
+
+
 def test_choice_logprobs_of_one_and_many_token_options(engine, hf_engine):
     """One-token options (hf: one pass per context, left-padded batch) and multi-token options alike equal the
     summed log-probs of a full forward pass over context + option."""

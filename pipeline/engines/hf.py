@@ -98,6 +98,7 @@ class HFEngine(Engine):
             ended = [self._end_of_sequence(row) for row in new.tolist()]  # (kept length, finish reason)
             forced = (self._forced_choices(out, attention.to(self.device), [e[0] for e in ended], settings)
                       if settings.force_choice else None)
+            eos_after = self._eos_after_length(out, attention.to(self.device), ended) if settings.logprobs else None
             logps = None
             if settings.logprobs:
                 logits = torch.stack(out.logits, dim=1).float()  # raw: before temperature / top-p
@@ -115,7 +116,8 @@ class HFEngine(Engine):
                     text=text, num_tokens=length, finish_reason=finish, num_prompt_tokens=len(prompts[i]),
                     stop_string=stop_string, token_ids=kept,
                     logprobs=logps[row, :length].tolist() if logps is not None else None,
-                    stop_logprob=float(logps[row, length]) if logps is not None and length < len(ids) else None,
+                    stop_logprob=(float(logps[row, length]) if length < len(ids) else eos_after[row])
+                    if logps is not None and eos_after is not None else None,
                     choice_logprobs=forced[row] if forced is not None and stop_string is None else None))
             bar.update(new.shape[0])
         bar.close()
@@ -142,20 +144,42 @@ class HFEngine(Engine):
 
     def _forced_choices(self, out: Any, prompt_mask: torch.Tensor, lengths: list[int], settings: SamplingSettings
                         ) -> list[list[float]] | None:
-        """Option log-probs after each generated sequence, continuing from generate's own KV cache.
+        """Option log-probs after each generated sequence + the force_choice suffix, from generate's KV cache."""
+        assert settings.force_choice is not None
+        suffix, options = settings.force_choice
+        tokens = self._choice_tokens(suffix, options)
+        if tokens is None:
+            return None
+        suffix_ids, option_ids = tokens
+        logps = self._logprobs_after(out, prompt_mask, lengths, suffix_ids)
+        return None if logps is None else [[float(logps[r, t]) for t in option_ids] for r in range(logps.shape[0])]
+
+    def _eos_after_length(self, out: Any, prompt_mask: torch.Tensor, ended: list[tuple[int, str]]
+                          ) -> list[float | None]:
+        """log p(EOS) right after each completion cut at max_new_tokens (None for the others): the token TRL
+        appends to every completion, so DPO can reuse these sides' reference log-probs too."""
+        none: list[float | None] = [None] * len(ended)
+        eos = self.tokenizer.eos_token_id
+        if eos is None or not any(f == "length" for _, f in ended):
+            return none
+        logps = self._logprobs_after(out, prompt_mask, [n for n, _ in ended], [])
+        if logps is None:
+            return none
+        return [float(logps[r, eos]) if f == "length" else None for r, (_, f) in enumerate(ended)]
+
+    def _logprobs_after(self, out: Any, prompt_mask: torch.Tensor, lengths: list[int], suffix_ids: list[int]
+                        ) -> torch.Tensor | None:
+        """Next-token log-probs after each row's completion (its first ``lengths[r]`` generated tokens) and
+        ``suffix_ids``, continuing from generate's own KV cache; None where the cache is not available.
 
         The cache holds the prompt and every generated token but the last. One forward pass feeds, per row,
         that last token (masked when the row had already ended) and the suffix; tokens after a row's end of
         sequence are masked, and positions continue from the row's own length. This replaces a second
-        prefill of prompt + completion for every forced verdict.
+        prefill of prompt + completion. The cache is cropped back afterwards, so it can be continued again.
         """
-        assert settings.force_choice is not None
-        suffix, options = settings.force_choice
-        tokens = self._choice_tokens(suffix, options)
         cache = getattr(out, "past_key_values", None)
-        if tokens is None or cache is None:
+        if cache is None:
             return None
-        suffix_ids, option_ids = tokens
         seqs = out.sequences
         rows, width = seqs.shape[0], prompt_mask.shape[1]
         gen = seqs[:, width:]
@@ -167,7 +191,8 @@ class HFEngine(Engine):
         length_t = torch.tensor(lengths, device=seqs.device)
         cols = torch.arange(steps, device=seqs.device)
         gen_mask = (cols.unsqueeze(0) < length_t.unsqueeze(1)).long()  # generated tokens kept, per row
-        feed = torch.cat([gen[:, -1:], torch.tensor([suffix_ids], device=seqs.device).expand(rows, -1)], dim=1)
+        suffix = torch.tensor([suffix_ids], dtype=torch.long, device=seqs.device).expand(rows, -1)
+        feed = torch.cat([gen[:, -1:], suffix], dim=1)
         mask = torch.cat([mask_prompt, gen_mask, torch.ones((rows, len(suffix_ids)), dtype=torch.long,
                                                              device=seqs.device)], dim=1)
         start = mask_prompt.sum(-1) + length_t  # position of the first suffix token in each row
@@ -175,8 +200,8 @@ class HFEngine(Engine):
         positions = torch.cat([(start - 1).clamp(min=0).unsqueeze(1), suffix_pos], dim=1)
         logits = self.model(input_ids=feed, attention_mask=mask, position_ids=positions, past_key_values=cache,
                             use_cache=True, logits_to_keep=1).logits
-        logps = torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
-        return [[float(logps[r, t]) for t in option_ids] for r in range(rows)]
+        cache.crop(width + steps - 1)
+        return torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
 
     def _generate_shared_prefill(self, input_ids: torch.Tensor, attention: torch.Tensor, n: int,
                                  kwargs: dict[str, Any]) -> Any:
