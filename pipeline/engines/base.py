@@ -38,8 +38,9 @@ class Completion:
     stop_string: str | None = None  # the stop string that ended it, if any
     token_ids: list[int] = field(default_factory=list)  # without the end-of-sequence token
     logprobs: list[float] | None = None
-    # logprobs on: raw log p(end of sequence | prompt + completion): of the EOS token that ended it, or, for a
-    # completion cut at max_new_tokens, of the tokenizer's EOS at the next position (hf engine; vLLM: None)
+    # logprobs on: raw log p(tokenizer's EOS | prompt + completion), the token TRL appends: at the step that
+    # ended it (whichever EOS id did), or, for a completion cut at max_new_tokens, at the next position (hf
+    # engine; vLLM gives it only when the tokenizer's EOS itself ended the completion)
     stop_logprob: float | None = None
     choice_logprobs: list[float] | None = None  # settings.force_choice: one log-prob per option
 

@@ -99,10 +99,13 @@ class HFEngine(Engine):
             forced = (self._forced_choices(out, attention.to(self.device), [e[0] for e in ended], settings)
                       if settings.force_choice else None)
             eos_after = self._eos_after_length(out, attention.to(self.device), ended) if settings.logprobs else None
-            logps = None
+            logps = eos_logps = None
             if settings.logprobs:
                 logits = torch.stack(out.logits, dim=1).float()  # raw: before temperature / top-p
-                logps = torch.log_softmax(logits, dim=-1).gather(-1, new.to(logits.device).unsqueeze(-1)).squeeze(-1).cpu()
+                log_softmax = torch.log_softmax(logits, dim=-1)
+                logps = log_softmax.gather(-1, new.to(logits.device).unsqueeze(-1)).squeeze(-1).cpu()
+                # log p(tokenizer's EOS) at every step: the token TRL appends, whichever EOS id ended the row
+                eos_logps = log_softmax[..., self.tokenizer.eos_token_id].cpu()
             for row in range(new.shape[0]):
                 i = idx[row // settings.n]
                 ids = new[row].tolist()
@@ -116,8 +119,8 @@ class HFEngine(Engine):
                     text=text, num_tokens=length, finish_reason=finish, num_prompt_tokens=len(prompts[i]),
                     stop_string=stop_string, token_ids=kept,
                     logprobs=logps[row, :length].tolist() if logps is not None else None,
-                    stop_logprob=(float(logps[row, length]) if length < len(ids) else eos_after[row])
-                    if logps is not None and eos_after is not None else None,
+                    stop_logprob=(float(eos_logps[row, length]) if length < len(ids) else eos_after[row])
+                    if eos_logps is not None and eos_after is not None else None,
                     choice_logprobs=forced[row] if forced is not None and stop_string is None else None))
             bar.update(new.shape[0])
         bar.close()

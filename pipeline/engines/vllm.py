@@ -67,9 +67,10 @@ class VLLMEngine(Engine):
                     logps = [step[t].logprob for step, t in zip(c.logprobs, ids)]
                 stop_logprob = None
                 if ids and ids[-1] in self._eos_ids and c.finish_reason != "length":  # as hf: ids without the EOS
-                    ids.pop()
-                    if logps is not None:
-                        stop_logprob = logps.pop()
+                    ended_by = ids.pop()
+                    if logps is not None:  # kept only for the tokenizer's EOS, the token TRL appends
+                        last = logps.pop()
+                        stop_logprob = last if ended_by == self.tokenizer.eos_token_id else None
                 row.append(Completion(
                     text=text, num_tokens=len(ids), finish_reason="length" if c.finish_reason == "length" else "stop",
                     num_prompt_tokens=len(prompt), stop_string=stop_string, token_ids=ids,
