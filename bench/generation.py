@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from bench.common import never_stop, vllm_fixed_length
+
 
 def workload(n_prompts: int) -> list[list[dict[str, str]]]:
     from pipeline import paths, records
@@ -35,7 +37,7 @@ def run_hf(model_dir: str, convs, n: int, max_new: int, batch_size: int, random_
         dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
         model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir), dtype=dtype)
     engine = HFEngine(model_dir, batch_size=batch_size, model=model, tokenizer=tok)
-    engine._eos_ids = {-1}  # fixed-length: never stop early
+    never_stop(engine)
     settings = SamplingSettings(n=n, temperature=0.7, top_p=0.9, max_new_tokens=max_new, seed=0)
     engine.generate(convs[:2], SamplingSettings(n=1, max_new_tokens=8))  # warm-up
     if torch.cuda.is_available():
@@ -52,8 +54,7 @@ def run_hf(model_dir: str, convs, n: int, max_new: int, batch_size: int, random_
 def run_vllm(model_dir: str, convs, n: int, max_new: int, random_weights: bool, enforce_eager: bool | None,
              cpu_reserved_cores: int) -> dict:
     """The pipeline's VLLMEngine as a stage builds it (engine params), driven for fixed-length generation."""
-    from vllm import SamplingParams
-    from vllm.inputs import TokensPrompt
+    import torch
 
     from pipeline.engines.vllm import VLLMEngine
 
@@ -61,17 +62,13 @@ def run_vllm(model_dir: str, convs, n: int, max_new: int, random_weights: bool, 
     engine = VLLMEngine(model_dir, max_model_len=2048, gpu_memory_utilization=0.5, enforce_eager=enforce_eager,
                         cpu_reserved_cores=cpu_reserved_cores, load_format="dummy" if random_weights else "auto")
     load = time.perf_counter() - start_load
-    prompts = [TokensPrompt(prompt_token_ids=engine.encode(engine.format_chat(c))) for c in convs]
-    params = SamplingParams(n=n, temperature=0.7, top_p=0.9, max_tokens=max_new, ignore_eos=True)
-    engine.llm.generate(prompts[:2], SamplingParams(max_tokens=8), use_tqdm=False)  # warm-up
-    start = time.perf_counter()
-    outs = engine.llm.generate(prompts, params)
-    seconds = time.perf_counter() - start
-    tokens = sum(len(c.token_ids) for o in outs for c in o.outputs)
+    vllm_fixed_length(engine, convs[:2], 1, 0.7, 0.9, 8)  # warm-up
+    counts, _, seconds = vllm_fixed_length(engine, convs, n, 0.7, 0.9, max_new)
+    tokens = sum(map(sum, counts))
     config = engine.llm.llm_engine.vllm_config
     return {"seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / seconds, "startup_seconds": load,
             "enforce_eager": config.model_config.enforce_eager, "dtype": str(config.model_config.dtype),
-            "cpu_reserved_cores": None if __import__("torch").cuda.is_available() else cpu_reserved_cores}
+            "cpu_reserved_cores": None if torch.cuda.is_available() else cpu_reserved_cores}
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import argparse
 import gc
 import time
 
-from bench.common import write_report
+from bench.common import never_stop, vllm_fixed_length, write_report
 
 
 def workload(key: str) -> tuple[list, object, str]:
@@ -49,7 +49,7 @@ def summary(out_rows: list[list[int]], prompt_lengths: list[int], seconds: float
 
 
 def timed_hf(engine, convs, settings) -> dict:
-    engine._eos_ids = {-1}  # fixed length: never stop early
+    never_stop(engine)
     start = time.perf_counter()
     out = engine.generate(convs, settings, desc="judge")
     seconds = time.perf_counter() - start
@@ -57,16 +57,8 @@ def timed_hf(engine, convs, settings) -> dict:
 
 
 def timed_vllm(engine, convs, settings) -> dict:
-    from vllm import SamplingParams
-    from vllm.inputs import TokensPrompt
-
-    prompts = [engine.encode(engine.format_chat(c)) for c in convs]
-    params = SamplingParams(n=settings.n, temperature=settings.temperature, top_p=settings.top_p,
-                            max_tokens=settings.max_new_tokens, ignore_eos=True)
-    start = time.perf_counter()
-    out = engine.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params)
-    seconds = time.perf_counter() - start
-    return summary([[len(c.token_ids) for c in o.outputs] for o in out], [len(p) for p in prompts], seconds)
+    return summary(*vllm_fixed_length(engine, convs, settings.n, settings.temperature, settings.top_p,
+                                      settings.max_new_tokens))
 
 
 def main() -> None:

@@ -105,7 +105,8 @@ class HFEngine(Engine):
                 log_softmax = torch.log_softmax(logits, dim=-1)
                 logps = log_softmax.gather(-1, new.to(logits.device).unsqueeze(-1)).squeeze(-1).cpu()
                 # log p(tokenizer's EOS) at every step: the token TRL appends, whichever EOS id ended the row
-                eos_logps = log_softmax[..., self.tokenizer.eos_token_id].cpu()
+                eos = self.tokenizer.eos_token_id
+                eos_logps = None if eos is None else log_softmax[..., eos].cpu()
             for row in range(new.shape[0]):
                 i = idx[row // settings.n]
                 ids = new[row].tolist()
