@@ -88,3 +88,12 @@ def test_iteration_errors(tmp_path):
 def test_loss_weights_must_match_loss_types(tmp_path):
     msg = error_of(tmp_path, "dpo: {loss_type: [sigmoid, sft], loss_weights: [1.0]}")
     assert "dpo.loss_weights" in msg and "one weight per loss_type (2)" in msg
+
+
+def test_vllm_cpu_engine_params(tmp_path):
+    assert "engine.cpu_reserved_cores: -1 — must be at least 0" in error_of(tmp_path, "engine: {cpu_reserved_cores: -1}")
+    assert "engine.enforce_eager: 'yes'" in error_of(tmp_path, "engine: {enforce_eager: 'yes'}")
+    path = tmp_path / "ok.yaml"
+    path.write_text("engine: {enforce_eager: false, cpu_reserved_cores: 1}\ndpo: {group_by_length: true}\n")
+    params = load_params(path)
+    assert (params.engine.enforce_eager, params.engine.cpu_reserved_cores, params.dpo.group_by_length) == (False, 1, True)
