@@ -30,11 +30,12 @@ from bench.common import write_report
 
 
 def load_rows(key: str, n: int, seed: int) -> list[dict]:
-    from pipeline import dpo, paths
+    from pipeline import dpo, paths, records
+    from pipeline.records import PreferencePair
 
     d = paths.data_dir(key)
-    load = lambda p: [json.loads(line) for line in p.read_text().splitlines() if line.strip()]  # noqa: E731
-    rows = dpo.mix_pairs(load(d / "response_pairs.jsonl"), load(d / "judgment_pairs.jsonl"), seed)
+    rows = dpo.mix_pairs(*(list(records.iter_jsonl(d / f"{name}.jsonl", PreferencePair))
+                           for name in ("response_pairs", "judgment_pairs")), seed)
     if not rows:
         raise SystemExit(f"bench.dpo: no pairs in {d}; run `dvc repro pairs@{key}` first")
     return [rows[i % len(rows)] for i in range(n)]

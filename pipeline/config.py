@@ -14,53 +14,20 @@ form (``judge.temperature``).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
-import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-Check = Callable[[Any], str | None]
+from pipeline.errors import ConfigError
+from pipeline.knobs import (at_least, between, build_section, coerce, knob, positive, temperature_check,
+                            top_p_check, unknown_key)
 
-
-class ConfigError(ValueError):
-    """A bad value in params.yaml; the message is meant to be shown as is."""
-
-
-def knob(default: Any, help: str, check: Check | None = None) -> Any:
-    """A dataclass field with its documentation and an optional validity check."""
-    kwargs: dict[str, Any] = {"metadata": {"help": help, "check": check}}
-    if isinstance(default, (list, dict)):
-        kwargs["default_factory"] = lambda d=default: type(d)(d)
-    else:
-        kwargs["default"] = default
-    return field(**kwargs)
-
-
-def at_least(low: float, why: str = "") -> Check:
-    return lambda v: None if v >= low else f"must be at least {low}" + (f" {why}" if why else "")
-
-
-def between(low: float, high: float, why: str = "") -> Check:
-    return lambda v: None if low <= v <= high else f"must be between {low} and {high}" + (f" {why}" if why else "")
-
-
-def positive(v: float) -> str | None:
-    return None if v > 0 else "must be greater than 0"
-
-
-def _temperature(v: float) -> str | None:
-    return None if v >= 0 else "must be at least 0 (0 means greedy)"
-
-
-def _top_p(v: float) -> str | None:
-    return None if 0 < v <= 1 else "must be in (0, 1]"
-
+__all__ = ["ConfigError", "Params", "load_params", "parse_params", "SECTIONS"]
 
 # --------------------------------------------------------------------------------------------------- sections
 @dataclass
@@ -129,8 +96,8 @@ class SelfInstructConfig:
     shard_size: int = knob(16, "Requests per round: generated, saved as one resumable shard, then filtered.",
                            at_least(1))
     num_examples: int = knob(8, "Seed instructions shown as examples in each request.", at_least(1))
-    temperature: float = knob(0.6, "Sampling temperature.", _temperature)
-    top_p: float = knob(0.9, "Nucleus sampling threshold.", _top_p)
+    temperature: float = knob(0.6, "Sampling temperature.", temperature_check)
+    top_p: float = knob(0.9, "Nucleus sampling threshold.", top_p_check)
     max_new_tokens: int = knob(96, "Tokens per request.", at_least(8))
     min_words: int = knob(3, "Shorter instructions are rejected.", at_least(1))
     max_words: int = knob(150, "Longer instructions are rejected.", at_least(1))
@@ -142,8 +109,8 @@ class SelfInstructConfig:
 @dataclass
 class SampleConfig:
     n: int = knob(4, "Responses per prompt.", at_least(2, "to form preference pairs"))
-    temperature: float = knob(0.7, "Sampling temperature.", _temperature)
-    top_p: float = knob(0.9, "Nucleus sampling threshold.", _top_p)
+    temperature: float = knob(0.7, "Sampling temperature.", temperature_check)
+    top_p: float = knob(0.9, "Nucleus sampling threshold.", top_p_check)
     max_new_tokens: int = knob(256, "Tokens per response (thoughts included).", at_least(8))
     thoughts: Literal["none", "generic", "specific"] = knob(
         "generic", "Thought preference optimization: none (plain instruction), generic (thoughts, then the "
@@ -156,8 +123,8 @@ class SampleConfig:
 @dataclass
 class JudgeConfig:
     k: int = knob(3, "Judgments per response.", at_least(1))
-    temperature: float = knob(0.7, "Sampling temperature.", _temperature)
-    top_p: float = knob(0.9, "Nucleus sampling threshold.", _top_p)
+    temperature: float = knob(0.7, "Sampling temperature.", temperature_check)
+    top_p: float = knob(0.9, "Nucleus sampling threshold.", top_p_check)
     max_new_tokens: int = knob(200, "Tokens per judgment.", at_least(8))
     scoring: Literal["parsed", "expected"] = knob(
         "parsed", "parsed: the written (or forced) score; expected: the probability-weighted mean of the "
@@ -173,14 +140,14 @@ class JudgeConfig:
 class MetaJudgeConfig:
     num_judgments: int = knob(5, "Judgments compared per meta-judged response (the paper: 11).",
                               at_least(2, "to compare judgments"))
-    temperature: float = knob(0.7, "Sampling temperature.", _temperature)
-    top_p: float = knob(0.9, "Nucleus sampling threshold.", _top_p)
+    temperature: float = knob(0.7, "Sampling temperature.", temperature_check)
+    top_p: float = knob(0.9, "Nucleus sampling threshold.", top_p_check)
     max_new_tokens: int = knob(200, "Tokens per meta-judgment.", at_least(8))
     tie_margin: float = knob(0.05, "A forced A-vs-B verdict whose log-probabilities differ by at most this "
                              "(nats) is a tie.", at_least(0.0))
     calibrate_forced: bool = knob(False, "Contextual calibration of forced verdicts: subtract the stage-wide "
                                   "median of log p(A) - log p(B) before deciding, so a model that always prefers "
-                                  "the letter A still ranks judgments (see meta_judging.calibration_offset).")
+                                  "the letter A still ranks judgments (see verdicts.calibration_offset).")
     elo_l2: float = knob(0.01, "L2 penalty that makes the Bradley-Terry ratings finite and mean-zero.",
                          at_least(0.0))
     max_position_bias: float = knob(0.8, "Warn when the share of first-position wins exceeds this.",
@@ -252,13 +219,13 @@ class EvaluateConfig:
     openai_model: str | None = knob(None, "Model name to ask the server for.")
     api_key_env: str = knob("OPENAI_API_KEY", "Environment variable that holds the API key (never written anywhere).")
     max_prompts: int | None = knob(None, "Evaluate on the first N held-out prompts (None: all).", at_least(1))
-    temperature: float = knob(0.0, "Sampling temperature of the answers (0: greedy).", _temperature)
+    temperature: float = knob(0.0, "Sampling temperature of the answers (0: greedy).", temperature_check)
     max_new_tokens: int = knob(256, "Tokens per answer (thoughts included).", at_least(8))
     compare_max_new_tokens: int = knob(128, "Tokens per comparison.", at_least(8))
     tie_margin: float = knob(0.05, "A forced A-vs-B verdict within this many nats is a tie.", at_least(0.0))
     calibrate_forced: bool = knob(False, "Contextual calibration of the evaluator's forced verdicts: subtract "
                                   "the median log p(A) - log p(B) of each baseline's comparisons before deciding "
-                                  "(meta_judging.calibration_offset).")
+                                  "(verdicts.calibration_offset).")
     bootstrap: int = knob(1000, "Bootstrap resamples for the 95% interval.", at_least(10))
     judge_accuracy: bool = knob(True, "Also measure M_key as a judge on data/eval/labelled_pairs.jsonl.")
     max_labelled_pairs: int | None = knob(None, "Use the first N labelled pairs (None: all).", at_least(1))
@@ -329,108 +296,6 @@ class Params:
 
 
 # --------------------------------------------------------------------------------------------------- loading
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (types.UnionType, typing.Union):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if dataclasses.is_dataclass(tp):
-        return "a mapping with keys " + ", ".join(f.name for f in dataclasses.fields(tp))
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-            type(None): "null", dict: "a mapping"}.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-_NOT = object()
-
-
-def _coerce(value: Any, tp: Any) -> Any:
-    """``value`` as type ``tp``, or ``_NOT`` when it does not fit."""
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return value if value in typing.get_args(tp) else _NOT
-    if origin in (types.UnionType, typing.Union):
-        for arg in typing.get_args(tp):
-            out = _coerce(value, arg)
-            if out is not _NOT:
-                return out
-        return _NOT
-    if origin is list:
-        if not isinstance(value, list):
-            return _NOT
-        items = [_coerce(v, typing.get_args(tp)[0]) for v in value]
-        return _NOT if any(i is _NOT for i in items) else items
-    if origin is dict or tp is dict:
-        return value if isinstance(value, dict) else _NOT
-    if tp is type(None):
-        return None if value is None else _NOT
-    if tp is bool:
-        return value if isinstance(value, bool) else _NOT
-    if tp is int:
-        return value if isinstance(value, int) and not isinstance(value, bool) else _NOT
-    if tp is float:
-        if isinstance(value, bool):
-            return _NOT
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-6 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                return _NOT
-        return _NOT
-    if tp is str:
-        return value if isinstance(value, str) else _NOT
-    if dataclasses.is_dataclass(tp):  # a nested section given as something other than a mapping
-        return _NOT
-    return value
-
-
-def _unknown(where: str, key: str, known: list[str]) -> str:
-    near = difflib.get_close_matches(key, known, n=1)
-    hint = f"did you mean {near[0]!r}?" if near else f"known keys: {', '.join(known)}"
-    return f"{where}{key}: unknown key — {hint}"
-
-
-def _dataclass_arg(tp: Any) -> type | None:
-    """The dataclass in ``tp`` (``LoraSpec`` or ``LoraSpec | None``), if any: a nested section."""
-    for arg in (tp, *typing.get_args(tp)):
-        if dataclasses.is_dataclass(arg) and isinstance(arg, type):
-            return arg
-    return None
-
-
-def build_section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
-    """Validate ``raw`` against dataclass ``cls``; ``where`` prefixes errors (``params.yaml: sample.``)."""
-    raw = {} if raw is None else raw
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where.rstrip('.')}: {raw!r} — must be a mapping of keys to values")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in fields:
-            raise ConfigError(_unknown(where, str(key), list(fields)))
-        nested = _dataclass_arg(hints[key])
-        if nested is not None and isinstance(value, Mapping):
-            values[key] = build_section(nested, value, f"{where}{key}.")
-            continue
-        out = _coerce(value, hints[key])
-        if out is _NOT:
-            raise ConfigError(f"{where}{key}: {value!r} — must be {_type_name(hints[key])}")
-        check = fields[key].metadata.get("check")
-        problem = check(out) if check and out is not None else None
-        if problem:
-            raise ConfigError(f"{where}{key}: {value!r} — {problem}")
-        values[key] = out
-    try:
-        return cls(**values)
-    except ConfigError as e:
-        raise ConfigError(f"{where.split(' ')[0]} {e}") from None
-
-
 def _field_index() -> dict[str, list[str]]:
     index: dict[str, list[str]] = {}
     for section, cls in SECTIONS.items():
@@ -457,7 +322,7 @@ def _flatten_overrides(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
                 raise ConfigError(f"{where}{key}: ambiguous — it is a field of several stages; write one of {options}")
             out[f"{index[key][0]}.{key}"] = value
         else:
-            raise ConfigError(_unknown(where, key, sorted(index)))
+            raise ConfigError(unknown_key(where, key, sorted(index)))
     return out
 
 
@@ -467,7 +332,7 @@ def parse_params(raw: Mapping[str, Any] | None, source: str = "params.yaml") -> 
     unknown = set(raw) - set(SECTIONS) - {"iterations"}
     if unknown:
         key = sorted(unknown)[0]
-        raise ConfigError(pre + _unknown("", key, [*SECTIONS, "iterations"]))
+        raise ConfigError(pre + unknown_key("", key, [*SECTIONS, "iterations"]))
     sections = {name: build_section(cls, raw.get(name), f"{pre}{name}.") for name, cls in SECTIONS.items()}
     iterations: dict[str, IterationConfig] = {}
     raw_iters = raw.get("iterations") or {}
@@ -490,10 +355,10 @@ def parse_params(raw: Mapping[str, Any] | None, source: str = "params.yaml") -> 
         for dotted, value in overrides.items():
             section, name = dotted.split(".", 1)
             if section not in SECTIONS:
-                raise ConfigError(_unknown(where, dotted, list(SECTIONS)))
+                raise ConfigError(unknown_key(where, dotted, list(SECTIONS)))
             merged = {**(raw.get(section) or {}), name: value}
             build_section(SECTIONS[section], merged, f"{where}{section}.")  # validates the override
-            overrides[dotted] = _coerce(value, typing.get_type_hints(SECTIONS[section])[name])
+            overrides[dotted] = coerce(value, typing.get_type_hints(SECTIONS[section])[name])
         iterations[str(key)] = IterationConfig(prev=prev, overrides=overrides)
     _check_chain(iterations, pre)
     return Params(**sections, iterations=iterations, source=source)

@@ -2,29 +2,35 @@
 
 ``dpo.reference: previous`` (the papers) uses M_prev as the frozen reference; ``base`` uses M0.
 ``loss_type`` and ``loss_weights`` go to TRL as they are, so ``[sigmoid, sft]`` gives the IRPO loss
-(DPO + NLL on the chosen answer).
+(DPO + NLL on the chosen answer). :func:`dpo_iteration` is the whole step: M_prev -> M_key on the pairs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
+import shutil
+import statistics
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline import models
 from pipeline.config import DpoConfig
+from pipeline.errors import StageError
 from pipeline.models import load_model
-from pipeline.training import StopOnNonFiniteLoss, common_args, last_checkpoint, log_summary
+from pipeline.records import PreferencePair
+from pipeline.shards import digest
+from pipeline.training import StopOnNonFiniteLoss, check_disk, common_args, last_checkpoint, log_summary
 
 log = logging.getLogger("pipeline")
 
-TRL_FIELDS = ("prompt", "chosen", "rejected")
-
-
-def mix_pairs(response_pairs: list[dict[str, Any]], judgment_pairs: list[dict[str, Any]], seed: int
+def mix_pairs(response_pairs: Sequence[PreferencePair], judgment_pairs: Sequence[PreferencePair], seed: int
               ) -> list[dict[str, Any]]:
     """Both kinds shuffled together (seeded), reduced to TRL's fields plus the generator's log-probs."""
-    rows = [{**{k: p[k] for k in TRL_FIELDS}, "generated": p.get("generated")}
+    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "generated": p.generated}
             for p in [*response_pairs, *judgment_pairs]]
     random.Random(seed).shuffle(rows)
     return rows
@@ -135,3 +141,43 @@ def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, 
     if peft_config is not None:  # the next iteration loads a plain model: fold the adapter into the weights
         trained = trained.merge_and_unload()
     return trained, tok, {**log_summary(trainer.state.log_history), **stats}
+
+
+def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Sequence[PreferencePair],
+                  judgment_pairs: Sequence[PreferencePair], cfg: DpoConfig, out_dir: Path, card: dict[str, Any],
+                  work_root: Path) -> dict[str, Any]:
+    """The dpo step: train from ``prev_dir`` on both kinds of pairs, save to ``out_dir``; return the metrics.
+
+    ``reference_dir`` None means M_prev is the reference (and its generation log-probs may be reused).
+    ``card`` starts the saved model card (name, parent, data hashes). Checkpoints live under ``work_root``
+    and are removed once the model is saved.
+    """
+    rows = mix_pairs(response_pairs, judgment_pairs, cfg.seed)
+    if not rows:
+        raise StageError(f"dpo {out_dir.name}: no pairs to train on — see metrics/{out_dir.name}/pairs.json")
+    check_disk(prev_dir, "dpo")
+    ref = models.model_ref(prev_dir)
+    work = work_root / f"dpo-{out_dir.name}-{digest(ref, dataclasses.asdict(cfg), rows)}"
+    start = time.time()
+    model, tok, summary = train_dpo(prev_dir, reference_dir, rows, cfg, work, reference_sha=ref["model_sha256"])
+    saved = models.save_model(model, tok, out_dir, {
+        **card, "reference": cfg.reference,
+        "training": {"pairs": len(rows), "response_pairs": len(response_pairs),
+                     "judgment_pairs": len(judgment_pairs), **dataclasses.asdict(cfg)}})
+    steps = [h for h in summary["log"] if "loss" in h]
+
+    def mean(key: str) -> float | None:
+        vals = [h[key] for h in steps if key in h]
+        return statistics.fmean(vals) if vals else None
+
+    seconds = time.time() - start
+    for stale in work_root.glob(f"dpo-{out_dir.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return {"pairs": len(rows), "response_pairs": len(response_pairs), "judgment_pairs": len(judgment_pairs),
+            "steps": summary["steps"], "first_loss": summary["first_loss"], "last_loss": summary["last_loss"],
+            "mean_reward_margin": mean("rewards/margins"), "mean_reward_accuracy": mean("rewards/accuracies"),
+            "seconds": round(seconds, 1), "pairs_per_second": round(len(rows) * cfg.epochs / seconds, 3),
+            "weights_sha256": saved["weights_sha256"],
+            **{k: summary[k] for k in ("reference_logprobs", "sides_reused", "sides_recomputed", "recomputed_because",
+                                       "reference_seconds") if k in summary},
+            "log": summary["log"]}

@@ -1,25 +1,29 @@
-"""Evaluation: pairwise win rates (both orders, length-controlled) and judge accuracy on labelled pairs.
+"""Evaluation: pairwise win rates against baselines (both orders) and judge accuracy on labelled pairs.
 
 Win rates. The evaluator sees each (model, baseline) answer pair twice, once in each order, with
-``prompts/compare.j2``. Per order the verdict is +1 (the model's answer wins), -1 (the baseline's) or 0.
-:func:`combine_orders` adds the two: > 0 a win, < 0 a loss, 0 a tie, so two orders that disagree make a tie.
-:func:`win_rate_summary` gives wins/losses/ties, the win rate (a tie counts half), its standard error, a
-seeded bootstrap 95% interval and the length-controlled win rate of :func:`length_controlled_win_rate`.
-
-Judge accuracy (:func:`judge_accuracy`): the model as judge scores both responses of a labelled pair; the
-pair counts as right when the higher score is on the preferred side. A tie counts as wrong and is reported.
+``prompts/compare.j2``; its verdict comes from :data:`CHAIN` (``strict``: last line ``Winner: A|B|tie``;
+``flexible``; then forced, A vs B by next-token probability, a tie within ``evaluate.tie_margin``; an evaluator
+without log-probs leaves it ``unparsed``, a tie). Per order the verdict is +1 (the model's answer wins), -1
+(the baseline's) or 0. :func:`combine_orders` adds the two: > 0 a win, < 0 a loss, 0 a tie, so two orders
+that disagree make a tie. The statistics (win rate with SE and bootstrap interval, length control, judge
+accuracy) are in :mod:`pipeline.stats`; :func:`evaluate` is the whole step.
 """
 
 from __future__ import annotations
 
-import math
+import gc
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
-
-from pipeline import templates
+from pipeline import judging, sampling, stats, templates, verdicts
+from pipeline.config import EvaluateConfig, JudgeConfig
+from pipeline.engines.base import Engine, SamplingSettings
+from pipeline.generation import Generation
+from pipeline.records import EvalPrompt, LabelledPair
+from pipeline.shards import ShardCache
 
 TEMPLATE = "compare.j2"
 VERDICT_PREFIX = "Winner: "
@@ -30,16 +34,6 @@ _FLEX = re.compile(r"winner\W{0,3}\s*(?:is\s*)?(?:response\s*)?[\"'\u201c\u201d*
 def compare_conversation(instruction: str, response_a: str, response_b: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": templates.render(TEMPLATE, instruction=instruction, response_a=response_a,
                                                          response_b=response_b)}]
-
-
-def parse_compare(text: str) -> tuple[str, str] | None:
-    """('A' | 'B' | 'tie', 'strict' | 'flexible'), or None."""
-    lines = text.rstrip().splitlines()
-    m = _STRICT.match(lines[-1]) if lines else None
-    if m:
-        return _norm(m.group(1)), "strict"
-    matches = list(_FLEX.finditer(text))
-    return (_norm(matches[-1].group(1)), "flexible") if matches else None
 
 
 def _norm(letter: str) -> str:
@@ -59,75 +53,145 @@ def combine_orders(first: int, second: int) -> int:
     return (total > 0) - (total < 0)
 
 
-@dataclass(frozen=True)
-class Interval:
-    low: float
-    high: float
+def parse_compare_strict(text: str) -> tuple[str, int] | None:
+    found = verdicts.on_last_line(_STRICT, text)
+    return (_norm(found[0]), found[1]) if found else None
 
 
-def bootstrap_interval(values: Sequence[float], samples: int = 1000, seed: int = 0, level: float = 0.95) -> Interval:
-    """Percentile bootstrap of the mean, resampling prompts; identical for a fixed seed."""
-    v = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(samples, len(v)))].mean(axis=1)
-    alpha = (1 - level) / 2
-    return Interval(float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)))
+def parse_compare_flexible(text: str) -> tuple[str, int] | None:
+    found = verdicts.last_match(text, _FLEX)
+    return (_norm(found[0]), found[1]) if found else None
 
 
-def _sigmoid(x: np.ndarray | float) -> np.ndarray | float:
-    return 1.0 / (1.0 + np.exp(-x))
+CHAIN = verdicts.Chain("compare", (("strict", parse_compare_strict), ("flexible", parse_compare_flexible)),
+                       prefix=VERDICT_PREFIX, options=("A", "B"))
 
 
-def length_controlled_win_rate(outcomes: Sequence[int], model_lengths: Sequence[float],
-                               baseline_lengths: Sequence[float], l2: float = 1e-2) -> float:
-    """AlpacaEval 2's length control: P(win) = σ(θ_model + θ_len · tanh(Δlen / sd(Δlen))), read at Δlen = 0.
+def parse_compare(text: str) -> tuple[str, str] | None:
+    """('A' | 'B' | 'tie', 'strict' | 'flexible'), or None."""
+    p = CHAIN.parse(text)
+    return (p.value, p.method) if p is not None else None
 
-    Outcomes are +1 / 0 / -1; a tie enters as half a win and half a loss. Fit by Newton's method with a
-    small L2 penalty (finite even when length separates the outcomes perfectly).
+
+# ------------------------------------------------------------------------------------------------ the step
+def answers(gen: Generation, prompts: Sequence[EvalPrompt], thoughts: str, cfg: EvaluateConfig, top_p: float,
+            name: str) -> list[dict[str, Any]]:
+    """One answer per held-out prompt (greedy by default), its final response split from the thoughts."""
+    convs = [[{"role": "user", "content": sampling.response_prompt(p.instruction, thoughts)}] for p in prompts]
+    settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=top_p, max_new_tokens=cfg.max_new_tokens,
+                                seed=cfg.seed)
+    outs = gen.generate(convs, settings, name=f"answers-{name}", desc=f"answers {name}")
+    rows = []
+    for p, (c,) in zip(prompts, outs):
+        split = sampling.split_thought(c.text, thoughts)
+        rows.append({"prompt_id": p.id, "response": split.response if split.parse_ok else c.text.strip(),
+                     "parse_ok": split.parse_ok, "num_tokens": c.num_tokens})
+    return rows
+
+
+def judge_labelled(gen: Generation, pairs: Sequence[LabelledPair], jcfg: JudgeConfig, cfg: EvaluateConfig
+                   ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The model as judge on labelled pairs: each response scored (mean of k judgments), then accuracy."""
+    k = cfg.judge_k or jcfg.k
+    convs = [judging.judge_conversation(p.instruction, r) for p in pairs for r in (p.response_a, p.response_b)]
+    settings = SamplingSettings(n=k, temperature=jcfg.temperature, top_p=jcfg.top_p,
+                                max_new_tokens=jcfg.max_new_tokens, seed=cfg.seed)
+    outs = gen.generate(convs, settings, name="judge", desc="judge accuracy")
+    found = judging.score_judgments(gen.engine, convs, outs, jcfg.scoring)
+    scores = [judging.response_score([v.score for v in found[i * k:(i + 1) * k]]) for i in range(len(convs))]
+    rows = [{"pair_id": p.id, "preferred": p.preferred, "score_a": scores[2 * i], "score_b": scores[2 * i + 1]}
+            for i, p in enumerate(pairs)]
+    summary = stats.judge_accuracy([r["score_a"] for r in rows], [r["score_b"] for r in rows],
+                                   [p.preferred for p in pairs])
+    return rows, {**summary, "forced": sum(v.method == "forced" for v in found), "judge_k": k}
+
+
+def compare(gen: Generation, prompts: Sequence[EvalPrompt], mine: Mapping[str, dict], theirs: Mapping[str, dict],
+            baseline: str, cfg: EvaluateConfig) -> list[dict[str, Any]]:
+    """The evaluator's verdict on each prompt in both orders (the model's answer first, then second)."""
+    convs, order = [], []
+    for p in prompts:
+        a, b = mine[p.id]["response"], theirs[p.id]["response"]
+        convs += [compare_conversation(p.instruction, a, b), compare_conversation(p.instruction, b, a)]
+        order += [(p.id, True), (p.id, False)]
+    settings = SamplingSettings(n=1, temperature=0.0, max_new_tokens=cfg.compare_max_new_tokens, seed=cfg.seed)
+    outs = gen.generate(convs, settings, name=f"compare-{baseline}", desc=f"compare vs {baseline}")
+    texts = [row[0].text for row in outs]
+    found, _ = verdicts.pairwise_verdicts(CHAIN, gen.engine, convs, texts, cfg.tie_margin, cfg.calibrate_forced)
+    rows = []
+    for (pid, model_is_a), text, v in zip(order, texts, found):
+        method = "forced" if v.method == "tie" else v.method  # a forced tie is reported as forced here
+        rows.append({"prompt_id": pid, "baseline": baseline, "model_is_a": model_is_a, "text": text,
+                     "letter": v.letter, "method": method, "verdict": model_verdict(v.letter, model_is_a)})
+    return rows
+
+
+def baseline_summary(rows: Sequence[dict[str, Any]], prompts: Sequence[EvalPrompt], mine: Mapping[str, dict],
+                     theirs: Mapping[str, dict], cfg: EvaluateConfig) -> dict[str, Any]:
+    """Win rate with its uncertainty, length control, the evaluator's position bias and consistency."""
+    by_prompt: dict[str, list[int]] = {}
+    for r in rows:
+        by_prompt.setdefault(r["prompt_id"], []).append(r["verdict"])
+    outcomes = [combine_orders(*by_prompt[p.id]) for p in prompts]
+    summary = stats.win_rate_summary(outcomes, [len(mine[p.id]["response"]) for p in prompts],
+                                     [len(theirs[p.id]["response"]) for p in prompts], cfg.bootstrap, cfg.seed)
+    decided = [r for r in rows if r["letter"] != "tie"]
+    return {**summary,
+            "evaluator_position_bias": sum(r["letter"] == "A" for r in decided) / len(decided) if decided else None,
+            "order_inconsistent_share": sum(1 for v in by_prompt.values() if v[0] * v[1] < 0) / len(prompts),
+            "verdicts": dict(Counter(r["method"] for r in rows))}
+
+
+@dataclass
+class EvalResult:
+    answers: list[dict[str, Any]]
+    comparisons: list[dict[str, Any]]
+    judge: list[dict[str, Any]]
+    metrics: dict[str, Any]
+
+
+def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, shard_size: int,
+             models: Mapping[str, str], evaluator: str, prompts: Sequence[EvalPrompt],
+             labelled: Sequence[LabelledPair], cfg: EvaluateConfig, jcfg: JudgeConfig, thoughts: str, top_p: float
+             ) -> EvalResult:
+    """The evaluate step: answers of every model, judge accuracy of ``current``, and each baseline compared.
+
+    ``models`` maps ``current`` and each baseline to a model directory; ``open_engine`` loads one (or, for
+    ``evaluator: openai``, the server). Models are loaded one at a time and released in between; a directory
+    named twice (e.g. previous = M0) answers once.
     """
-    y_out = np.asarray(outcomes, dtype=float)
-    delta = np.asarray(model_lengths, dtype=float) - np.asarray(baseline_lengths, dtype=float)
-    sd = delta.std()
-    z = np.tanh(delta / sd) if sd > 0 else np.zeros_like(delta)
-    x = np.stack([np.ones_like(z), z], axis=1)
-    y = (y_out + 1) / 2  # win 1, tie 0.5, loss 0: the expected label
-    theta = np.zeros(2)
-    for _ in range(100):
-        p = _sigmoid(x @ theta)
-        grad = x.T @ (y - p) - l2 * theta
-        hess = -(x.T * (p * (1 - p))) @ x - l2 * np.eye(2)
-        step = np.linalg.solve(hess, grad)
-        theta -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return float(_sigmoid(theta[0]))
+    by_dir: dict[str, dict[str, dict]] = {}
+    answer_rows: list[dict[str, Any]] = []
+    judge_rows: list[dict[str, Any]] = []
+    judge_summary: dict[str, Any] | None = None
+    for name, d in models.items():
+        if d in by_dir:
+            continue
+        engine = open_engine(d)
+        gen = Generation(engine, cache, shard_size)
+        rows = answers(gen, prompts, thoughts, cfg, top_p, name)
+        by_dir[d] = {r["prompt_id"]: r for r in rows}
+        answer_rows += [{**r, "model": name, "model_dir": d} for r in rows]
+        if name == "current" and labelled:
+            judge_rows, judge_summary = judge_labelled(gen, labelled, jcfg, cfg)
+        engine.close()
+        del engine, gen
+        gc.collect()
+    per_model = {name: by_dir[d] for name, d in models.items()}
+    judge_gen = Generation(open_engine(evaluator), cache, shard_size)
+    comparisons: list[dict[str, Any]] = []
+    per_baseline: dict[str, Any] = {}
+    for name in models:
+        if name == "current":
+            continue
+        rows = compare(judge_gen, prompts, per_model["current"], per_model[name], name, cfg)
+        comparisons += rows
+        per_baseline[name] = baseline_summary(rows, prompts, per_model["current"], per_model[name], cfg)
+    metrics = {"prompts": len(prompts), "evaluator": evaluator_name(evaluator, cfg),
+               "calibrated_forced": cfg.calibrate_forced, "baselines": per_baseline, "judge_accuracy": judge_summary,
+               "unparsed_answers": {n: sum(not r["parse_ok"] for r in rows.values()) for n, rows in per_model.items()}}
+    return EvalResult(answer_rows, comparisons, judge_rows, metrics)
 
 
-def win_rate_summary(outcomes: Sequence[int], model_lengths: Sequence[float], baseline_lengths: Sequence[float],
-                     bootstrap: int = 1000, seed: int = 0) -> dict[str, float | int]:
-    n = len(outcomes)
-    wins = sum(o > 0 for o in outcomes)
-    losses = sum(o < 0 for o in outcomes)
-    ties = n - wins - losses
-    values = [(o + 1) / 2 for o in outcomes]  # 1, 0.5, 0
-    rate = float(np.mean(values)) if n else float("nan")
-    se = float(np.std(values, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    ci = bootstrap_interval(values, bootstrap, seed) if n else Interval(float("nan"), float("nan"))
-    return {"n": n, "wins": wins, "losses": losses, "ties": ties, "win_rate": rate, "win_rate_se": se,
-            "win_rate_ci95_low": ci.low, "win_rate_ci95_high": ci.high,
-            "lc_win_rate": length_controlled_win_rate(outcomes, model_lengths, baseline_lengths) if n else float("nan"),
-            "model_mean_chars": float(np.mean(model_lengths)) if n else float("nan"),
-            "baseline_mean_chars": float(np.mean(baseline_lengths)) if n else float("nan")}
-
-
-def judge_accuracy(score_a: Sequence[float | None], score_b: Sequence[float | None], preferred: Sequence[str]
-                   ) -> dict[str, float | int]:
-    """Share of labelled pairs where the higher score is on the preferred side; ties (or no score) are wrong."""
-    right = ties = 0
-    for a, b, pref in zip(score_a, score_b, preferred):
-        if a is None or b is None or a == b:
-            ties += 1
-        elif (a > b) == (pref == "A"):
-            right += 1
-    n = len(preferred)
-    return {"pairs": n, "correct": right, "ties": ties, "accuracy": right / n if n else float("nan")}
+def evaluator_name(evaluator: str, cfg: EvaluateConfig) -> str:
+    return f"openai:{cfg.openai_model}" if evaluator == "openai" else evaluator

@@ -1,26 +1,37 @@
 """LLM-as-a-meta-judge: which of two judgments applies the rubric more accurately (Meta-Rewarding LMs).
 
-Per prompt, :func:`select_for_meta_judging` takes the response whose judgment scores vary most. Its
-judgments are compared in every ordered pair (both orders, :func:`ordered_pairs`). The verdict parsers run
-strict (last line ``Winner: Judgment A|B``), then flexible, then :func:`forced_verdicts` appends
-``Winner: Judgment `` and compares the next-token probabilities of A and B (a tie within ``tie_margin``),
-optionally calibrated (:func:`calibration_offset`) against the model's constant preference for one letter.
-The ratings that follow are in :mod:`pipeline.elo`.
+Per prompt, :func:`select_for_meta_judging` takes the response whose judgment scores vary most; when it has
+fewer than ``meta_judge.num_judgments`` judgments, :func:`extra_judgments` draws more with the judge. Its
+judgments are compared in every ordered pair (both orders, :func:`ordered_pairs`). Verdicts come from
+:data:`CHAIN`: ``strict`` (last line ``Winner: Judgment A|B``), ``flexible``, then forced
+(``Winner: Judgment `` + A vs B by next-token probability, a tie within ``tie_margin``), optionally calibrated
+(``verdicts.calibration_offset``) against the model's constant preference for one letter. The ratings that
+follow are in :mod:`pipeline.elo`; :func:`meta_judge` is the whole step.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import statistics
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import permutations
+from typing import Any
 
-from pipeline import templates
-from pipeline.engines.base import Conversation, Engine
+from pipeline import elo, judging, templates, verdicts
+from pipeline.config import JudgeConfig, MetaJudgeConfig
+from pipeline.engines.base import SamplingSettings
+from pipeline.generation import Generation, token_stats
 from pipeline.judging import score_variance
+from pipeline.records import Judgment, MetaJudgment, Rating, Response, stable_id
+
+log = logging.getLogger("pipeline")
 
 TEMPLATE = "meta_judge.j2"
 VERDICT_PREFIX = "Winner: Judgment "
+VERDICT_VALUE = {"A": 1, "B": -1, "tie": 0}  # 1: the first judgment (shown as A) wins
 
 _STRICT = re.compile(r"^\s*Winner:\s*Judgment\s+([AB])\s*\.?\s*$")
 _FLEX = re.compile(r"winner\W{0,3}\s*(?:is\s*)?(?:judgment\s*)?[\"'\u201c\u201d*]*\s*([AB])\b", re.IGNORECASE)
@@ -31,6 +42,19 @@ def meta_judge_conversation(instruction: str, response: str, judgment_a: str, ju
     text = templates.render(TEMPLATE, instruction=instruction, response=response, judgment_a=judgment_a,
                             judgment_b=judgment_b)
     return [{"role": "user", "content": text}]
+
+
+def parse_verdict_strict(text: str) -> tuple[str, int] | None:
+    return verdicts.on_last_line(_STRICT, text)
+
+
+def parse_verdict_flexible(text: str) -> tuple[str, int] | None:
+    found = verdicts.last_match(text, _FLEX, _FLEX_BETTER)
+    return (found[0].upper(), found[1]) if found else None
+
+
+CHAIN = verdicts.Chain("meta_judge", (("strict", parse_verdict_strict), ("flexible", parse_verdict_flexible)),
+                       prefix=VERDICT_PREFIX, options=("A", "B"))
 
 
 def select_for_meta_judging(scores_by_response: Mapping[str, Sequence[float | None]],
@@ -44,82 +68,125 @@ def ordered_pairs(size: int) -> list[tuple[int, int]]:
     return list(permutations(range(size), 2))
 
 
-def _letter_to_verdict(letter: str) -> int:
-    return 1 if letter.upper() == "A" else -1
+# ------------------------------------------------------------------------------------------------ the step
+def select_responses(responses: Mapping[str, Response], judgments: Sequence[Judgment]
+                     ) -> tuple[list[str], dict[str, list[Judgment]]]:
+    """One response per prompt (the highest score variance), and every response's judgments in order."""
+    by_response: dict[str, list[Judgment]] = defaultdict(list)
+    for j in judgments:
+        by_response[j.response_id].append(j)
+    by_prompt: dict[str, list[str]] = defaultdict(list)
+    for rid in by_response:
+        by_prompt[responses[rid].prompt_id].append(rid)
+    selected = [select_for_meta_judging({rid: [j.score for j in by_response[rid]] for rid in rids}, rids)
+                for rids in by_prompt.values()]
+    return selected, by_response
 
 
-def parse_verdict_strict(text: str) -> int | None:
-    lines = text.rstrip().splitlines()
-    m = _STRICT.match(lines[-1]) if lines else None
-    return _letter_to_verdict(m.group(1)) if m else None
-
-
-def parse_verdict_flexible(text: str) -> int | None:
-    matches = list(_FLEX.finditer(text)) or list(_FLEX_BETTER.finditer(text))
-    return _letter_to_verdict(matches[-1].group(1)) if matches else None
+def extra_judgments(gen: Generation, responses: Mapping[str, Response], selected: Sequence[str],
+                    by_response: Mapping[str, list[Judgment]], num_judgments: int, jcfg: JudgeConfig,
+                    made_by: dict[str, Any]) -> list[Judgment]:
+    """Judgments drawn with the judge for selected responses that have fewer than ``num_judgments``."""
+    missing = {rid: num_judgments - len(by_response[rid]) for rid in selected}
+    need = [rid for rid in selected if missing[rid] > 0]
+    if not need:
+        return []
+    settings = judging.judge_settings(jcfg, max(missing.values()), jcfg.seed + 1)
+    todo = [responses[rid] for rid in need]
+    convs = [judging.judge_conversation(r.instruction, r.response) for r in todo]
+    outs = gen.generate(convs, settings, name="extra", desc="extra judgments")
+    outs = [row[:missing[rid]] for rid, row in zip(need, outs)]  # one draw of n for all; each keeps what it lacks
+    found = judging.score_judgments(gen.engine, convs, outs, jcfg.scoring)
+    provenance = {**made_by, "template_sha": templates.template_hash(judging.TEMPLATE), "scoring": jcfg.scoring,
+                  "sampling": settings.to_dict(), "extra": True}
+    return judging.judgment_rows(todo, outs, found, [len(by_response[rid]) for rid in need], provenance)
 
 
 @dataclass(frozen=True)
-class MetaVerdict:
-    verdict: int  # 1 first (A) wins, -1 second (B) wins, 0 tie
-    method: str  # strict | flexible | forced | tie
-    margin: float | None = None  # forced only: log p(A) - log p(B) after the verdict prefix
+class Battle:
+    response_id: str
+    first: int  # index of the judgment shown as A
+    second: int  # index of the judgment shown as B
 
 
-def forced_verdict(logprob_a: float, logprob_b: float, tie_margin: float) -> MetaVerdict:
-    if abs(logprob_a - logprob_b) <= tie_margin:
-        return MetaVerdict(0, "tie", logprob_a - logprob_b)
-    return MetaVerdict(1 if logprob_a > logprob_b else -1, "forced", logprob_a - logprob_b)
+def battle_verdicts(gen: Generation, responses: Mapping[str, Response], selected: Sequence[str],
+                    by_response: Mapping[str, list[Judgment]], cfg: MetaJudgeConfig
+                    ) -> tuple[list[Battle], list[str], list[verdicts.PairVerdict], float, SamplingSettings, Any]:
+    """Every ordered pair of each selected response's first ``num_judgments`` judgments, meta-judged."""
+    battles, convs = [], []
+    for rid in selected:
+        js, r = by_response[rid][:cfg.num_judgments], responses[rid]
+        for m, n in ordered_pairs(len(js)):
+            battles.append(Battle(rid, m, n))
+            convs.append(meta_judge_conversation(r.instruction, r.response, js[m].text, js[n].text))
+    settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                                seed=cfg.seed, force_choice=CHAIN.force_choice)
+    outs = gen.generate(convs, settings, name="battles", desc="meta_judge")
+    texts = [row[0].text for row in outs]
+    found, offset = verdicts.pairwise_verdicts(CHAIN, gen.engine, convs, texts, cfg.tie_margin, cfg.calibrate_forced,
+                                               known=[row[0].choice_logprobs for row in outs])
+    return battles, texts, found, offset, settings, outs
 
 
-def calibration_offset(margins: Sequence[float]) -> float:
-    """The stage-wide median of forced A-vs-B margins (log p(A) - log p(B)).
-
-    Contextual calibration (Zhao et al., 2021) of a forced verdict: a weak model that prefers the letter A
-    whatever the content gives margins that are all positive, so every forced verdict says "first wins",
-    the position weights make every battle worth zero and all Elo ratings come out equal. Subtracting the
-    median margin keeps what the margins still say (which comparisons lean more towards A than the others)
-    and removes the constant preference for a letter: half the forced verdicts go each way.
-    """
-    if not margins:
-        return 0.0
-    ordered = sorted(margins)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
-def forced_verdicts(margins: Sequence[float], tie_margin: float, calibrate: bool) -> tuple[float, list[MetaVerdict]]:
-    """Verdicts from forced margins: a tie within ``tie_margin`` of the offset (0, or the calibration offset)."""
-    offset = calibration_offset(margins) if calibrate else 0.0
-    return offset, [forced_verdict(m - offset, 0.0, tie_margin) for m in margins]
+def rate(selected: Sequence[str], by_response: Mapping[str, list[Judgment]], battles: Sequence[Battle],
+         results: Sequence[int], num_judgments: int, l2: float) -> tuple[list[Rating], list[float]]:
+    """Elo ratings of each selected response's judgments, with stage-wide position weights; and Elo spreads."""
+    w1, w2 = elo.position_weights(results)
+    ratings, spreads = [], []
+    for rid in selected:
+        js = by_response[rid][:num_judgments]
+        table = {(b.first, b.second): v for b, v in zip(battles, results) if b.response_id == rid}
+        matrix = elo.battle_matrix(table, len(js), w1, w2)
+        scores = elo.to_elo(elo.bradley_terry(matrix, l2))
+        spreads.append(float(scores.max() - scores.min()))
+        for i, j in enumerate(js):
+            ratings.append(Rating(judgment_id=j.judgment_id, response_id=rid, prompt_id=j.prompt_id,
+                                  elo=round(float(scores[i]), 4), wins=float(matrix[i].sum()),
+                                  losses=float(matrix[:, i].sum())))
+    return ratings, spreads
 
 
-FORCE_CHOICE = ("\n" + VERDICT_PREFIX, ("A", "B"))  # SamplingSettings.force_choice for the meta-judge
+@dataclass
+class MetaJudgeResult:
+    extra: list[Judgment]
+    meta: list[MetaJudgment]
+    ratings: list[Rating]
+    metrics: dict[str, Any]
 
 
-def meta_verdicts(engine: Engine, conversations: Sequence[Conversation], texts: Sequence[str],
-                  tie_margin: float, calibrate: bool = False,
-                  forced: Sequence[list[float] | None] | None = None) -> tuple[list[MetaVerdict], float]:
-    """Parse (strict, then flexible) or force each verdict; return the verdicts and the calibration offset.
+def meta_judge(gen: Generation, responses: Sequence[Response], judgments: Sequence[Judgment], cfg: MetaJudgeConfig,
+               jcfg: JudgeConfig, made_by: dict[str, Any]) -> MetaJudgeResult:
+    """The meta-judge step: selection, extra judgments, battles in both orders, Elo ratings, metrics."""
+    rmap = {r.response_id: r for r in responses}
+    selected, by_response = select_responses(rmap, judgments)
+    extra = extra_judgments(gen, rmap, selected, by_response, cfg.num_judgments, jcfg, made_by)
+    by_response = {rid: [*js, *(j for j in extra if j.response_id == rid)] for rid, js in by_response.items()}
+    battles, texts, found, offset, settings, outs = battle_verdicts(gen, rmap, selected, by_response, cfg)
+    results = [VERDICT_VALUE[v.letter] for v in found]
+    meta_sha = templates.template_hash(TEMPLATE)
+    rows = []
+    for b, text, v, result in zip(battles, texts, found, results):
+        first, second = by_response[b.response_id][b.first], by_response[b.response_id][b.second]
+        rows.append(MetaJudgment(
+            meta_id=stable_id("mj", first.judgment_id, second.judgment_id, text), prompt_id=first.prompt_id,
+            response_id=b.response_id, first_id=first.judgment_id, second_id=second.judgment_id, text=text,
+            verdict=result, method=v.method, forced_margin=v.margin,  # type: ignore[arg-type]
+            provenance={**made_by, "template_sha": meta_sha, "sampling": settings.to_dict(),
+                        "first_index": b.first, "second_index": b.second}))
+    ratings, spreads = rate(selected, by_response, battles, results, cfg.num_judgments, cfg.elo_l2)
+    w1, w2 = elo.position_weights(results)
+    bias = elo.position_bias(results)
+    if bias is not None and bias > cfg.max_position_bias:
+        log.warning("meta_judge: the first judgment won %.0f%% of decided battles (above meta_judge.max_position_bias "
+                    "%.0f%%); the position weights correct for it, but the meta-judge is weak", 100 * bias,
+                    100 * cfg.max_position_bias)
+    methods = Counter(v.method for v in found)
+    metrics = {"responses_meta_judged": len(selected), "comparisons": len(rows), "extra_judgments": len(extra),
+               "strict": methods["strict"], "flexible": methods["flexible"], "forced": methods["forced"],
+               "ties": methods["tie"], "calibrated": cfg.calibrate_forced, "calibration_offset": round(offset, 4),
+               "parse_rate": (methods["strict"] + methods["flexible"]) / max(1, len(found)),
+               "position_bias": bias, "omega_1": w1, "omega_2": w2,
+               "elo_spread_mean": statistics.fmean(spreads) if spreads else 0.0,
+               "extra_judge": judging.judge_metrics(extra) if extra else None, **token_stats(outs)}
+    return MetaJudgeResult(extra, rows, ratings, metrics)
 
-    ``forced`` holds log p(A), log p(B) after the verdict prefix where the engine already read them from
-    the generation's KV cache (``Completion.choice_logprobs``); the others are scored from text.
-    """
-    out: list[MetaVerdict | None] = []
-    for t in texts:
-        strict = parse_verdict_strict(t)
-        flex = None if strict is not None else parse_verdict_flexible(t)
-        out.append(MetaVerdict(strict, "strict") if strict is not None
-                   else MetaVerdict(flex, "flexible") if flex is not None else None)
-    need = [i for i, v in enumerate(out) if v is None]
-    offset = 0.0
-    if need:
-        known = {i: forced[i] for i in need if forced is not None and forced[i] is not None}
-        rest = [i for i in need if i not in known]
-        contexts = [f"{engine.format_chat(conversations[i])}{texts[i].rstrip()}\n{VERDICT_PREFIX}" for i in rest]
-        known.update(zip(rest, engine.choice_logprobs(contexts, ["A", "B"]) if rest else []))
-        margins = [known[i][0] - known[i][1] for i in need]
-        offset, forced = forced_verdicts(margins, tie_margin, calibrate)
-        for i, v in zip(need, forced):
-            out[i] = v
-    return [v for v in out if v is not None], offset

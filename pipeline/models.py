@@ -21,13 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import ModelSourceError
 from pipeline.templates import PROMPTS_DIR
 
 PLAIN_CHAT_TEMPLATE = PROMPTS_DIR / "chat_templates" / "plain.jinja"
-
-
-class ModelSourceError(RuntimeError):
-    """model.source cannot be materialized; the message says why and what to do."""
 
 
 def _package_dir(module: str, pip_name: str) -> Path:
@@ -170,31 +167,35 @@ def weights_sha256(model_dir: Path) -> str:
     return h.hexdigest()
 
 
-def save_model(model: Any, tokenizer: Any, out_dir: str | Path, card: dict[str, Any]) -> dict[str, Any]:
-    """Save weights (safetensors), tokenizer, chat template and model_card.json; atomic at the folder level."""
-    out_dir = Path(out_dir)
+def _publish(out_dir: Path, fill: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """Fill a temporary sibling folder, write its model_card.json, then swap it in: never a half-written model."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        dtype = str(next(model.parameters()).dtype).replace("torch.", "")
-        full_card = {
-            **card,
-            "weights_sha256": weights_sha256(tmp),
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "dtype": dtype,
-            "architecture": type(model).__name__,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        (tmp / "model_card.json").write_text(json.dumps(full_card, indent=2, sort_keys=True) + "\n")
+        card = fill(tmp)
+        (tmp / "model_card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return full_card
+    return card
+
+
+def save_model(model: Any, tokenizer: Any, out_dir: str | Path, card: dict[str, Any]) -> dict[str, Any]:
+    """Save weights (safetensors), tokenizer, chat template and model_card.json; atomic at the folder level."""
+
+    def fill(tmp: Path) -> dict[str, Any]:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        return {**card, "weights_sha256": weights_sha256(tmp),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+                "architecture": type(model).__name__,
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    return _publish(Path(out_dir), fill)
 
 
 def read_card(model_dir: str | Path) -> dict[str, Any]:
@@ -204,18 +205,18 @@ def read_card(model_dir: str | Path) -> dict[str, Any]:
 
 def copy_model(src: str | Path, out_dir: str | Path, card_update: dict[str, Any]) -> dict[str, Any]:
     """Copy a saved model (e.g. M0 as M0_sft when SFT is off) with an updated card."""
-    src, out_dir = Path(src), Path(out_dir)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
+    src = Path(src)
+
+    def fill(tmp: Path) -> dict[str, Any]:
         for f in src.iterdir():
             if f.is_file():
                 shutil.copy2(f, tmp / f.name)
-        card = {**read_card(src), **card_update}
-        (tmp / "model_card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return card
+        return {**read_card(src), **card_update}
+
+    return _publish(Path(out_dir), fill)
+
+
+def model_ref(model_dir: str | Path) -> dict[str, str]:
+    """Which model made a row: its folder name and the first 16 hex of its weights' sha256."""
+    d = Path(model_dir)
+    return {"model": d.name, "model_sha256": str(read_card(d).get("weights_sha256", ""))[:16]}

@@ -9,13 +9,23 @@ when Smax = Smin. With ``unparsed_response: reject`` a response without the thou
 Judgment pairs (:func:`select_judgment_pair`), per meta-judged response: chosen = the highest-Elo
 judgment, rejected = the lowest, after dropping judgments longer than ``max_judgment_chars``; no pair when
 the two ratings are equal.
+
+:func:`build_pairs` is the whole step: both kinds of pairs as TRL conversational rows with provenance, and
+their metrics.
 """
 
 from __future__ import annotations
 
+import statistics
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pipeline.config import PairsConfig
+from pipeline.errors import StageError
+from pipeline.judging import judge_conversation, response_score
+from pipeline.records import Judgment, PreferencePair, Rating, Response, stable_id
 
 UNPARSED_SCORE = -1.0
 
@@ -86,3 +96,98 @@ def generation_record(chosen: Any, rejected: Any) -> dict[str, Any] | None:
         return None
     return {"model_sha256": shas.pop(), **sides}
 
+
+
+# ------------------------------------------------------------------------------------------------ the step
+def response_pairs(responses: Sequence[Response], judgments: Sequence[Judgment], cfg: PairsConfig, key: str
+                   ) -> tuple[list[PreferencePair], int, int]:
+    """Per prompt, the response pair by score: (pairs, prompts with no pair, prompts)."""
+    scores: dict[str, list[float | None]] = defaultdict(list)
+    for j in judgments:
+        scores[j.response_id].append(j.score)
+    by_prompt: dict[str, list[Response]] = defaultdict(list)
+    for r in responses:
+        by_prompt[r.prompt_id].append(r)
+    out, no_pair = [], 0
+    for prompt_id, rs in by_prompt.items():
+        cands = []
+        for r in rs:
+            s = response_score(scores.get(r.response_id, []))
+            if r.parse_ok and s is not None:
+                cands.append(Candidate(r.response_id, s, len(r.response)))
+            elif not r.parse_ok and cfg.unparsed_response == "reject":
+                cands.append(Candidate(r.response_id, UNPARSED_SCORE, len(r.output)))
+        picked = select_response_pair(cands, cfg.length_rho)
+        if picked is None:
+            no_pair += 1
+            continue
+        chosen, rejected = picked
+        rmap = {r.response_id: r for r in rs}
+        c, rj = rmap[chosen.id], rmap[rejected.id]
+        out.append(PreferencePair(
+            pair_id=stable_id("rp", chosen.id, rejected.id), kind="response",
+            prompt=[{"role": "user", "content": c.prompt_text}],
+            chosen=[{"role": "assistant", "content": c.output}],
+            rejected=[{"role": "assistant", "content": rj.output}],
+            prompt_id=prompt_id, chosen_id=chosen.id, rejected_id=rejected.id, chosen_score=chosen.score,
+            rejected_score=rejected.score, iteration=key,
+            provenance={"length_rho": cfg.length_rho, "unparsed_response": cfg.unparsed_response,
+                        "chosen_chars": chosen.length, "rejected_chars": rejected.length},
+            generated=generation_record(c, rj)))
+    return out, no_pair, len(by_prompt)
+
+
+def judgment_pairs(responses: Sequence[Response], judgments: Sequence[Judgment], ratings: Sequence[Rating],
+                   cfg: PairsConfig, key: str) -> tuple[list[PreferencePair], int]:
+    """Per meta-judged response, the judgment pair by Elo: (pairs, judgments too long to use)."""
+    jmap = {j.judgment_id: j for j in judgments}
+    rmap = {r.response_id: r for r in responses}
+    per_response: dict[str, list[Rating]] = defaultdict(list)
+    for rt in ratings:
+        per_response[rt.response_id].append(rt)
+    out, too_long = [], 0
+    for rid, rts in per_response.items():
+        rated = [RatedJudgment(rt.judgment_id, rt.elo, len(jmap[rt.judgment_id].text)) for rt in rts]
+        too_long += sum(j.chars > cfg.max_judgment_chars for j in rated)
+        picked = select_judgment_pair(rated, cfg.max_judgment_chars)
+        if picked is None:
+            continue
+        cj, rj = picked
+        r = rmap[rid]
+        out.append(PreferencePair(
+            pair_id=stable_id("jp", cj.id, rj.id), kind="judgment",
+            prompt=judge_conversation(r.instruction, r.response),
+            chosen=[{"role": "assistant", "content": jmap[cj.id].text}],
+            rejected=[{"role": "assistant", "content": jmap[rj.id].text}],
+            prompt_id=r.prompt_id, chosen_id=cj.id, rejected_id=rj.id, chosen_score=cj.elo,
+            rejected_score=rj.elo, iteration=key,
+            provenance={"response_id": rid, "max_judgment_chars": cfg.max_judgment_chars},
+            generated=generation_record(jmap[cj.id], jmap[rj.id])))
+    return out, too_long
+
+
+def _mean_chars(pairs: Sequence[PreferencePair], side: str) -> float:
+    return statistics.fmean(len(getattr(p, side)[0]["content"]) for p in pairs) if pairs else 0.0
+
+
+def build_pairs(responses: Sequence[Response], judgments: Sequence[Judgment], extra: Sequence[Judgment],
+                ratings: Sequence[Rating] | None, cfg: PairsConfig, key: str
+                ) -> tuple[list[PreferencePair], list[PreferencePair], dict[str, Any]]:
+    """The pairs step: response pairs, judgment pairs (when ``ratings`` is given) and their metrics.
+
+    A response's score is the mean of the judge's ``judgments``; the meta-judge's ``extra`` judgments are rated
+    like the others but do not change response scores.
+    """
+    rp, no_pair, prompts = response_pairs(responses, judgments, cfg, key)
+    if len(rp) < cfg.min_pairs:
+        raise StageError(
+            f"pairs {key}: {len(rp)} response pairs, fewer than pairs.min_pairs={cfg.min_pairs}: {no_pair} of "
+            f"{prompts} prompts had all scores equal — see metrics/{key}/judge.json; try judge.scoring: expected, "
+            "more judge.k or sample.n")
+    jp, too_long = judgment_pairs(responses, [*judgments, *extra], ratings, cfg, key) if ratings is not None else ([], 0)
+    metrics = {"prompts": prompts, "response_pairs": len(rp), "dropped_equal_scores": no_pair,
+               "judgment_pairs": len(jp), "judgments_too_long": too_long, "length_rho": cfg.length_rho,
+               "response_chosen_chars": _mean_chars(rp, "chosen"), "response_rejected_chars": _mean_chars(rp, "rejected"),
+               "judgment_chosen_chars": _mean_chars(jp, "chosen"), "judgment_rejected_chars": _mean_chars(jp, "rejected"),
+               "score_margin_mean": statistics.fmean(p.chosen_score - p.rejected_score for p in rp) if rp else None}
+    return rp, jp, metrics

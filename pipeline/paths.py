@@ -1,4 +1,4 @@
-"""Where each stage reads and writes; one place, so stages and tests agree."""
+"""Where each stage reads and writes, which stage makes each file, and what a model name refers to."""
 
 from __future__ import annotations
 
@@ -11,6 +11,18 @@ EVAL_PROMPTS = Path("data/eval/prompts.jsonl")
 LABELLED_PAIRS = Path("data/eval/labelled_pairs.jsonl")
 WORK = Path(".work")  # resumable shards live here, outside DVC's declared outputs
 
+# data/<key>/<file> -> the stage that writes it (named in the error when it is missing)
+PRODUCERS = {
+    "prompts.jsonl": "self_instruct",
+    "responses.jsonl": "sample",
+    "judgments.jsonl": "judge",
+    "extra_judgments.jsonl": "meta_judge",
+    "meta_judgments.jsonl": "meta_judge",
+    "ratings.jsonl": "meta_judge",
+    "response_pairs.jsonl": "pairs",
+    "judgment_pairs.jsonl": "pairs",
+}
+
 
 def model_dir(key: str) -> Path:
     return Path("models") / key
@@ -22,3 +34,17 @@ def data_dir(key: str) -> Path:
 
 def metrics_dir(key: str) -> Path:
     return Path("metrics") / key
+
+
+def resolve_model(name: str, key: str, prev: str) -> Path:
+    """The model folder a param names, seen from iteration ``key`` whose predecessor is ``prev``.
+
+    ``previous`` is M_prev, ``current`` M_key, ``base`` M0; a pipeline model's name (M0, M0_sft, M2, ...)
+    is its folder under models/; anything else is a path to a model directory.
+    """
+    special = {"previous": prev, "current": key, "base": "M0"}
+    if name in special:
+        return model_dir(special[name])
+    if (model_dir(name) / "config.json").exists() or "/" not in name:
+        return model_dir(name)
+    return Path(name)

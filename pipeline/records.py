@@ -19,13 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pipeline.config import _NOT, _coerce, _type_name
+from pipeline.errors import RecordError
+from pipeline.knobs import NOT, coerce, type_name
 
 Message = dict[str, str]
-
-
-class RecordError(ValueError):
-    """A bad line in an input file; the message (``path:line: reason``) is meant to be shown as is."""
 
 
 def stable_id(prefix: str, *parts: Any) -> str:
@@ -62,9 +59,9 @@ class Row:
                 if has_default:
                     continue
                 raise RecordError(f'{where}missing field "{f.name}"')
-            value = _coerce(raw[f.name], hints[f.name])
-            if value is _NOT:
-                raise RecordError(f'{where}field "{f.name}" must be {_type_name(hints[f.name])}, '
+            value = coerce(raw[f.name], hints[f.name])
+            if value is NOT:
+                raise RecordError(f'{where}field "{f.name}" must be {type_name(hints[f.name])}, '
                                   f"got {json.dumps(raw[f.name])[:40]}")
             if f.name in cls.NONEMPTY and isinstance(value, str) and not value.strip():
                 raise RecordError(f'{where}field "{f.name}" is empty')

@@ -2,7 +2,8 @@
 
 Each request shows ``num_examples`` seed instructions (drawn at random, seeded) and asks for one new task
 between ``<task>`` and ``</task>``. :class:`InstructionFilter` applies the filters in a fixed order and
-counts every rejection by reason.
+counts every rejection by reason. :func:`generate_instructions` is the whole step: rounds of requests,
+each saved as a resumable shard, until ``num_prompts`` are accepted or ``max_requests`` were made.
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipeline import templates
+from pipeline.config import SelfInstructConfig
+from pipeline.engines.base import SamplingSettings
+from pipeline.errors import StageError
+from pipeline.generation import Generation, token_stats
+from pipeline.records import Prompt, stable_id
 
 TEMPLATE = "self_instruct.j2"
 OPEN, CLOSE = "<task>", "</task>"
@@ -113,3 +120,42 @@ class InstructionFilter:
             self.accepted.append(task)
             self._seen.add(normalize(task))
         return why is None
+
+
+def generate_instructions(gen: Generation, seed_instructions: Sequence[str], held_out: Sequence[str],
+                          cfg: SelfInstructConfig, made_by: dict[str, Any]) -> tuple[list[Prompt], dict[str, Any]]:
+    """The self-instruct step: accepted instructions as prompt rows, and counts of every rejection."""
+    settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                                stop=(CLOSE, OPEN), seed=cfg.seed)
+    filt = InstructionFilter(seed=list(seed_instructions), held_out=list(held_out), min_words=cfg.min_words,
+                             max_words=cfg.max_words, rouge_threshold=cfg.rouge_threshold)
+    rng = random.Random(cfg.seed)
+    template_sha = templates.template_hash(TEMPLATE)
+    key = made_by.get("iteration")
+    prompts: list[Prompt] = []
+    completions = []
+    requests = 0
+    while len(prompts) < cfg.num_prompts and requests < cfg.max_requests:
+        size = min(cfg.shard_size, cfg.max_requests - requests)
+        # The task's opening tag is prefilled as the start of the answer; generation stops at the closing tag.
+        convs = [[{"role": "user", "content": build_request(seed_instructions, cfg.num_examples, rng)},
+                  {"role": "assistant", "content": OPEN}] for _ in range(size)]
+        outs = gen.generate(convs, settings, name=f"round{requests // cfg.shard_size:04d}", desc="self_instruct",
+                            shard_size=size)
+        completions.extend(outs)
+        for i, (row,) in enumerate(outs):
+            task = parse_task(row.text, row.stop_string)
+            if filt.offer(task) and len(prompts) < cfg.num_prompts:
+                assert task is not None
+                prompts.append(Prompt(
+                    prompt_id=stable_id("p", key, task), instruction=task, source="self_instruct",
+                    provenance={**made_by, "request": requests + i, "template_sha": template_sha,
+                                "sampling": settings.to_dict()}))
+        requests += size
+    if not prompts:
+        raise StageError(f"self_instruct: 0 of {requests} requests gave an acceptable instruction "
+                         f"({dict(filt.counts)}) — raise self_instruct.max_requests or check the generator model")
+    metrics = {"requests": requests, "accepted": len(prompts), "acceptance_rate": len(prompts) / requests,
+               "rejected": {r: filt.counts.get(r, 0) for r in REJECT_REASONS},
+               "mean_words": sum(len(p.instruction.split()) for p in prompts) / len(prompts), **token_stats(completions)}
+    return prompts, metrics

@@ -7,14 +7,18 @@ IFT: instruction -> reference response. EFT: the rendered judge prompt -> the ru
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import shutil
+import statistics
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline import judging, models, sampling, templates
 from pipeline.config import SftConfig
-from pipeline import sampling, templates
+from pipeline.engines.base import Engine, SamplingSettings
 from pipeline.judging import judge_conversation
 from pipeline.records import JudgeExample, SeedInstruction
+from pipeline.shards import digest
 from pipeline.training import StopOnNonFiniteLoss, common_args, last_checkpoint, log_summary
 
 
@@ -76,3 +80,63 @@ def train_sft(model_dir: Path, rows: list[dict[str, Any]], cfg: SftConfig, check
                          callbacks=[StopOnNonFiniteLoss()])
     trainer.train(resume_from_checkpoint=last_checkpoint(str(checkpoint_dir)))
     return trainer.model, tok, log_summary(trainer.state.log_history)
+
+
+def ift_thoughts(cfg: SftConfig, sample_thoughts: str) -> str:
+    """The thought format IFT examples teach: the sample stage's, unless ``ift_format`` says otherwise."""
+    if cfg.ift_format == "plain":
+        return "none"
+    if cfg.ift_format == "thoughts" and sample_thoughts == "none":
+        return "generic"
+    return sample_thoughts
+
+
+def judge_check(engine: Engine, examples: Sequence[JudgeExample], max_new_tokens: int) -> dict[str, Any]:
+    """Greedy judgments of held-back EFT examples: strict-parse rate and mean absolute score error."""
+    if not examples:
+        return {"examples": 0}
+    convs = [judge_conversation(e.instruction, e.response) for e in examples]
+    outs = engine.generate(convs, SamplingSettings(n=1, temperature=0.0, max_new_tokens=max_new_tokens),
+                           desc="judge check")
+    texts = [row[0].text for row in outs]
+    found = judging.judge_verdicts(engine, convs, texts, "parsed")
+    return {"examples": len(examples),
+            "strict_parse_rate": sum(judging.parse_score_strict(t) is not None for t in texts) / len(examples),
+            "any_parse_rate": sum(v.method != "forced" for v in found) / len(examples),
+            "mean_abs_error": statistics.fmean(abs(v.score - e.score) for v, e in zip(found, examples)),
+            "sample_output": texts[0][:400]}
+
+
+def seed_sft(m0: Path, out: Path, ift: Sequence[SeedInstruction], eft: Sequence[JudgeExample], cfg: SftConfig,
+             sample_thoughts: str, open_engine: Callable[[Path], Engine], work_root: Path,
+             data_sha256: dict[str, str]) -> dict[str, Any]:
+    """The sft step: M0 -> ``out`` on IFT + EFT, with the judge checked on held-back EFT before and after.
+
+    ``data_sha256`` (the seed files' hashes) goes into the model card.
+    """
+    eft_train, heldout = split_eft(eft, cfg.heldout_eft, cfg.seed)
+    thoughts = ift_thoughts(cfg, sample_thoughts)
+    rows = sft_examples(ift, eft_train, cfg.data, cfg.max_examples, cfg.seed, thoughts)
+
+    def check(model_dir: Path) -> dict[str, Any]:
+        engine = open_engine(model_dir)
+        try:
+            return judge_check(engine, heldout, cfg.eval_max_new_tokens)
+        finally:
+            engine.close()
+
+    before = check(m0)
+    parent_sha = models.read_card(m0).get("weights_sha256")
+    work = work_root / f"sft-{digest(parent_sha, cfg.__dict__, rows)}"
+    model, tok, summary = train_sft(m0, rows, cfg, work)
+    card = models.save_model(model, tok, out, {
+        "name": out.name, "parent": m0.name, "parent_sha256": parent_sha,
+        "data_sha256": data_sha256,
+        "training": {"examples": len(rows), **cfg.__dict__}})
+    del model
+    after = check(out)
+    for stale in work_root.glob("sft-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return {"enabled": True, "examples": len(rows), "heldout_eft": len(heldout), "ift_thoughts": thoughts,
+            "judge_before": before, "judge_after": after, "first_loss": summary["first_loss"],
+            "last_loss": summary["last_loss"], "steps": summary["steps"], "weights_sha256": card["weights_sha256"]}

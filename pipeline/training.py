@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
@@ -13,6 +15,18 @@ log = logging.getLogger("pipeline")
 
 class NonFiniteLossError(RuntimeError):
     pass
+
+
+def check_disk(model_dir: Path, stage: str, factor: float = 5.0) -> None:
+    """Fail before training when the disk cannot hold the checkpoints (weights + optimizer) and the model."""
+    from pipeline.errors import StageError
+
+    weights = sum(f.stat().st_size for f in Path(model_dir).glob("*.safetensors"))
+    free = shutil.disk_usage(".").free
+    if free < factor * weights:
+        raise StageError(f"{stage}: {free / 2**30:.1f} GiB free on disk, but saving checkpoints and the model needs "
+                         f"about {factor * weights / 2**30:.1f} GiB ({factor:g} x the weights) — free some space "
+                         "(e.g. `dvc gc`, old .work/ folders) and run again")
 
 
 class StopOnNonFiniteLoss(TrainerCallback):

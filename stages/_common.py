@@ -1,4 +1,4 @@
-"""What every stage entry point shares: argument parsing, params loading, one-line errors."""
+"""What every stage entry point shares: argument parsing, params, reading inputs, writing outputs, one-line errors."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-from pipeline.config import ConfigError, Params, load_params
-from pipeline.models import ModelSourceError
-from pipeline.records import RecordError
+from pipeline import models, paths, records
+from pipeline.config import Params, load_params
+from pipeline.errors import PipelineError, StageError
 
 log = logging.getLogger("pipeline")
+R = TypeVar("R", bound=records.Row)
 
-
-class StageError(RuntimeError):
-    """A stage cannot go on (degenerate data, missing input); the message says what to change."""
+__all__ = ["Iteration", "StageError", "load", "log", "parser", "run"]
 
 
 def parser(doc: str | None, iteration: bool = True) -> argparse.ArgumentParser:
@@ -41,63 +41,51 @@ def run(main: Callable[[], Any]) -> None:
     start = time.time()
     try:
         main()
-    except (ConfigError, RecordError, ModelSourceError, StageError) as e:
+    except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     log.info("done in %.1f s", time.time() - start)
 
 
 class Iteration:
-    """What a per-iteration stage needs to know: params with overrides, its key, its predecessor's model."""
+    """What a per-iteration stage needs: params with overrides, its key, its predecessor, its files."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        from pipeline import models, paths
-
+    def __init__(self, args: argparse.Namespace, stage: str) -> None:
         self.params = load(args)
+        self.stage = stage
         self.key: str = args.iteration
         self.prev: str = self.params.prev_of(self.key)
         self.prev_dir = paths.model_dir(self.prev)
         self.data = paths.data_dir(self.key)
         self.metrics = paths.metrics_dir(self.key)
-        if not (self.prev_dir / "config.json").exists():
-            raise StageError(f"{self.prev_dir}: missing — run `dvc repro` for {self.prev} first")
-        self.prev_card = models.read_card(self.prev_dir)
+        self.started = time.time()
+        require_model(self.prev_dir, self.prev)
 
-    def model_ref(self, model_dir: Any = None) -> dict[str, Any]:
-        """Which model made a row: its name and the first 16 hex of its weights' sha256."""
-        from pathlib import Path
+    def model(self, name: str) -> Path:
+        """The model a param names (previous, current, base, M0_sft, a path), seen from this iteration."""
+        return paths.resolve_model(name, self.key, self.prev)
 
-        from pipeline import models
+    def made_by(self, model_dir: Path | None = None) -> dict[str, Any]:
+        """The start of a row's provenance: the model that made it and the iteration."""
+        return {**models.model_ref(model_dir or self.prev_dir), "iteration": self.key}
 
-        d = Path(model_dir) if model_dir is not None else self.prev_dir
-        card = models.read_card(d)
-        return {"model": d.name, "model_sha256": str(card.get("weights_sha256", ""))[:16]}
+    def read(self, name: str, cls: type[R], allow_empty: bool = False) -> list[R]:
+        """Rows of ``data/<key>/<name>``; a missing file names the stage to run first."""
+        path = self.data / name
+        if not path.exists():
+            stage = paths.PRODUCERS.get(name, "?")
+            raise StageError(f"{path}: not found — run `dvc repro {stage}@{self.key}` (or `python -m stages.{stage} "
+                             f"--iteration {self.key}`) first")
+        return list(records.iter_jsonl(path, cls)) if allow_empty else records.read_jsonl(path, cls)
 
-    def engine(self, model_dir: Any = None) -> Any:
-        from pipeline.engines import make_engine
-
-        d = model_dir if model_dir is not None else self.prev_dir
-        return make_engine(d, self.params.engine, self.params.model.trust_remote_code)
-
-
-def token_stats(completions: Any) -> dict[str, int]:
-    flat = [c for row in completions for c in row]
-    return {"generated_tokens": sum(c.num_tokens for c in flat),
-            "prompt_tokens": sum(c.num_prompt_tokens for c in flat),
-            "sequences": len(flat),
-            "truncated": sum(c.finish_reason == "length" for c in flat)}
-
-
-def histogram(values: Any, bins: Any) -> dict[str, int]:
-    out = {str(b): 0 for b in bins}
-    for v in values:
-        out[str(v)] = out.get(str(v), 0) + 1
-    return out
+    def write(self, outputs: dict[str, Any], metrics: dict[str, Any], name: str | None = None) -> None:
+        """Each ``data/<key>/<file>: rows`` and ``metrics/<key>/<stage>.json`` (with the stage's seconds)."""
+        for file, rows in outputs.items():
+            records.write_jsonl(self.data / file, rows)
+        records.write_json(self.metrics / f"{name or self.stage}.json",
+                           {**metrics, "seconds": round(time.time() - self.started, 1)})
 
 
-def generated_fields(c: Any) -> dict[str, Any]:
-    """A completion's token ids and raw log-probs as row fields (dpo reuses them as reference log-probs)."""
-    return {"token_ids": list(c.token_ids),
-            "logprob": float(sum(c.logprobs)) if c.logprobs is not None else None,
-            "stop_logprob": c.stop_logprob}
-
+def require_model(model_dir: Path, name: str) -> None:
+    if not (model_dir / "config.json").exists():
+        raise StageError(f"{model_dir}: missing — run `dvc repro` for {name} first")

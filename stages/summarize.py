@@ -16,7 +16,7 @@ from stages import _common
 
 def main() -> None:
     args = _common.parser(__doc__).parse_args()
-    it = _common.Iteration(args)
+    it = _common.Iteration(args, "summarize")
     stage_metrics = {}
     for stage in (*summary.LOOP_STAGES, "eval"):
         path = it.metrics / f"{stage}.json"

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from tests.test_iteration import run_stage, tiny_workdir  # noqa: F401 (fixture)
+from tests.inprocess import run_stage
+from tests.test_iteration import tiny_workdir  # noqa: F401 (fixture)
 
 GOOD = {"id": "s1", "category": "math", "instruction": "Add two and two.", "reference": "Four."}
 SEED = "data/seed/instructions.jsonl"
@@ -41,7 +42,7 @@ def test_bad_input_line(tiny_workdir, stage, path, line, message):
     (tiny_workdir / path).write_bytes(json.dumps(FIRST_LINE[path]).encode() + b"\n" + line + b"\n")
     before = sorted(p.relative_to(tiny_workdir) for p in tiny_workdir.rglob("*"))
     args = [] if stage == "sft" else ["--iteration", "M1"]
-    proc = run_stage(stage, *args, check=False)
+    proc = run_stage(stage, *args)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {path}:2: {message}"
     assert sorted(p.relative_to(tiny_workdir) for p in tiny_workdir.rglob("*")) == before  # nothing written
@@ -49,8 +50,8 @@ def test_bad_input_line(tiny_workdir, stage, path, line, message):
 
 def test_missing_and_empty_input(tiny_workdir):
     (tiny_workdir / SEED).write_text("\n")
-    proc = run_stage("self_instruct", "--iteration", "M1", check=False)
+    proc = run_stage("self_instruct", "--iteration", "M1")
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {SEED}: no rows"
     (tiny_workdir / SEED).unlink()
-    proc = run_stage("self_instruct", "--iteration", "M1", check=False)
+    proc = run_stage("self_instruct", "--iteration", "M1")
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {SEED}: not found"

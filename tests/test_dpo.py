@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from pipeline.config import ConfigError, load_params
-from tests.test_faults import write_pairs
+from tests.fakes import write_pairs
 from tests.test_iteration import TINY_PARAMS, run_stage, tiny_workdir  # noqa: F401 (fixture)
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipeline import evaluation
+from pipeline import stats as evaluation
 from pipeline.records import write_json, write_jsonl
 
 

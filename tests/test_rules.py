@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import elo, judging, meta_judging, pairs, sampling, self_instruct
+from pipeline import elo, judging, meta_judging, pairs, sampling, self_instruct, verdicts
 from tests.fakes import FakeEngine
 
 
@@ -85,7 +85,7 @@ def test_thought_prompt_wraps_the_instruction():
 ])
 def test_score_parsing(text, score, method):
     parsed = judging.parse_score(text)
-    assert (parsed.score, parsed.method) == (score, method)
+    assert (parsed.value, parsed.method) == (str(score), method)
     assert text[parsed.start] == str(score)
 
 
@@ -136,18 +136,20 @@ def test_ordered_pairs_both_orders():
 
 
 def test_meta_verdict_parsing_and_forcing():
-    assert meta_judging.parse_verdict_strict("A is vague.\nWinner: Judgment B") == -1
-    assert meta_judging.parse_verdict_strict("Winner: Judgment A.") == 1
+    assert meta_judging.parse_verdict_strict("A is vague.\nWinner: Judgment B") == ("B", 29)
+    assert meta_judging.parse_verdict_strict("Winner: Judgment A.") == ("A", 17)
     assert meta_judging.parse_verdict_strict("Winner: Judgment B\nok") is None
-    assert meta_judging.parse_verdict_flexible("The winner is Judgment A because it is precise.") == 1
-    assert meta_judging.parse_verdict_flexible("Judgment B is more accurate.") == -1
-    assert meta_judging.forced_verdict(-1.0, -1.5, 0.05) == meta_judging.MetaVerdict(1, "forced", 0.5)
-    assert meta_judging.forced_verdict(-1.5, -1.25, 0.05) == meta_judging.MetaVerdict(-1, "forced", -0.25)
-    assert meta_judging.forced_verdict(-1.0, -1.03125, 0.05) == meta_judging.MetaVerdict(0, "tie", 0.03125)
+    assert meta_judging.parse_verdict_flexible("The winner is Judgment A because it is precise.") == ("A", 23)
+    assert meta_judging.parse_verdict_flexible("judgment b is more accurate.") == ("B", 9)
+    P = verdicts.PairVerdict
+    assert verdicts.forced_pair_verdict(0.5, 0.05) == P("A", "forced", 0.5)
+    assert verdicts.forced_pair_verdict(-0.25, 0.05) == P("B", "forced", -0.25)
+    assert verdicts.forced_pair_verdict(0.03125, 0.05) == P("tie", "tie", 0.03125)
     engine = FakeEngine({"A": -0.5, "B": -2.0})
     conv = [{"role": "user", "content": "Q"}]
-    got, offset = meta_judging.meta_verdicts(engine, [conv, conv], ["Winner: Judgment B", "hmm"], 0.05)
-    assert got == [meta_judging.MetaVerdict(-1, "strict"), meta_judging.MetaVerdict(1, "forced", 1.5)]
+    got, offset = verdicts.pairwise_verdicts(meta_judging.CHAIN, engine, [conv, conv], ["Winner: Judgment B", "hmm"],
+                                             0.05)
+    assert got == [P("B", "strict"), P("A", "forced", 1.5)]
     assert offset == 0.0
     assert engine.contexts == ["<user>Q<assistant>hmm\nWinner: Judgment "]
 
@@ -155,28 +157,43 @@ def test_meta_verdict_parsing_and_forcing():
 def test_meta_verdicts_use_forced_logprobs_from_generation():
     engine = FakeEngine({"A": -0.5, "B": -2.0})
     conv = [{"role": "user", "content": "Q"}]
-    got, _ = meta_judging.meta_verdicts(engine, [conv, conv, conv], ["x", "Winner: Judgment A", "y"], 0.05,
-                                        forced=[[-3.0, -1.0], None, None])
-    assert got == [meta_judging.MetaVerdict(-1, "forced", -2.0), meta_judging.MetaVerdict(1, "strict"),
-                   meta_judging.MetaVerdict(1, "forced", 1.5)]
+    got, _ = verdicts.pairwise_verdicts(meta_judging.CHAIN, engine, [conv, conv, conv], ["x", "Winner: Judgment A", "y"],
+                                        0.05, known=[[-3.0, -1.0], None, None])
+    P = verdicts.PairVerdict
+    assert got == [P("B", "forced", -2.0), P("A", "strict"), P("A", "forced", 1.5)]
     assert engine.contexts == ["<user>Q<assistant>y\nWinner: Judgment "]  # only the one without cached values
 
 
 def test_forced_verdict_calibration_hand_worked():
     """A model that always prefers A: all margins > 0. The median (1.03) is subtracted before deciding."""
     margins = [2.0, 0.9, 0.5, 1.03, 3.0]
-    assert meta_judging.calibration_offset(margins) == 1.03
-    assert meta_judging.calibration_offset([2.0, 1.0, 0.5, 3.0]) == 1.5
-    assert meta_judging.calibration_offset([]) == 0.0
-    offset, plain = meta_judging.forced_verdicts(margins, 0.05, calibrate=False)
-    assert offset == 0.0 and [v.verdict for v in plain] == [1, 1, 1, 1, 1]
-    offset, calibrated = meta_judging.forced_verdicts(margins, 0.05, calibrate=True)
+    assert verdicts.calibration_offset(margins) == 1.03
+    assert verdicts.calibration_offset([2.0, 1.0, 0.5, 3.0]) == 1.5
+    assert verdicts.calibration_offset([]) == 0.0
+    offset, plain = verdicts.forced_pair_verdicts(margins, 0.05, calibrate=False)
+    assert offset == 0.0 and [v.letter for v in plain] == ["A"] * 5
+    offset, calibrated = verdicts.forced_pair_verdicts(margins, 0.05, calibrate=True)
     assert offset == 1.03
-    assert [v.verdict for v in calibrated] == [1, -1, -1, 0, 1]
+    assert [v.letter for v in calibrated] == ["A", "B", "B", "tie", "A"]
     assert [v.method for v in calibrated] == ["forced", "forced", "forced", "tie", "forced"]
+    assert [v.margin for v in calibrated] == pytest.approx([0.97, -0.13, -0.53, 0.0, 1.97], abs=1e-12)
     # Uncalibrated, the position weights zero every battle (all Elo equal); calibrated, they do not.
-    assert elo.position_weights([v.verdict for v in plain]) == (0.0, 1.0)
-    assert elo.position_weights([v.verdict for v in calibrated]) == (0.5, 0.5)
+    plain_results = [meta_judging.VERDICT_VALUE[v.letter] for v in plain]
+    calibrated_results = [meta_judging.VERDICT_VALUE[v.letter] for v in calibrated]
+    assert elo.position_weights(plain_results) == (0.0, 1.0)
+    assert elo.position_weights(calibrated_results) == (0.5, 0.5)
+
+
+def test_calibrated_pairwise_verdicts_through_an_engine():
+    """calibrate=True end to end: margins 2.0, 1.0, 3.0 (median 2.0) become A-vs-B decisions around 2.0."""
+    engine = FakeEngine({"A": -0.5, "B": -2.0})  # fallback for texts without known log-probs: margin 1.5
+    conv = [{"role": "user", "content": "Q"}]
+    known = [[-1.0, -3.0], [-1.5, -2.5], None, None]
+    got, offset = verdicts.pairwise_verdicts(meta_judging.CHAIN, engine, [conv] * 4, ["a", "b", "c", "Winner: Judgment B"],
+                                             0.05, calibrate=True, known=known)
+    assert offset == 1.5  # median of 2.0, 1.0, 1.5
+    P = verdicts.PairVerdict
+    assert got == [P("A", "forced", 0.5), P("B", "forced", -0.5), P("tie", "tie", 0.0), P("B", "strict")]
 
 
 def test_position_weights_and_battle_matrix_hand_worked():
@@ -265,5 +282,5 @@ def test_sft_examples_teach_the_thought_format_and_the_judge_format():
     eft = JudgeExample(id="e", category="c", instruction="Q", response="R", justification="Relevance: yes - ok", score=1)
     rows = sft.sft_examples([seed], [eft], "both", thoughts="none")
     assert rows[1]["completion"][0]["content"] == "Relevance: yes - ok\nScore: 1"
-    assert judging.parse_score_strict(rows[1]["completion"][0]["content"]).score == 1
+    assert judging.parse_score_strict(rows[1]["completion"][0]["content"]) == ("1", 27)
     assert len(sft.sft_examples([seed] * 5, [eft] * 5, "ift", max_examples=2)) == 2

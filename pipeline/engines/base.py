@@ -10,6 +10,10 @@ from typing import Any
 Conversation = Sequence[dict[str, str]]
 
 
+class NoLogprobsError(NotImplementedError):
+    """The engine cannot score a given continuation (an OpenAI-compatible chat server)."""
+
+
 @dataclass(frozen=True)
 class SamplingSettings:
     n: int = 1
@@ -43,6 +47,12 @@ class Completion:
     # engine; vLLM gives it only when the tokenizer's EOS itself ended the completion)
     stop_logprob: float | None = None
     choice_logprobs: list[float] | None = None  # settings.force_choice: one log-prob per option
+
+    def generated_fields(self) -> dict[str, Any]:
+        """Token ids and raw log-probs as row fields (the dpo stage reuses them as reference log-probs)."""
+        return {"token_ids": list(self.token_ids),
+                "logprob": float(sum(self.logprobs)) if self.logprobs is not None else None,
+                "stop_logprob": self.stop_logprob}
 
 
 class Engine(abc.ABC):

@@ -15,11 +15,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
-from pipeline.engines.base import Completion, Conversation, Engine, SamplingSettings, truncate_at_stop
+from pipeline.engines.base import (Completion, Conversation, Engine, NoLogprobsError, SamplingSettings,
+                                   truncate_at_stop)
 
-
-class NoLogprobsError(NotImplementedError):
-    pass
+__all__ = ["NoLogprobsError", "OpenAIEngine"]
 
 
 class OpenAIEngine(Engine):

@@ -1,0 +1,35 @@
+"""What the generating stages share: the engine params ask for, made resumable (kept apart from _common so that
+stages which generate nothing do not depend on the engines)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline import models
+from pipeline.config import Params
+from pipeline.engines import Engine, make_engine
+from pipeline.generation import Generation
+from pipeline.shards import ShardCache
+from pipeline.templates import template_hash
+from stages._common import Iteration
+
+
+def open_engine(params: Params) -> Callable[[Any], Engine]:
+    """A function that loads the generation engine params ask for on a model directory."""
+    return lambda model_dir: make_engine(model_dir, params.engine, params.model.trust_remote_code)
+
+
+def cache(it: Iteration, *inputs: Any, templates: tuple[str, ...] = (), model_dir: Path | None = None) -> ShardCache:
+    """The stage's shard cache under .work/, keyed by the model, ``inputs`` and the templates' hashes."""
+    d = model_dir or it.prev_dir
+    return ShardCache(it.stage, it.key, [models.model_ref(d), *inputs, [template_hash(t) for t in templates]])
+
+
+def generation(it: Iteration, *inputs: Any, templates: tuple[str, ...] = (), model_dir: Path | None = None
+               ) -> Generation:
+    """The engine on ``model_dir`` (default M_prev), resumable: finished shards survive a crash."""
+    d = model_dir or it.prev_dir
+    return Generation(open_engine(it.params)(d), cache(it, *inputs, templates=templates, model_dir=d),
+                      it.params.shard_size(it.stage))
