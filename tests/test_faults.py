@@ -1,105 +1,115 @@
 """Crash safety: a stage killed with SIGKILL and run again reuses its finished shards and writes the same bytes."""
 
 import json
-import os
+import re
+import shutil
 import signal
-import subprocess
-import sys
-import time
+from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.test_iteration import REPO, TINY_PARAMS, tiny_workdir, write_prompts  # noqa: F401 (fixture)
+from pipeline.training import last_checkpoint
+from tests.fakes import write_pairs
+from tests.proc import Stage, run_stage, start_stage, wait_for_files
+from tests.test_iteration import TINY_PARAMS, tiny_workdir, write_prompts  # noqa: F401 (fixture)
+
+# A kill is meant to land mid-stage, but the stage may outrun the poll that triggers it (a loaded machine).
+# Such an attempt proves nothing, so it is run again with slower work per step rather than accepted.
+SHARDS = 8  # one prompt per shard
+SAMPLE_MAX_NEW_TOKENS = (16, 64)  # the retry makes every shard about 4x slower
+DPO_PAIRS = (40, 160)  # each retry leaves more steps after the first checkpoint
 
 
-def start_stage(name, *args):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-m", f"stages.{name}", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+def killed(stage: Stage) -> bool:
+    """SIGKILL the stage; False when it had already finished (exit 0), a failure when it had crashed."""
+    code = stage.kill()
+    assert code in (0, -signal.SIGKILL), f"the stage crashed (exit {code}):\n{stage.err()[-3000:]}"
+    return code == -signal.SIGKILL
 
 
-@pytest.fixture()
-def sample_workdir(tiny_workdir):
+def shard_files(workdir: Path) -> list[Path]:
+    # Finished shards only: a shard being written is a temporary file whose name starts with ".".
+    return sorted((workdir / ".work").glob("sample-M1-*/shard-*.jsonl"))
+
+
+def sample_killed_and_rerun(workdir: Path, kill_after_shards: int, max_new_tokens: int) -> bool:
+    """One attempt; False when the stage wrote every shard before the kill landed."""
     params = {**TINY_PARAMS, "engine": {"backend": "hf", "batch_size": 4, "shard_size": 1},
-              "sample": {"n": 2, "max_new_tokens": 16, "thoughts": "none"}}
-    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    write_prompts(tiny_workdir, n=8)
-    return tiny_workdir
-
-
-@pytest.mark.parametrize("kill_after_shards", [1, 4])
-def test_sigkill_then_rerun_gives_identical_output(sample_workdir, kill_after_shards):
-    out = sample_workdir / "data/M1/responses.jsonl"
-    proc = start_stage("sample", "--iteration", "M1")
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()[-2000:]
+              "sample": {"n": 2, "max_new_tokens": max_new_tokens, "thoughts": "none"}}
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    logs = workdir / "logs" / f"sample-{max_new_tokens}"
+    out = workdir / "data/M1/responses.jsonl"
+    run_stage("sample", "--iteration", "M1", logs=logs)
     reference = out.read_bytes()
     out.unlink()
 
-    proc = start_stage("sample", "--iteration", "M1")
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        shards = list((sample_workdir / ".work").glob("sample-M1-*/shard-*.jsonl"))
-        if len(shards) >= kill_after_shards or proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not out.exists() or out.read_bytes() == reference  # never half written
-    finished = len(list((sample_workdir / ".work").glob("sample-M1-*/shard-*.jsonl")))
-    assert finished >= kill_after_shards
+    stage = start_stage("sample", "--iteration", "M1", logs=logs)
+    wait_for_files(lambda: shard_files(workdir), kill_after_shards, stage)
+    was_killed = killed(stage)
+    finished = len(shard_files(workdir))  # after the kill: more shards may have finished while it landed
+    if not was_killed or finished == SHARDS:
+        return False
+    assert finished >= kill_after_shards, f"no shard within the deadline:\n{stage.err()[-3000:]}"
+    assert not out.exists()  # the output is written only after the last shard
 
-    proc = start_stage("sample", "--iteration", "M1")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-2000:]
+    rerun = run_stage("sample", "--iteration", "M1", logs=logs)
     assert out.read_bytes() == reference
-    if finished < 8:
-        assert f"reused {finished} finished shard(s)" in err
-    assert not list((sample_workdir / ".work").glob("sample-M1-*")), "the work folder is removed after success"
+    reuse = rf"reused {finished} finished shard\(s\), generated {SHARDS - finished}$"
+    assert re.search(reuse, rerun.err(), re.MULTILINE), rerun.err()[-3000:]
+    assert not list((workdir / ".work").glob("sample-M1-*")), "the work folder is removed after success"
+    return True
 
 
-def write_pairs(workdir, n, key="M1"):
-    d = workdir / "data" / key
-    d.mkdir(parents=True, exist_ok=True)
-    rows = [{"pair_id": f"rp{i}", "prompt": [{"role": "user", "content": f"Name a colour, number {i}."}],
-             "chosen": [{"role": "assistant", "content": f"Blue is colour {i}."}],
-             "rejected": [{"role": "assistant", "content": f"I will not say anything about {i}, sorry."}]}
-            for i in range(n)]
-    (d / "response_pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (d / "judgment_pairs.jsonl").write_text("")
+@pytest.mark.parametrize("kill_after_shards", [1, 4])
+def test_sigkill_then_rerun_gives_identical_output(tiny_workdir, kill_after_shards):
+    write_prompts(tiny_workdir, n=SHARDS)
+    for max_new_tokens in SAMPLE_MAX_NEW_TOKENS:
+        if sample_killed_and_rerun(tiny_workdir, kill_after_shards, max_new_tokens):
+            return
+    pytest.fail(f"sample wrote all {SHARDS} shards before every kill, even at {max_new_tokens} new tokens")
+
+
+def complete_checkpoints(workdir: Path) -> list[Path]:
+    """The newest checkpoint with a readable trainer state (what a resume would use), as a list of 0 or 1."""
+    found = [last_checkpoint(str(d)) for d in (workdir / ".work").glob("dpo-M1-*")]
+    return [Path(c) for c in found if c is not None]
+
+
+def dpo_killed_and_resumed(workdir: Path, pairs: int) -> bool:
+    """One attempt; False when training finished before the kill landed."""
+    params = {**TINY_PARAMS, "dpo": {"batch_size": 1, "max_length": 64, "learning_rate": 1e-4, "save_steps": 2,
+                                     "precompute_ref_log_probs": False}}
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    write_pairs(workdir, pairs)
+    logs = workdir / "logs" / f"dpo-{pairs}"
+    stage = start_stage("dpo", "--iteration", "M1", logs=logs)
+    wait_for_files(lambda: complete_checkpoints(workdir), 1, stage)
+    if not killed(stage):
+        shutil.rmtree(workdir / "models/M1")  # the next attempt checks that a killed run wrote no model
+        return False
+    resume = complete_checkpoints(workdir)  # after the kill: a later checkpoint may have completed meanwhile
+    assert resume, f"no complete checkpoint within the deadline:\n{stage.err()[-3000:]}"
+    assert not (workdir / "models/M1/config.json").exists()
+
+    rerun = run_stage("dpo", "--iteration", "M1", logs=logs)
+    logged = re.search(r"dpo: resuming from (\S+)$", rerun.err(), re.MULTILINE)
+    assert logged and Path(logged[1]).resolve() == resume[0].resolve(), rerun.err()[-3000:]
+    log = json.loads((workdir / "metrics/M1/dpo.json").read_text())
+    assert log["steps"] == pairs and log["pairs"] == pairs
+    assert not list((workdir / ".work").glob("dpo-M1-*")), "checkpoints are removed after success"
+    return True
 
 
 def test_dpo_killed_mid_training_resumes_from_last_checkpoint(tiny_workdir):
     """SIGKILL during DPO, run again: training resumes from the last complete checkpoint, not from step 0."""
-    params = {**TINY_PARAMS, "dpo": {"batch_size": 1, "max_length": 64, "learning_rate": 1e-4, "save_steps": 2,
-                                     "precompute_ref_log_probs": False}}
-    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    write_pairs(tiny_workdir, 40)
-    proc = start_stage("dpo", "--iteration", "M1")
-    deadline = time.time() + 300
-    states = []
-    while time.time() < deadline and proc.poll() is None:
-        states = list((tiny_workdir / ".work").glob("dpo-M1-*/checkpoint-*/trainer_state.json"))
-        if states:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert states and proc.returncode == -signal.SIGKILL, "the stage must be killed mid-training"
-    assert not (tiny_workdir / "models/M1/config.json").exists()
-
-    proc = start_stage("dpo", "--iteration", "M1")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-2000:]
-    assert "dpo: resuming from" in err and "checkpoint-" in err
-    log = json.loads((tiny_workdir / "metrics/M1/dpo.json").read_text())
-    assert log["steps"] == 40 and log["pairs"] == 40
-    assert not list((tiny_workdir / ".work").glob("dpo-M1-*")), "checkpoints are removed after success"
+    for pairs in DPO_PAIRS:
+        if dpo_killed_and_resumed(tiny_workdir, pairs):
+            return
+    pytest.fail(f"dpo finished before every kill, even with {pairs} pairs")
 
 
 def test_incomplete_checkpoint_is_skipped(tmp_path):
-    from pipeline.training import last_checkpoint
-
     assert last_checkpoint(str(tmp_path / "none")) is None
     for step, state in [(2, '{"global_step": 2}'), (10, '{"global_step": 10}'), (12, '{"global_')]:
         (tmp_path / f"checkpoint-{step}").mkdir()

@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import pytest
@@ -66,10 +67,28 @@ def test_score_out_of_range(tmp_path):
     assert error_of(path, JudgeExample) == f'{path}:1: field "score" must be between 0 and 5, got 6'
 
 
-def test_stable_ids_are_deterministic():
-    assert stable_id("p", "abc", 1) == stable_id("p", "abc", 1)
-    assert stable_id("p", "abc", 1) != stable_id("p", "abc", 2)
-    assert stable_id("p", "abc", 1).startswith("p-") and len(stable_id("p", 1)) == 14
+# Literal ids, computed once: a salted hash() or a changed serialisation would give different ids on the
+# next run and orphan every cached shard and every reference to a row.
+@pytest.mark.parametrize("prefix, parts, expected", [
+    ("p", ("abc", 1), "p-ad22a04f3a0b"),
+    ("p", ("abc", 2), "p-b60ddfc584f3"),
+    ("p", (1,), "p-080a9ed42855"),
+    ("resp", ("Grüße, 世界", 0), "resp-14787ea2c1ec"),
+    ("pair", ({"b": [1, 2, {"z": None, "a": 1.5}], "a": "é"}, ["x", True]), "pair-bfc451f03e1d"),
+])
+def test_stable_ids_are_pinned(prefix, parts, expected):
+    assert stable_id(prefix, *parts) == expected
+
+
+def test_stable_id_is_sha256_of_the_json_parts():
+    # Written out by hand, not with json.dumps: non-ASCII kept as UTF-8 (ensure_ascii=False), default
+    # separators.
+    serialised = '["Grüße, 世界", 0]'.encode()
+    assert stable_id("resp", "Grüße, 世界", 0) == "resp-" + hashlib.sha256(serialised).hexdigest()[:12]
+
+
+def test_stable_id_ignores_dict_key_order():
+    assert stable_id("pair", {"a": 1, "b": 2}) == stable_id("pair", {"b": 2, "a": 1})
 
 
 def test_write_json_is_sorted_and_readable(tmp_path):

@@ -1,6 +1,9 @@
-"""Golden files for every prompt template (UPDATE_GOLDEN=1 rewrites them), and template safety."""
+"""Golden files for every prompt template, and template safety.
 
-import os
+A test never rewrites what it checks: after an intended prompt change, regenerate the golden files with
+``python scripts/update_golden.py`` (which renders this module's RENDERED table) and review the diff.
+"""
+
 import random
 from pathlib import Path
 
@@ -26,10 +29,7 @@ RENDERED = {
 @pytest.mark.parametrize("name", sorted(RENDERED))
 def test_golden(name):
     text = RENDERED[name]()
-    path = GOLDEN / f"{name}.txt"
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text()
+    assert text == (GOLDEN / f"{name}.txt").read_text()
 
 
 def test_model_output_is_data_not_template():
