@@ -48,7 +48,7 @@ for k in done:
     acc = (ev.get("judge_accuracy") or {}).get("accuracy")
     for baseline, s in ev["baselines"].items():
         rows.append({"iteration": k, "baseline": baseline, "wins": s["wins"], "ties": s["ties"], "losses": s["losses"],
-                     "win_rate": s["win_rate"], "win_rate_se": s["win_rate_se"], "lc_win_rate": s["lc_win_rate"],
+                     "win_rate": s["win_rate"], "win_rate_se": s["win_rate_se"], "length_adjusted_win_rate": s["length_adjusted_win_rate"],
                      "ci95_low": s["win_rate_ci95_low"], "ci95_high": s["win_rate_ci95_high"],
                      "model_chars": s["model_mean_chars"], "baseline_chars": s["baseline_mean_chars"],
                      "judge_accuracy": acc})
@@ -80,7 +80,7 @@ if len(table):
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
     for baseline, g in table.groupby("baseline"):
         a1.errorbar(g["iteration"], g["win_rate"], yerr=g["win_rate_se"], marker="o", capsize=3, label=f"vs {baseline}")
-        a1.plot(g["iteration"], g["lc_win_rate"], linestyle="--", marker="x", label=f"LC vs {baseline}")
+        a1.plot(g["iteration"], g["length_adjusted_win_rate"], linestyle="--", marker="x", label=f"length-adjusted vs {baseline}")
         a2.plot(g["iteration"], g["model_chars"], marker="o", label="model")
     a1.axhline(0.5, color="black", linewidth=0.5)
     a1.set_ylabel("win rate")

@@ -24,8 +24,11 @@ from typing import Any, Literal
 import yaml
 
 from pipeline.errors import ConfigError
-from pipeline.knobs import (at_least, between, build_section, coerce, knob, positive, temperature_check,
-                            top_p_check, unknown_key)
+from pipeline.knobs import (at_least, between, build_section, coerce, knob, positive, template_check,
+                            temperature_check, top_p_check, unknown_key)
+
+TEMPLATE_HELP = (" None: the default under prompts/. Or a file under prompts/, or a path to your own .j2 file (e.g. a "
+                 "paper's verbatim prompt), which must use ")
 
 __all__ = ["ConfigError", "Params", "load_params", "parse_params", "SECTIONS"]
 
@@ -89,13 +92,20 @@ class SftConfig:
 
 @dataclass
 class SelfInstructConfig:
-    generator: str = knob("previous", "Model that writes new instructions: previous (M_prev), base (M0) or a "
-                          "model directory.")
+    generator: str = knob("previous", "Model that writes new instructions: previous (M_prev), base (M0), a "
+                          "pipeline model (M0_sft, M1, ...), a model directory (the papers: a fixed Llama-2-70B-Chat), "
+                          "or openai (an OpenAI-compatible server: openai_url, openai_model, api_key_env).")
+    openai_url: str | None = knob(None, "generator: openai — base URL, e.g. http://127.0.0.1:8000/v1.")
+    openai_model: str | None = knob(None, "generator: openai — the model name to ask the server for.")
+    api_key_env: str = knob("OPENAI_API_KEY", "generator: openai — environment variable that holds the API key.")
     num_prompts: int = knob(16, "New instructions to accept per iteration.", at_least(1))
     max_requests: int = knob(96, "Give up after this many generation requests.", at_least(1))
     shard_size: int = knob(16, "Requests per round: generated, saved as one resumable shard, then filtered.",
                            at_least(1))
-    num_examples: int = knob(8, "Seed instructions shown as examples in each request.", at_least(1))
+    num_examples: int = knob(8, "Instructions shown as examples in each request.", at_least(1))
+    num_generated_examples: int = knob(0, "How many of the examples are instructions this stage already accepted "
+                                       "(Self-Rewarding §3.1: 8-shot = 6 seed + 2 generated); the rest are seed "
+                                       "instructions. Until enough are accepted, seeds fill in.", at_least(0))
     temperature: float = knob(0.6, "Sampling temperature.", temperature_check)
     top_p: float = knob(0.9, "Nucleus sampling threshold.", top_p_check)
     max_new_tokens: int = knob(96, "Tokens per request.", at_least(8))
@@ -103,7 +113,17 @@ class SelfInstructConfig:
     max_words: int = knob(150, "Longer instructions are rejected.", at_least(1))
     rouge_threshold: float = knob(0.7, "Reject an instruction whose ROUGE-L F1 against any seed, accepted or "
                                   "held-out instruction reaches this.", between(0.0, 1.0))
+    template: str | None = knob(None, "The request that shows seed tasks and asks for a new one." +
+                         TEMPLATE_HELP + "{{ examples }} (a list of instructions).", template_check("examples"))
     seed: int = knob(0, "Seed for example draws and sampling.")
+
+    def __post_init__(self) -> None:
+        if self.generator == "openai" and not (self.openai_url and self.openai_model):
+            raise ConfigError("self_instruct.generator: 'openai' — needs self_instruct.openai_url and "
+                              "self_instruct.openai_model")
+        if self.num_generated_examples > self.num_examples:
+            raise ConfigError(f"self_instruct.num_generated_examples: {self.num_generated_examples} — at most "
+                              f"num_examples ({self.num_examples})")
 
 
 @dataclass
@@ -115,6 +135,9 @@ class SampleConfig:
     thoughts: Literal["none", "generic", "specific"] = knob(
         "generic", "Thought preference optimization: none (plain instruction), generic (thoughts, then the "
         "response after a marker) or specific (thoughts with a draft and its evaluation, then <R>).")
+    template: str | None = knob(None, "The thought prompt; None: the one for `thoughts` (respond_generic or "
+                                "respond_specific; none sends the instruction as is)." + TEMPLATE_HELP +
+                                "{{ instruction }}.", template_check("instruction"))
     shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
                            at_least(0))
     seed: int = knob(0, "Sampling seed.")
@@ -131,6 +154,13 @@ class JudgeConfig:
         "digits 0-5 at the score position.")
     min_parse_rate: float = knob(0.0, "Stop the stage when fewer judgments than this share parse strictly or "
                                  "flexibly (forced verdicts do not count).", between(0.0, 1.0))
+    on_unparsed: Literal["force", "drop"] = knob(
+        "force", "A judgment without a parseable score: force one from next-token probabilities of the digits "
+        "(ours, for small models) or drop it from the response's mean (the papers). Both are counted.")
+    template: str | None = knob(None, "The judge prompt (the shipped variant judge_compact: one line per rubric "
+                                "point, the format the CPU demo's seed judgments teach)." + TEMPLATE_HELP +
+                                "{{ instruction }} and {{ response }}.",
+                         template_check("instruction", "response"))
     shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
                            at_least(0))
     seed: int = knob(0, "Sampling seed.")
@@ -148,10 +178,18 @@ class MetaJudgeConfig:
     calibrate_forced: bool = knob(False, "Contextual calibration of forced verdicts: subtract the stage-wide "
                                   "median of log p(A) - log p(B) before deciding, so a model that always prefers "
                                   "the letter A still ranks judgments (see verdicts.calibration_offset).")
+    enabled: bool = knob(True, "Meta-judge at all. Off (Self-Rewarding, TPO): the stage writes empty outputs "
+                         "without loading a model; set pairs.judge_pairs: false too.")
     elo_l2: float = knob(0.01, "L2 penalty that makes the Bradley-Terry ratings finite and mean-zero.",
                          at_least(0.0))
     max_position_bias: float = knob(0.8, "Warn when the share of first-position wins exceeds this.",
                                     between(0.5, 1.0))
+    on_unparsed: Literal["force", "no_win"] = knob(
+        "force", "A meta-verdict without a parseable winner: force A vs B from next-token probabilities (ours) or "
+        "count it as no win for either judgment (the paper). Both are counted.")
+    template: str | None = knob(None, "The meta-judge prompt (the shipped variant meta_judge_compact: shorter)." +
+                         TEMPLATE_HELP + "{{ instruction }}, {{ response }}, {{ judgment_a }} and {{ judgment_b }}.",
+                         template_check("instruction", "response", "judgment_a", "judgment_b"))
     shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
                            at_least(0))
     seed: int = knob(0, "Sampling seed.")
@@ -159,9 +197,14 @@ class MetaJudgeConfig:
 
 @dataclass
 class PairsConfig:
-    length_rho: float = knob(0.0, "Length control: 0 is plain best-vs-worst; larger values widen the score "
-                             "bands in which the shortest chosen and longest rejected are picked.",
-                             between(0.0, 0.5))
+    length_rho: float = knob(0.0, "Length control: 0 is plain best-vs-worst; larger values favour shorter "
+                             "chosen and longer rejected responses (how: length_control).", between(0.0, 0.5))
+    length_control: Literal["band", "normalized"] = knob(
+        "band", "band (Meta-Rewarding §2.1): the shortest response scoring within ρ of the top is chosen, the longest "
+        "within ρ of the bottom rejected. normalized (TPO §2.2): per prompt, score and length are standardized and "
+        "s = z(score) - ρ·z(length); the highest s is chosen, the lowest rejected.")
+    max_chosen_chars: int | None = knob(None, "Drop a response pair whose chosen response is longer than this "
+                                        "(Meta-Rewarding's first iteration: 2500). None: no limit.", at_least(1))
     unparsed_response: Literal["drop", "reject"] = knob(
         "drop", "Responses without the thought/response marker: drop them, or let them serve as rejected.")
     max_judgment_chars: int = knob(1100, "Judgments longer than this are not used in judgment pairs.", at_least(1))
@@ -226,6 +269,9 @@ class EvaluateConfig:
     calibrate_forced: bool = knob(False, "Contextual calibration of the evaluator's forced verdicts: subtract "
                                   "the median log p(A) - log p(B) of each baseline's comparisons before deciding "
                                   "(verdicts.calibration_offset).")
+    compare_template: str | None = knob(None, "The evaluator's pairwise prompt." + TEMPLATE_HELP +
+                                 "{{ instruction }}, {{ response_a }} and {{ response_b }}.",
+                                 template_check("instruction", "response_a", "response_b"))
     bootstrap: int = knob(1000, "Bootstrap resamples for the 95% interval.", at_least(10))
     judge_accuracy: bool = knob(True, "Also measure M_key as a judge on data/eval/labelled_pairs.jsonl.")
     max_labelled_pairs: int | None = knob(None, "Use the first N labelled pairs (None: all).", at_least(1))

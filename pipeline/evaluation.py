@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import judging, sampling, stats, templates, verdicts
-from pipeline.config import EvaluateConfig, JudgeConfig
+from pipeline.config import EvaluateConfig, JudgeConfig, SampleConfig
 from pipeline.engines.base import Engine, SamplingSettings
 from pipeline.generation import Generation
 from pipeline.records import EvalPrompt, LabelledPair
@@ -27,12 +27,14 @@ from pipeline.shards import ShardCache
 
 TEMPLATE = "compare.j2"
 VERDICT_PREFIX = "Winner: "
-_STRICT = re.compile(r"^\s*Winner:\s*(A|B|tie)\s*\.?\s*$", re.IGNORECASE)
+_STRICT = re.compile(r"^[\s*_#]*Winner\s*:[\s*_]*\[?\s*(?:Response\s+)?(A|B|tie)\s*\]?[\s*_]*\.?\s*$",
+                     re.IGNORECASE)
 _FLEX = re.compile(r"winner\W{0,3}\s*(?:is\s*)?(?:response\s*)?[\"'\u201c\u201d*]*\s*(A|B|tie)\b", re.IGNORECASE)
 
 
-def compare_conversation(instruction: str, response_a: str, response_b: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": templates.render(TEMPLATE, instruction=instruction, response_a=response_a,
+def compare_conversation(instruction: str, response_a: str, response_b: str, template: str | None = None
+                         ) -> list[dict[str, str]]:
+    return [{"role": "user", "content": templates.render(template or TEMPLATE, instruction=instruction, response_a=response_a,
                                                          response_b=response_b)}]
 
 
@@ -74,11 +76,13 @@ def parse_compare(text: str) -> tuple[str, str] | None:
 
 
 # ------------------------------------------------------------------------------------------------ the step
-def answers(gen: Generation, prompts: Sequence[EvalPrompt], thoughts: str, cfg: EvaluateConfig, top_p: float,
-            name: str) -> list[dict[str, Any]]:
+def answers(gen: Generation, prompts: Sequence[EvalPrompt], scfg: SampleConfig, cfg: EvaluateConfig, name: str
+            ) -> list[dict[str, Any]]:
     """One answer per held-out prompt (greedy by default), its final response split from the thoughts."""
-    convs = [[{"role": "user", "content": sampling.response_prompt(p.instruction, thoughts)}] for p in prompts]
-    settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=top_p, max_new_tokens=cfg.max_new_tokens,
+    thoughts = scfg.thoughts
+    convs = [[{"role": "user", "content": sampling.response_prompt(p.instruction, thoughts, scfg.template)}]
+             for p in prompts]
+    settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=scfg.top_p, max_new_tokens=cfg.max_new_tokens,
                                 seed=cfg.seed)
     outs = gen.generate(convs, settings, name=f"answers-{name}", desc=f"answers {name}")
     rows = []
@@ -93,11 +97,12 @@ def judge_labelled(gen: Generation, pairs: Sequence[LabelledPair], jcfg: JudgeCo
                    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The model as judge on labelled pairs: each response scored (mean of k judgments), then accuracy."""
     k = cfg.judge_k or jcfg.k
-    convs = [judging.judge_conversation(p.instruction, r) for p in pairs for r in (p.response_a, p.response_b)]
+    convs = [judging.judge_conversation(p.instruction, r, jcfg.template) for p in pairs
+             for r in (p.response_a, p.response_b)]
     settings = SamplingSettings(n=k, temperature=jcfg.temperature, top_p=jcfg.top_p,
                                 max_new_tokens=jcfg.max_new_tokens, seed=cfg.seed)
     outs = gen.generate(convs, settings, name="judge", desc="judge accuracy")
-    found = judging.score_judgments(gen.engine, convs, outs, jcfg.scoring)
+    found = judging.score_judgments(gen.engine, convs, outs, jcfg)
     scores = [judging.response_score([v.score for v in found[i * k:(i + 1) * k]]) for i in range(len(convs))]
     rows = [{"pair_id": p.id, "preferred": p.preferred, "score_a": scores[2 * i], "score_b": scores[2 * i + 1]}
             for i, p in enumerate(pairs)]
@@ -112,7 +117,8 @@ def compare(gen: Generation, prompts: Sequence[EvalPrompt], mine: Mapping[str, d
     convs, order = [], []
     for p in prompts:
         a, b = mine[p.id]["response"], theirs[p.id]["response"]
-        convs += [compare_conversation(p.instruction, a, b), compare_conversation(p.instruction, b, a)]
+        convs += [compare_conversation(p.instruction, a, b, cfg.compare_template),
+                  compare_conversation(p.instruction, b, a, cfg.compare_template)]
         order += [(p.id, True), (p.id, False)]
     settings = SamplingSettings(n=1, temperature=0.0, max_new_tokens=cfg.compare_max_new_tokens, seed=cfg.seed)
     outs = gen.generate(convs, settings, name=f"compare-{baseline}", desc=f"compare vs {baseline}")
@@ -152,7 +158,7 @@ class EvalResult:
 
 def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, shard_size: int,
              models: Mapping[str, str], evaluator: str, prompts: Sequence[EvalPrompt],
-             labelled: Sequence[LabelledPair], cfg: EvaluateConfig, jcfg: JudgeConfig, thoughts: str, top_p: float
+             labelled: Sequence[LabelledPair], cfg: EvaluateConfig, jcfg: JudgeConfig, scfg: SampleConfig
              ) -> EvalResult:
     """The evaluate step: answers of every model, judge accuracy of ``current``, and each baseline compared.
 
@@ -169,7 +175,7 @@ def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, sha
             continue
         engine = open_engine(d)
         gen = Generation(engine, cache, shard_size)
-        rows = answers(gen, prompts, thoughts, cfg, top_p, name)
+        rows = answers(gen, prompts, scfg, cfg, name)
         by_dir[d] = {r["prompt_id"]: r for r in rows}
         answer_rows += [{**r, "model": name, "model_dir": d} for r in rows]
         if name == "current" and labelled:

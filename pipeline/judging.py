@@ -35,19 +35,24 @@ from pipeline.records import Judgment, Response, stable_id
 log = logging.getLogger("pipeline")
 
 TEMPLATE = "judge.j2"
+VARIANTS = ("judge.j2", "judge_compact.j2")  # shipped judge prompts: the papers' rules, and ours for small models
 DIGITS = tuple(str(d) for d in range(6))
 SCORE_PREFIX = "Score: "
 
-_STRICT = re.compile(r"^\s*Score:\s*([0-5])\s*$")
+# The whole last line is the score: "Score: 4", and the papers' template spelling "Score: <4>", with markdown
+# emphasis, a trailing period or "/5" allowed.
+_STRICT = re.compile(r"^[\s*_#]*Score\s*:[\s*_]*<?\s*([0-5])\s*>?(?:\s*(?:/|out of)\s*5)?[\s*_]*\.?\s*$",
+                     re.IGNORECASE)
 _QUOTES = "\"'\u201c\u201d\u2018\u2019*"
 _FLEX_SCORE = re.compile(
     r"score\s*(?:is|of|=|:)?\s*[" + _QUOTES + r"]*\s*([0-5])(?![\d.])(?:\s*(?:/|out of)\s*5)?", re.IGNORECASE)
 _FLEX_OVER_5 = re.compile(r"(?<![\d.])([0-5])\s*(?:/|out of)\s*5\b", re.IGNORECASE)
 
 
-def judge_conversation(instruction: str, response: str) -> list[dict[str, str]]:
+def judge_conversation(instruction: str, response: str, template: str | None = None) -> list[dict[str, str]]:
     """The judge sees the user's instruction and the final response only, never the thoughts."""
-    return [{"role": "user", "content": templates.render(TEMPLATE, instruction=instruction, response=response)}]
+    return [{"role": "user", "content": templates.render(template or TEMPLATE, instruction=instruction,
+                                                         response=response)}]
 
 
 def parse_score_strict(text: str) -> tuple[str, int] | None:
@@ -87,22 +92,25 @@ def forced_score(probs: Sequence[float]) -> int:
 
 @dataclass(frozen=True)
 class Verdict:
-    score: float
-    method: str  # strict | flexible | forced
+    score: float | None
+    method: str  # strict | flexible | forced | dropped
     probs: list[float] | None
 
 
 def judge_verdicts(engine: Engine, conversations: Sequence[Conversation], texts: Sequence[str],
-                   scoring: str = "parsed") -> list[Verdict]:
-    """Scores for judge outputs: parsed where possible, forced where not; expected when asked."""
+                   scoring: str = "parsed", on_unparsed: str = "force") -> list[Verdict]:
+    """Scores for judge outputs: parsed where possible; forced (or dropped) where not; expected when asked."""
     parsed = [CHAIN.parse(t) for t in texts]
-    need = [i for i, p in enumerate(parsed) if p is None or scoring == "expected"]
+    drop = on_unparsed == "drop"
+    need = [i for i, p in enumerate(parsed) if (p is None and not drop) or (p is not None and scoring == "expected")]
     logprobs = verdicts.option_logprobs(CHAIN, engine, conversations, texts, parsed, need) if need else {}
     probs = {i: digit_distribution(lps) for i, lps in logprobs.items()}
     out = []
     for i, p in enumerate(parsed):
         method = p.method if p is not None else "forced"
-        if scoring == "expected":
+        if p is None and drop:
+            out.append(Verdict(None, "dropped", None))
+        elif scoring == "expected":
             out.append(Verdict(expected_score(probs[i]), method, probs[i]))
         elif p is not None:
             out.append(Verdict(float(p.value), method, None))
@@ -146,10 +154,11 @@ def judgment_rows(responses: Sequence[Response], completions: Sequence[Sequence[
 
 
 def score_judgments(engine: Engine, conversations: Sequence[Conversation],
-                    completions: Sequence[Sequence[Completion]], scoring: str) -> list[Verdict]:
+                    completions: Sequence[Sequence[Completion]], cfg: JudgeConfig) -> list[Verdict]:
     """The verdicts of every completion of every conversation, flattened in order."""
     flat_convs = [conv for conv, row in zip(conversations, completions) for _ in row]
-    return judge_verdicts(engine, flat_convs, [c.text for row in completions for c in row], scoring)
+    return judge_verdicts(engine, flat_convs, [c.text for row in completions for c in row], cfg.scoring,
+                          cfg.on_unparsed)
 
 
 def judge_metrics(judgments: Sequence[Judgment]) -> dict[str, Any]:
@@ -162,6 +171,7 @@ def judge_metrics(judgments: Sequence[Judgment]) -> dict[str, Any]:
     return {
         "judgments": len(judgments),
         "strict": methods["strict"], "flexible": methods["flexible"], "forced": methods["forced"],
+        "dropped": methods["dropped"],
         "parse_rate": (methods["strict"] + methods["flexible"]) / max(1, len(judgments)),
         "strict_rate": methods["strict"] / max(1, len(judgments)),
         "score_histogram": histogram([round(j.score) for j in judgments if j.score is not None], range(6)),
@@ -188,16 +198,17 @@ def judge_responses(gen: Generation, responses: Sequence[Response], cfg: JudgeCo
     first_seen = {pid: i for i, pid in reversed(list(enumerate(r.prompt_id for r in todo)))}
     todo.sort(key=lambda r: first_seen[r.prompt_id])
     settings = judge_settings(cfg, cfg.k, cfg.seed)
-    convs = [judge_conversation(r.instruction, r.response) for r in todo]
+    convs = [judge_conversation(r.instruction, r.response, cfg.template) for r in todo]
     outs = gen.generate(convs, settings, name="shard", desc="judge")
-    found = score_judgments(gen.engine, convs, outs, cfg.scoring)
-    provenance = {**made_by, "template_sha": templates.template_hash(TEMPLATE), "scoring": cfg.scoring,
+    found = score_judgments(gen.engine, convs, outs, cfg)
+    provenance = {**made_by, "template_sha": templates.template_hash(cfg.template or TEMPLATE), "scoring": cfg.scoring,
                   "sampling": settings.to_dict()}
     rows = judgment_rows(todo, outs, found, [0] * len(todo), provenance)
     metrics = {**judge_metrics(rows), "responses": len(todo), "scoring": cfg.scoring, **token_stats(outs)}
     if metrics["parse_rate"] == 0:
-        log.warning("judge: none of %d judgments wrote a parseable score; every score is forced from next-token "
-                    "probabilities — fine-tune the judge (sft, EFT data) or use a larger model", len(rows))
+        log.warning("judge: none of %d judgments wrote a parseable score; every score is %s — fine-tune the judge "
+                    "(sft, EFT data) or use a larger model", len(rows),
+                    "dropped" if cfg.on_unparsed == "drop" else "forced from next-token probabilities")
     if metrics["parse_rate"] < cfg.min_parse_rate:
         raise StageError(
             f"judge {made_by.get('iteration')}: only {metrics['parse_rate']:.0%} of {len(rows)} judgments gave a "

@@ -51,6 +51,16 @@ def top_p_check(v: float) -> str | None:
     return None if 0 < v <= 1 else "must be in (0, 1]"
 
 
+def template_check(*variables: str) -> Check:
+    """A role's template: it exists (under prompts/ or as a path), parses, and uses exactly ``variables``."""
+    def check(name: str) -> str | None:
+        from pipeline.templates import check_template
+
+        return check_template(name, frozenset(variables), frozenset(variables))
+
+    return check
+
+
 def type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:

@@ -16,7 +16,7 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import permutations
 from typing import Any
 
@@ -30,16 +30,21 @@ from pipeline.records import Judgment, MetaJudgment, Rating, Response, stable_id
 log = logging.getLogger("pipeline")
 
 TEMPLATE = "meta_judge.j2"
+VARIANTS = ("meta_judge.j2", "meta_judge_compact.j2")  # the paper's rules, and our shorter variant
 VERDICT_PREFIX = "Winner: Judgment "
+PAPER_VERDICT_PREFIX = "Winner: Judgement "  # the Meta-Rewarding paper's spelling
 VERDICT_VALUE = {"A": 1, "B": -1, "tie": 0}  # 1: the first judgment (shown as A) wins
 
-_STRICT = re.compile(r"^\s*Winner:\s*Judgment\s+([AB])\s*\.?\s*$")
-_FLEX = re.compile(r"winner\W{0,3}\s*(?:is\s*)?(?:judgment\s*)?[\"'\u201c\u201d*]*\s*([AB])\b", re.IGNORECASE)
-_FLEX_BETTER = re.compile(r"judgment\s+([AB])\s+(?:is|was)\s+(?:more accurate|better|the winner)", re.IGNORECASE)
+# Both spellings (Judgment, the paper's Judgement), brackets as in the paper's "[Judgement A | Judgement B]",
+# markdown emphasis and a trailing period.
+_STRICT = re.compile(r"^[\s*_#]*Winner\s*:[\s*_]*\[?\s*Judge?ment\s+([AB])\s*\]?[\s*_]*\.?\s*$")
+_FLEX = re.compile(r"winner\W{0,3}\s*(?:is\s*)?(?:judge?ment\s*)?[\"'\u201c\u201d*\[]*\s*([AB])\b", re.IGNORECASE)
+_FLEX_BETTER = re.compile(r"judge?ment\s+([AB])\s+(?:is|was)\s+(?:more accurate|better|the winner)", re.IGNORECASE)
 
 
-def meta_judge_conversation(instruction: str, response: str, judgment_a: str, judgment_b: str) -> list[dict[str, str]]:
-    text = templates.render(TEMPLATE, instruction=instruction, response=response, judgment_a=judgment_a,
+def meta_judge_conversation(instruction: str, response: str, judgment_a: str, judgment_b: str,
+                            template: str | None = None) -> list[dict[str, str]]:
+    text = templates.render(template or TEMPLATE, instruction=instruction, response=response, judgment_a=judgment_a,
                             judgment_b=judgment_b)
     return [{"role": "user", "content": text}]
 
@@ -55,6 +60,16 @@ def parse_verdict_flexible(text: str) -> tuple[str, int] | None:
 
 CHAIN = verdicts.Chain("meta_judge", (("strict", parse_verdict_strict), ("flexible", parse_verdict_flexible)),
                        prefix=VERDICT_PREFIX, options=("A", "B"))
+
+
+def chain_for(template: str | None) -> verdicts.Chain:
+    """The verdict chain for a meta-judge template: a forced verdict continues in the spelling the template asks
+    for (``Winner: Judgement `` when it uses the paper's spelling, else ``Winner: Judgment ``)."""
+    from pipeline.templates import environment, referenced
+
+    env = environment()
+    source = "".join(env.loader.get_source(env, n)[0] for n in referenced(template or TEMPLATE))  # type: ignore[union-attr]
+    return replace(CHAIN, prefix=PAPER_VERDICT_PREFIX) if PAPER_VERDICT_PREFIX.strip() in source else CHAIN
 
 
 def select_for_meta_judging(scores_by_response: Mapping[str, Sequence[float | None]],
@@ -93,11 +108,11 @@ def extra_judgments(gen: Generation, responses: Mapping[str, Response], selected
         return []
     settings = judging.judge_settings(jcfg, max(missing.values()), jcfg.seed + 1)
     todo = [responses[rid] for rid in need]
-    convs = [judging.judge_conversation(r.instruction, r.response) for r in todo]
+    convs = [judging.judge_conversation(r.instruction, r.response, jcfg.template) for r in todo]
     outs = gen.generate(convs, settings, name="extra", desc="extra judgments")
     outs = [row[:missing[rid]] for rid, row in zip(need, outs)]  # one draw of n for all; each keeps what it lacks
-    found = judging.score_judgments(gen.engine, convs, outs, jcfg.scoring)
-    provenance = {**made_by, "template_sha": templates.template_hash(judging.TEMPLATE), "scoring": jcfg.scoring,
+    found = judging.score_judgments(gen.engine, convs, outs, jcfg)
+    provenance = {**made_by, "template_sha": templates.template_hash(jcfg.template or judging.TEMPLATE), "scoring": jcfg.scoring,
                   "sampling": settings.to_dict(), "extra": True}
     return judging.judgment_rows(todo, outs, found, [len(by_response[rid]) for rid in need], provenance)
 
@@ -118,12 +133,14 @@ def battle_verdicts(gen: Generation, responses: Mapping[str, Response], selected
         js, r = by_response[rid][:cfg.num_judgments], responses[rid]
         for m, n in ordered_pairs(len(js)):
             battles.append(Battle(rid, m, n))
-            convs.append(meta_judge_conversation(r.instruction, r.response, js[m].text, js[n].text))
+            convs.append(meta_judge_conversation(r.instruction, r.response, js[m].text, js[n].text, cfg.template))
     settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                                seed=cfg.seed, force_choice=CHAIN.force_choice)
+                                seed=cfg.seed,
+                                force_choice=chain_for(cfg.template).force_choice if cfg.on_unparsed == "force" else None)
     outs = gen.generate(convs, settings, name="battles", desc="meta_judge")
     texts = [row[0].text for row in outs]
-    found, offset = verdicts.pairwise_verdicts(CHAIN, gen.engine, convs, texts, cfg.tie_margin, cfg.calibrate_forced,
+    chain = replace(chain_for(cfg.template), on_unparsed=cfg.on_unparsed)
+    found, offset = verdicts.pairwise_verdicts(chain, gen.engine, convs, texts, cfg.tie_margin, cfg.calibrate_forced,
                                                known=[row[0].choice_logprobs for row in outs])
     return battles, texts, found, offset, settings, outs
 
@@ -163,7 +180,7 @@ def meta_judge(gen: Generation, responses: Sequence[Response], judgments: Sequen
     by_response = {rid: [*js, *(j for j in extra if j.response_id == rid)] for rid, js in by_response.items()}
     battles, texts, found, offset, settings, outs = battle_verdicts(gen, rmap, selected, by_response, cfg)
     results = [VERDICT_VALUE[v.letter] for v in found]
-    meta_sha = templates.template_hash(TEMPLATE)
+    meta_sha = templates.template_hash(cfg.template or TEMPLATE)
     rows = []
     for b, text, v, result in zip(battles, texts, found, results):
         first, second = by_response[b.response_id][b.first], by_response[b.response_id][b.second]
@@ -183,7 +200,7 @@ def meta_judge(gen: Generation, responses: Sequence[Response], judgments: Sequen
     methods = Counter(v.method for v in found)
     metrics = {"responses_meta_judged": len(selected), "comparisons": len(rows), "extra_judgments": len(extra),
                "strict": methods["strict"], "flexible": methods["flexible"], "forced": methods["forced"],
-               "ties": methods["tie"], "calibrated": cfg.calibrate_forced, "calibration_offset": round(offset, 4),
+               "ties": methods["tie"], "no_win": methods["no_win"], "calibrated": cfg.calibrate_forced, "calibration_offset": round(offset, 4),
                "parse_rate": (methods["strict"] + methods["flexible"]) / max(1, len(found)),
                "position_bias": bias, "omega_1": w1, "omega_2": w2,
                "elo_spread_mean": statistics.fmean(spreads) if spreads else 0.0,

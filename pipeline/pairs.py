@@ -59,6 +59,31 @@ def select_response_pair(candidates: Sequence[Candidate], rho: float = 0.0) -> t
     return chosen, rejected
 
 
+def _standardized(values: Sequence[float]) -> list[float]:
+    mean = statistics.fmean(values)
+    sd = statistics.pstdev(values)
+    return [(v - mean) / sd if sd > 0 else 0.0 for v in values]
+
+
+def select_response_pair_normalized(candidates: Sequence[Candidate], rho: float = 0.0
+                                    ) -> tuple[Candidate, Candidate] | None:
+    """TPO's length control (Wu et al., 2024, §2.2): s = z(score) - ρ·z(length) over one prompt's responses.
+
+    The highest s is chosen (ties: the shorter, then the earlier), the lowest rejected (ties: the longer, then the
+    earlier); no pair when every score is equal or the chosen does not score above the rejected.
+    """
+    if len(candidates) < 2 or len({c.score for c in candidates}) == 1:
+        return None
+    z_score = _standardized([c.score for c in candidates])
+    z_len = _standardized([float(c.length) for c in candidates])
+    s = [zs - rho * zl for zs, zl in zip(z_score, z_len)]
+    idx = range(len(candidates))
+    best = max(idx, key=lambda i: (s[i], -candidates[i].length, -i))
+    worst = min(idx, key=lambda i: (s[i], -candidates[i].length, i))
+    chosen, rejected = candidates[best], candidates[worst]
+    return (chosen, rejected) if chosen.score > rejected.score else None
+
+
 @dataclass(frozen=True)
 class RatedJudgment:
     id: str
@@ -100,15 +125,17 @@ def generation_record(chosen: Any, rejected: Any) -> dict[str, Any] | None:
 
 # ------------------------------------------------------------------------------------------------ the step
 def response_pairs(responses: Sequence[Response], judgments: Sequence[Judgment], cfg: PairsConfig, key: str
-                   ) -> tuple[list[PreferencePair], int, int]:
-    """Per prompt, the response pair by score: (pairs, prompts with no pair, prompts)."""
+                   ) -> tuple[list[PreferencePair], int, int, int]:
+    """Per prompt, the response pair by score: (pairs, prompts whose scores left no pair, prompts whose chosen
+    response was longer than ``max_chosen_chars``, prompts)."""
     scores: dict[str, list[float | None]] = defaultdict(list)
     for j in judgments:
         scores[j.response_id].append(j.score)
     by_prompt: dict[str, list[Response]] = defaultdict(list)
     for r in responses:
         by_prompt[r.prompt_id].append(r)
-    out, no_pair = [], 0
+    select = select_response_pair_normalized if cfg.length_control == "normalized" else select_response_pair
+    out, no_pair, too_long = [], 0, 0
     for prompt_id, rs in by_prompt.items():
         cands = []
         for r in rs:
@@ -117,9 +144,12 @@ def response_pairs(responses: Sequence[Response], judgments: Sequence[Judgment],
                 cands.append(Candidate(r.response_id, s, len(r.response)))
             elif not r.parse_ok and cfg.unparsed_response == "reject":
                 cands.append(Candidate(r.response_id, UNPARSED_SCORE, len(r.output)))
-        picked = select_response_pair(cands, cfg.length_rho)
+        picked = select(cands, cfg.length_rho)
         if picked is None:
             no_pair += 1
+            continue
+        if cfg.max_chosen_chars is not None and picked[0].length > cfg.max_chosen_chars:
+            too_long += 1
             continue
         chosen, rejected = picked
         rmap = {r.response_id: r for r in rs}
@@ -131,15 +161,20 @@ def response_pairs(responses: Sequence[Response], judgments: Sequence[Judgment],
             rejected=[{"role": "assistant", "content": rj.output}],
             prompt_id=prompt_id, chosen_id=chosen.id, rejected_id=rejected.id, chosen_score=chosen.score,
             rejected_score=rejected.score, iteration=key,
-            provenance={"length_rho": cfg.length_rho, "unparsed_response": cfg.unparsed_response,
+            provenance={"length_rho": cfg.length_rho, **({"length_control": "normalized"} if
+                                                         cfg.length_control == "normalized" else {}),
+                        "unparsed_response": cfg.unparsed_response,
                         "chosen_chars": chosen.length, "rejected_chars": rejected.length},
             generated=generation_record(c, rj)))
-    return out, no_pair, len(by_prompt)
+    return out, no_pair, too_long, len(by_prompt)
 
 
 def judgment_pairs(responses: Sequence[Response], judgments: Sequence[Judgment], ratings: Sequence[Rating],
-                   cfg: PairsConfig, key: str) -> tuple[list[PreferencePair], int]:
-    """Per meta-judged response, the judgment pair by Elo: (pairs, judgments too long to use)."""
+                   cfg: PairsConfig, key: str, judge_template: str | None = None) -> tuple[list[PreferencePair], int]:
+    """Per meta-judged response, the judgment pair by Elo: (pairs, judgments too long to use).
+
+    The pair's prompt is the judge prompt the judgments answered (``judge_template``).
+    """
     jmap = {j.judgment_id: j for j in judgments}
     rmap = {r.response_id: r for r in responses}
     per_response: dict[str, list[Rating]] = defaultdict(list)
@@ -156,7 +191,7 @@ def judgment_pairs(responses: Sequence[Response], judgments: Sequence[Judgment],
         r = rmap[rid]
         out.append(PreferencePair(
             pair_id=stable_id("jp", cj.id, rj.id), kind="judgment",
-            prompt=judge_conversation(r.instruction, r.response),
+            prompt=judge_conversation(r.instruction, r.response, judge_template),
             chosen=[{"role": "assistant", "content": jmap[cj.id].text}],
             rejected=[{"role": "assistant", "content": jmap[rj.id].text}],
             prompt_id=r.prompt_id, chosen_id=cj.id, rejected_id=rj.id, chosen_score=cj.elo,
@@ -171,21 +206,24 @@ def _mean_chars(pairs: Sequence[PreferencePair], side: str) -> float:
 
 
 def build_pairs(responses: Sequence[Response], judgments: Sequence[Judgment], extra: Sequence[Judgment],
-                ratings: Sequence[Rating] | None, cfg: PairsConfig, key: str
+                ratings: Sequence[Rating] | None, cfg: PairsConfig, key: str, judge_template: str | None = None
                 ) -> tuple[list[PreferencePair], list[PreferencePair], dict[str, Any]]:
     """The pairs step: response pairs, judgment pairs (when ``ratings`` is given) and their metrics.
 
     A response's score is the mean of the judge's ``judgments``; the meta-judge's ``extra`` judgments are rated
     like the others but do not change response scores.
     """
-    rp, no_pair, prompts = response_pairs(responses, judgments, cfg, key)
+    rp, no_pair, chosen_too_long, prompts = response_pairs(responses, judgments, cfg, key)
     if len(rp) < cfg.min_pairs:
         raise StageError(
             f"pairs {key}: {len(rp)} response pairs, fewer than pairs.min_pairs={cfg.min_pairs}: {no_pair} of "
-            f"{prompts} prompts had all scores equal — see metrics/{key}/judge.json; try judge.scoring: expected, "
-            "more judge.k or sample.n")
-    jp, too_long = judgment_pairs(responses, [*judgments, *extra], ratings, cfg, key) if ratings is not None else ([], 0)
+            f"{prompts} prompts had all scores equal" + (f", {chosen_too_long} a chosen response over "
+                                                          f"pairs.max_chosen_chars" if chosen_too_long else "") +
+            f" — see metrics/{key}/judge.json; try judge.scoring: expected, more judge.k or sample.n")
+    jp, too_long = ([], 0) if ratings is None else judgment_pairs(responses, [*judgments, *extra], ratings, cfg, key,
+                                                                   judge_template)
     metrics = {"prompts": prompts, "response_pairs": len(rp), "dropped_equal_scores": no_pair,
+               "dropped_chosen_too_long": chosen_too_long,
                "judgment_pairs": len(jp), "judgments_too_long": too_long, "length_rho": cfg.length_rho,
                "response_chosen_chars": _mean_chars(rp, "chosen"), "response_rejected_chars": _mean_chars(rp, "rejected"),
                "judgment_chosen_chars": _mean_chars(jp, "chosen"), "judgment_rejected_chars": _mean_chars(jp, "rejected"),

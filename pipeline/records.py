@@ -174,7 +174,7 @@ class Judgment(Row):
     judge_index: int
     text: str
     score: float | None
-    method: Literal["strict", "flexible", "forced", "none"]
+    method: Literal["strict", "flexible", "forced", "dropped", "none"]
     digit_probs: list[float] | None = None
     num_tokens: int = 0
     token_ids: list[int] | None = None  # what the model generated, without the end-of-sequence token
@@ -195,7 +195,7 @@ class MetaJudgment(Row):
     second_id: str
     text: str
     verdict: int  # 1: first wins, -1: second wins, 0: tie or unparseable
-    method: Literal["strict", "flexible", "forced", "tie"]
+    method: Literal["strict", "flexible", "forced", "tie", "no_win", "unparsed"]
     forced_margin: float | None = None  # forced verdicts: log p(A) - log p(B), before calibration
     provenance: dict[str, Any] = field(default_factory=dict)
 

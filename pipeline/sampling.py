@@ -24,15 +24,15 @@ THOUGHT_HEADER = "Here is my thought process:"
 RESPONSE_MARKERS = {"generic": "Here is my response:", "specific": "<R>"}
 
 
-def response_prompt(instruction: str, thoughts: str) -> str:
-    """The user turn sent to the model for ``instruction``."""
-    if thoughts == "none":
-        return instruction
-    return templates.render(THOUGHT_TEMPLATES[thoughts], instruction=instruction)
+def response_prompt(instruction: str, thoughts: str, template: str | None = None) -> str:
+    """The user turn sent to the model for ``instruction``: ``template`` or the one for ``thoughts``."""
+    name = template_name(thoughts, template)
+    return instruction if name is None else templates.render(name, instruction=instruction)
 
 
-def template_name(thoughts: str) -> str | None:
-    return THOUGHT_TEMPLATES.get(thoughts)
+def template_name(thoughts: str, template: str | None = None) -> str | None:
+    """The thought prompt in use: ``template`` when given, else the default for ``thoughts`` (none: None)."""
+    return template or THOUGHT_TEMPLATES.get(thoughts)
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,9 @@ def sample_responses(gen: Generation, prompts: Sequence[Prompt], cfg: SampleConf
     """The sample step: ``cfg.n`` responses per prompt, thoughts split off; rows and metrics."""
     settings = SamplingSettings(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
                                 max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, logprobs=True)
-    texts = [response_prompt(p.instruction, cfg.thoughts) for p in prompts]
+    texts = [response_prompt(p.instruction, cfg.thoughts, cfg.template) for p in prompts]
     outs = gen.generate([[{"role": "user", "content": t}] for t in texts], settings, desc="sample")
-    template = template_name(cfg.thoughts)
+    template = template_name(cfg.thoughts, cfg.template)
     provenance = {**made_by, "thoughts": cfg.thoughts, "template": template,
                   "template_sha": templates.template_hash(template) if template else None,
                   "sampling": settings.to_dict()}

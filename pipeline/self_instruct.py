@@ -36,10 +36,15 @@ REJECT_REASONS = ("unparseable", "too_short", "too_long", "not_text_only", "dupl
                   "similar_to_seed", "similar_to_accepted", "similar_to_eval")
 
 
-def build_request(seed_instructions: Sequence[str], num_examples: int, rng: random.Random) -> str:
-    """One few-shot request: ``num_examples`` seed instructions drawn without replacement."""
-    examples = rng.sample(list(seed_instructions), min(num_examples, len(seed_instructions)))
-    return templates.render(TEMPLATE, examples=examples)
+def build_request(seed_instructions: Sequence[str], num_examples: int, rng: random.Random,
+                  template: str | None = None, generated: Sequence[str] = (), num_generated: int = 0) -> str:
+    """One few-shot request: ``num_examples`` instructions drawn without replacement, of which up to
+    ``num_generated`` from ``generated`` (instructions accepted so far) and the rest from the seed."""
+    k = min(num_generated, len(generated))
+    examples = rng.sample(list(seed_instructions), min(num_examples - k, len(seed_instructions)))
+    if k:
+        examples += rng.sample(list(generated), k)
+    return templates.render(template or TEMPLATE, examples=examples)
 
 
 def parse_task(output: str, stopped_at: str | None = None) -> str | None:
@@ -125,21 +130,24 @@ class InstructionFilter:
 def generate_instructions(gen: Generation, seed_instructions: Sequence[str], held_out: Sequence[str],
                           cfg: SelfInstructConfig, made_by: dict[str, Any]) -> tuple[list[Prompt], dict[str, Any]]:
     """The self-instruct step: accepted instructions as prompt rows, and counts of every rejection."""
+    chat_server = gen.engine.backend == "openai"
+    # Prefilled "<task>": a second "<task>" also ends the task. A chat server writes the opening tag itself.
     settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                                stop=(CLOSE, OPEN), seed=cfg.seed)
+                                stop=(CLOSE,) if chat_server else (CLOSE, OPEN), seed=cfg.seed)
     filt = InstructionFilter(seed=list(seed_instructions), held_out=list(held_out), min_words=cfg.min_words,
                              max_words=cfg.max_words, rouge_threshold=cfg.rouge_threshold)
     rng = random.Random(cfg.seed)
-    template_sha = templates.template_hash(TEMPLATE)
+    template_sha = templates.template_hash(cfg.template or TEMPLATE)
     key = made_by.get("iteration")
     prompts: list[Prompt] = []
     completions = []
     requests = 0
     while len(prompts) < cfg.num_prompts and requests < cfg.max_requests:
         size = min(cfg.shard_size, cfg.max_requests - requests)
-        # The task's opening tag is prefilled as the start of the answer; generation stops at the closing tag.
-        convs = [[{"role": "user", "content": build_request(seed_instructions, cfg.num_examples, rng)},
-                  {"role": "assistant", "content": OPEN}] for _ in range(size)]
+        prefill = [] if chat_server else [{"role": "assistant", "content": OPEN}]
+        convs = [[{"role": "user", "content": build_request(seed_instructions, cfg.num_examples, rng, cfg.template,
+                                                            filt.accepted, cfg.num_generated_examples)}, *prefill]
+                 for _ in range(size)]
         outs = gen.generate(convs, settings, name=f"round{requests // cfg.shard_size:04d}", desc="self_instruct",
                             shard_size=size)
         completions.extend(outs)

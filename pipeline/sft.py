@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import judging, models, sampling, templates
-from pipeline.config import SftConfig
+from pipeline.config import SampleConfig, SftConfig
 from pipeline.engines.base import Engine, SamplingSettings
 from pipeline.judging import judge_conversation
 from pipeline.records import JudgeExample, SeedInstruction
@@ -33,7 +33,7 @@ def split_eft(examples: Sequence[JudgeExample], heldout: int, seed: int) -> tupl
     return order[heldout:], order[:heldout]
 
 
-def ift_example(seed: SeedInstruction, thoughts: str) -> dict[str, Any]:
+def ift_example(seed: SeedInstruction, thoughts: str, template: str | None = None) -> dict[str, Any]:
     """instruction -> reference; with thoughts on, the thought prompt -> a fixed seed thought + the reference.
 
     The seed thought (``prompts/seed_thought.j2``) only teaches the format (thoughts, marker, response) to a
@@ -44,22 +44,27 @@ def ift_example(seed: SeedInstruction, thoughts: str) -> dict[str, Any]:
                 "completion": [{"role": "assistant", "content": seed.reference}]}
     thought = templates.render("seed_thought.j2", instruction=seed.instruction)
     target = templates.render("seed_thought_target.j2", thoughts=thoughts, thought=thought, response=seed.reference)
-    return {"prompt": [{"role": "user", "content": sampling.response_prompt(seed.instruction, thoughts)}],
+    return {"prompt": [{"role": "user", "content": sampling.response_prompt(seed.instruction, thoughts, template)}],
             "completion": [{"role": "assistant", "content": target}]}
 
 
 def sft_examples(ift: Sequence[SeedInstruction], eft: Sequence[JudgeExample], data: str,
-                 max_examples: int | None = None, seed: int = 0, thoughts: str = "none") -> list[dict[str, Any]]:
-    """Prompt-completion rows; at most ``max_examples`` of each kind, drawn with ``seed``."""
+                 max_examples: int | None = None, seed: int = 0, thoughts: str = "none",
+                 thought_template: str | None = None, judge_template: str | None = None) -> list[dict[str, Any]]:
+    """Prompt-completion rows; at most ``max_examples`` of each kind, drawn with ``seed``.
+
+    IFT prompts are the sample stage's (``thoughts``, ``thought_template``), EFT prompts the judge's
+    (``judge_template``), so SFT teaches the formats the loop then asks for.
+    """
     if max_examples is not None:
         rng = random.Random(seed)
         ift = rng.sample(list(ift), min(max_examples, len(ift)))
         eft = rng.sample(list(eft), min(max_examples, len(eft)))
     rows: list[dict[str, Any]] = []
     if data in ("ift", "both"):
-        rows += [ift_example(s, thoughts) for s in ift]
+        rows += [ift_example(s, thoughts, thought_template if thoughts != "none" else None) for s in ift]
     if data in ("eft", "both"):
-        rows += [{"prompt": judge_conversation(e.instruction, e.response),
+        rows += [{"prompt": judge_conversation(e.instruction, e.response, judge_template),
                   "completion": [{"role": "assistant", "content": eft_target(e)}]} for e in eft]
     return rows
 
@@ -91,11 +96,12 @@ def ift_thoughts(cfg: SftConfig, sample_thoughts: str) -> str:
     return sample_thoughts
 
 
-def judge_check(engine: Engine, examples: Sequence[JudgeExample], max_new_tokens: int) -> dict[str, Any]:
+def judge_check(engine: Engine, examples: Sequence[JudgeExample], max_new_tokens: int,
+                judge_template: str | None = None) -> dict[str, Any]:
     """Greedy judgments of held-back EFT examples: strict-parse rate and mean absolute score error."""
     if not examples:
         return {"examples": 0}
-    convs = [judge_conversation(e.instruction, e.response) for e in examples]
+    convs = [judge_conversation(e.instruction, e.response, judge_template) for e in examples]
     outs = engine.generate(convs, SamplingSettings(n=1, temperature=0.0, max_new_tokens=max_new_tokens),
                            desc="judge check")
     texts = [row[0].text for row in outs]
@@ -108,20 +114,20 @@ def judge_check(engine: Engine, examples: Sequence[JudgeExample], max_new_tokens
 
 
 def seed_sft(m0: Path, out: Path, ift: Sequence[SeedInstruction], eft: Sequence[JudgeExample], cfg: SftConfig,
-             sample_thoughts: str, open_engine: Callable[[Path], Engine], work_root: Path,
+             scfg: SampleConfig, judge_template: str | None, open_engine: Callable[[Path], Engine], work_root: Path,
              data_sha256: dict[str, str]) -> dict[str, Any]:
     """The sft step: M0 -> ``out`` on IFT + EFT, with the judge checked on held-back EFT before and after.
 
     ``data_sha256`` (the seed files' hashes) goes into the model card.
     """
     eft_train, heldout = split_eft(eft, cfg.heldout_eft, cfg.seed)
-    thoughts = ift_thoughts(cfg, sample_thoughts)
-    rows = sft_examples(ift, eft_train, cfg.data, cfg.max_examples, cfg.seed, thoughts)
+    thoughts = ift_thoughts(cfg, scfg.thoughts)
+    rows = sft_examples(ift, eft_train, cfg.data, cfg.max_examples, cfg.seed, thoughts, scfg.template, judge_template)
 
     def check(model_dir: Path) -> dict[str, Any]:
         engine = open_engine(model_dir)
         try:
-            return judge_check(engine, heldout, cfg.eval_max_new_tokens)
+            return judge_check(engine, heldout, cfg.eval_max_new_tokens, judge_template)
         finally:
             engine.close()
 

@@ -2,7 +2,7 @@
 a length-controlled win rate, and judge accuracy on labelled pairs.
 
 :func:`win_rate_summary` gives wins/losses/ties, the win rate, its standard error, a seeded bootstrap 95%
-interval and the length-controlled win rate of :func:`length_controlled_win_rate`.
+interval and the length-adjusted win rate of :func:`length_adjusted_win_rate`.
 
 Judge accuracy (:func:`judge_accuracy`): the model as judge scores both responses of a labelled pair; the
 pair counts as right when the higher score is on the preferred side. A tie counts as wrong and is reported.
@@ -36,12 +36,17 @@ def _sigmoid(x: np.ndarray | float) -> np.ndarray | float:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def length_controlled_win_rate(outcomes: Sequence[int], model_lengths: Sequence[float],
-                               baseline_lengths: Sequence[float], l2: float = 1e-2) -> float:
-    """AlpacaEval 2's length control: P(win) = σ(θ_model + θ_len · tanh(Δlen / sd(Δlen))), read at Δlen = 0.
+def length_adjusted_win_rate(outcomes: Sequence[int], model_lengths: Sequence[float],
+                             baseline_lengths: Sequence[float], l2: float = 1e-2) -> float:
+    """The win rate with the length difference regressed out: P(win) = σ(θ + φ · tanh(Δlen / sd(Δlen))), read at
+    Δlen = 0, i.e. σ(θ).
 
-    Outcomes are +1 / 0 / -1; a tie enters as half a win and half a loss. Fit by Newton's method with a
-    small L2 penalty (finite even when length separates the outcomes perfectly).
+    This is the model and length terms of AlpacaEval 2's length-controlled GLM (Dubois et al., 2024, §3) and
+    nothing more: no instruction-difficulty term (AlpacaEval fits it once over many models on its own 805
+    prompts), no regularisation towards the baseline, no cross-validation; one fit on this evaluation's prompts
+    with a small L2 penalty, by Newton's method (finite even when length separates the outcomes perfectly).
+    Hence its name: it is not AlpacaEval's LC win rate, whose package needs AlpacaEval's prompts and a hub
+    download. Outcomes are +1 / 0 / -1; a tie enters as half a win and half a loss. Characters measure length.
     """
     y_out = np.asarray(outcomes, dtype=float)
     delta = np.asarray(model_lengths, dtype=float) - np.asarray(baseline_lengths, dtype=float)
@@ -73,7 +78,7 @@ def win_rate_summary(outcomes: Sequence[int], model_lengths: Sequence[float], ba
     ci = bootstrap_interval(values, bootstrap, seed) if n else Interval(float("nan"), float("nan"))
     return {"n": n, "wins": wins, "losses": losses, "ties": ties, "win_rate": rate, "win_rate_se": se,
             "win_rate_ci95_low": ci.low, "win_rate_ci95_high": ci.high,
-            "lc_win_rate": length_controlled_win_rate(outcomes, model_lengths, baseline_lengths) if n else float("nan"),
+            "length_adjusted_win_rate": length_adjusted_win_rate(outcomes, model_lengths, baseline_lengths) if n else float("nan"),
             "model_mean_chars": float(np.mean(model_lengths)) if n else float("nan"),
             "baseline_mean_chars": float(np.mean(baseline_lengths)) if n else float("nan")}
 

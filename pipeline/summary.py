@@ -21,7 +21,7 @@ HEADLINE: dict[str, tuple[str, ...]] = {
     "pairs": ("response_pairs", "judgment_pairs"),
     "dpo": ("pairs", "first_loss", "last_loss", "mean_reward_accuracy", "mean_reward_margin"),
 }
-EVAL_KEYS = ("win_rate", "win_rate_se", "lc_win_rate", "model_mean_chars", "baseline_mean_chars")
+EVAL_KEYS = ("win_rate", "win_rate_se", "length_adjusted_win_rate", "model_mean_chars", "baseline_mean_chars")
 
 
 def _round(value: Any) -> Any:

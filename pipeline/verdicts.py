@@ -55,7 +55,9 @@ class Chain:
     parsers: tuple[tuple[str, Parser], ...]  # (name, parser) in the order they are tried
     prefix: str  # what introduces the verdict, e.g. "Score: "
     options: tuple[str, ...]  # what a forced verdict chooses among, each one token after the prefix
-    on_unparsed: Literal["force", "drop"] = "force"
+    # force: the options' next-token probabilities decide (ours); otherwise the verdict is not used, under this
+    # name: "drop" (a judge's score left out of the mean) or "no_win" (a meta-verdict that counts for neither)
+    on_unparsed: Literal["force", "drop", "no_win"] = "force"
 
     def parse(self, text: str) -> Parsed | None:
         for name, parser in self.parsers:
@@ -138,7 +140,8 @@ def pairwise_verdicts(chain: Chain, engine: Engine, conversations: Sequence[Conv
     """Parse each A-vs-B verdict, or force it from log p(A) - log p(B); return the verdicts and the offset.
 
     ``known``: log p(A), log p(B) the engine read from its generation cache, where it could. An engine with no
-    log-probs (an OpenAI-compatible server) leaves unparsed verdicts as ``tie`` / ``unparsed``.
+    log-probs (an OpenAI-compatible server) leaves unparsed verdicts as ``tie`` / ``unparsed``; a chain that does
+    not force leaves them as ``tie`` / its ``on_unparsed`` (``no_win``).
     """
     parsed = [chain.parse(t) for t in texts]
     out: list[PairVerdict | None] = [None if p is None else PairVerdict(p.value, p.method)  # type: ignore[arg-type]
@@ -155,4 +158,5 @@ def pairwise_verdicts(chain: Chain, engine: Engine, conversations: Sequence[Conv
                                                   calibrate)
             for i, v in zip(need, forced):
                 out[i] = v
-    return [v if v is not None else PairVerdict("tie", "unparsed") for v in out], offset
+    fallback = "unparsed" if chain.on_unparsed == "force" else chain.on_unparsed  # "unparsed": no log-probs
+    return [v if v is not None else PairVerdict("tie", fallback) for v in out], offset

@@ -59,7 +59,7 @@ def main() -> None:
         if m["eval"]:
             s = m["eval"]
             parts = [f"vs {k}: win rate {v['win_rate']:.2f} ± {v['win_rate_se']:.2f} (95% CI {v['win_rate_ci95_low']:.2f}-"
-                     f"{v['win_rate_ci95_high']:.2f}), LC {v['lc_win_rate']:.2f}, W/T/L {v['wins']}/{v['ties']}/{v['losses']}"
+                     f"{v['win_rate_ci95_high']:.2f}), length-adjusted {v['length_adjusted_win_rate']:.2f}, W/T/L {v['wins']}/{v['ties']}/{v['losses']}"
                      for k, v in s["baselines"].items()]
             acc = s.get("judge_accuracy") or {}
             if acc:

@@ -2,6 +2,7 @@
 
     python scripts/stage_deps.py            # per stage: what it should declare, what is missing / extra
     python scripts/stage_deps.py --check    # the same, exit 1 on any mismatch (CI, pre-commit)
+    python scripts/stage_deps.py --write    # rewrite dvc.yaml's code and template deps to match
 
 A stage's code deps are every project file whose edit can change its outputs, found statically (nothing is
 imported or run):
@@ -267,13 +268,42 @@ def stage_deps(root: Path = ROOT, dvc_file: str = "dvc.yaml") -> list[StageDeps]
     return result
 
 
+def rewrite_deps(root: Path, dvc_file: str = "dvc.yaml") -> None:
+    """Rewrite each stage's code and template deps in place (sorted), keeping its data, model and metrics deps
+    and every comment: the file's text is edited line by line, not re-serialized."""
+    required = {r.name: sorted(r.required) for r in stage_deps(root, dvc_file)}
+    lines = (root / dvc_file).read_text().splitlines()
+    out: list[str] = []
+    stage, i = None, 0
+    while i < len(lines):
+        line = lines[i]
+        head = re.match(r"^  (\w+):\s*$", line)
+        stage = head.group(1) if head else stage
+        deps = re.match(r"^(\s+)deps:\s*$", line)
+        out.append(line)
+        i += 1
+        if deps and stage in required:
+            item = deps.group(1) + "  - "
+            kept = []
+            while i < len(lines) and lines[i].startswith(item):
+                path = lines[i][len(item):].strip()
+                if not is_code(root, path):
+                    kept.append(path)
+                i += 1
+            out += [item + path for path in [*required[stage], *kept]]
+    (root / dvc_file).write_text("\n".join(out) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--check", action="store_true", help="exit 1 if any stage's deps differ from dvc.yaml")
     ap.add_argument("--root", type=Path, default=ROOT, help="repository root (default: this script's repo)")
     ap.add_argument("--dvc-file", default="dvc.yaml", help="stages file under --root (default dvc.yaml)")
+    ap.add_argument("--write", action="store_true", help="rewrite dvc.yaml's code and template deps to match")
     args = ap.parse_args(argv)
+    if args.write:
+        rewrite_deps(args.root, args.dvc_file)
     reports = stage_deps(args.root, args.dvc_file)
     for r in reports:
         status = "ok" if r.ok else f"{len(r.missing)} missing, {len(r.extra)} extra"

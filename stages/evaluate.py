@@ -39,15 +39,16 @@ def main() -> None:
         if d != "openai":
             _common.require_model(Path(d), name)
     cache = _generate.cache(it, [it.made_by(d) for d in models.values()], evaluator, cfg.__dict__, p.judge.__dict__,
-                            p.sample.thoughts, p.sample.top_p, templates=(evaluation.TEMPLATE, judging.TEMPLATE))
+                            p.sample.__dict__, templates=(cfg.compare_template or evaluation.TEMPLATE,
+                                                                      p.judge.template or judging.TEMPLATE))
     out = evaluation.evaluate(engine_opener(p), cache, p.shard_size("evaluate"), models, evaluator, prompts, labelled, cfg,
-                              p.judge, p.sample.thoughts, p.sample.top_p)
+                              p.judge, p.sample)
     it.write({"eval_answers.jsonl": out.answers, "eval_comparisons.jsonl": out.comparisons,
               "eval_judge.jsonl": out.judge}, out.metrics, name="eval")
     cache.finish()
     for name, s in out.metrics["baselines"].items():
-        _common.log.info("evaluate %s vs %s: win rate %.3f ± %.3f (LC %.3f), W/T/L %d/%d/%d", it.key, name,
-                         s["win_rate"], s["win_rate_se"], s["lc_win_rate"], s["wins"], s["ties"], s["losses"])
+        _common.log.info("evaluate %s vs %s: win rate %.3f ± %.3f (length-adjusted %.3f), W/T/L %d/%d/%d", it.key, name,
+                         s["win_rate"], s["win_rate_se"], s["length_adjusted_win_rate"], s["wins"], s["ties"], s["losses"])
 
 
 if __name__ == "__main__":

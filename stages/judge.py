@@ -18,7 +18,7 @@ def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "judge")
     cfg = it.params.judge
     responses = it.read("responses.jsonl", Response)
-    gen = _generate.generation(it, cfg.__dict__, templates=(judging.TEMPLATE,))
+    gen = _generate.generation(it, cfg.__dict__, templates=(cfg.template or judging.TEMPLATE,))
     rows, metrics = judging.judge_responses(gen, responses, cfg, it.made_by())
     it.write({"judgments.jsonl": rows}, metrics)
     gen.finish()

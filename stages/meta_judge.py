@@ -19,12 +19,16 @@ from stages import _common, _generate
 def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "meta_judge")
     cfg, jcfg = it.params.meta_judge, it.params.judge
+    outputs = ("extra_judgments.jsonl", "meta_judgments.jsonl", "ratings.jsonl")
+    if not cfg.enabled:  # Self-Rewarding and TPO do not meta-judge: empty outputs, no model loaded
+        it.write(dict.fromkeys(outputs, []), {"enabled": False})
+        return
     responses = it.read("responses.jsonl", Response)
     judgments = it.read("judgments.jsonl", Judgment)
-    gen = _generate.generation(it, cfg.__dict__, jcfg.__dict__, templates=(judging.TEMPLATE, meta_judging.TEMPLATE))
+    gen = _generate.generation(it, cfg.__dict__, jcfg.__dict__, templates=(jcfg.template or judging.TEMPLATE,
+                                                                          cfg.template or meta_judging.TEMPLATE))
     out = meta_judging.meta_judge(gen, responses, judgments, cfg, jcfg, it.made_by())
-    it.write({"extra_judgments.jsonl": out.extra, "meta_judgments.jsonl": out.meta, "ratings.jsonl": out.ratings},
-             out.metrics)
+    it.write(dict(zip(outputs, (out.extra, out.meta, out.ratings))), out.metrics)
     gen.finish()
     _common.log.info("meta_judge %s: %d comparisons over %d responses, position bias %s", it.key, len(out.meta),
                      out.metrics["responses_meta_judged"], out.metrics["position_bias"])

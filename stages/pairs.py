@@ -21,7 +21,7 @@ def main() -> None:
     judgments = it.read("judgments.jsonl", Judgment)
     extra = it.read("extra_judgments.jsonl", Judgment, allow_empty=True) if cfg.judge_pairs else []
     ratings = it.read("ratings.jsonl", Rating, allow_empty=True) if cfg.judge_pairs else None
-    rp, jp, metrics = pairs.build_pairs(responses, judgments, extra, ratings, cfg, it.key)
+    rp, jp, metrics = pairs.build_pairs(responses, judgments, extra, ratings, cfg, it.key, it.params.judge.template)
     it.write({"response_pairs.jsonl": rp, "judgment_pairs.jsonl": jp}, metrics)
     _common.log.info("pairs %s: %d response pairs, %d judgment pairs", it.key, len(rp), len(jp))
 

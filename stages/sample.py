@@ -16,7 +16,7 @@ def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "sample")
     cfg = it.params.sample
     prompts = it.read("prompts.jsonl", Prompt)
-    gen = _generate.generation(it, cfg.__dict__, templates=tuple(sampling.THOUGHT_TEMPLATES.values()))
+    gen = _generate.generation(it, cfg.__dict__, templates=tuple(t for t in [sampling.template_name(cfg.thoughts, cfg.template)] if t))
     rows, metrics = sampling.sample_responses(gen, prompts, cfg, it.made_by())
     it.write({"responses.jsonl": rows}, metrics)
     gen.finish()

@@ -19,11 +19,18 @@ def main() -> None:
     cfg = it.params.self_instruct
     seed = records.read_jsonl(paths.SEED_INSTRUCTIONS, SeedInstruction)
     held_out = records.read_jsonl(paths.EVAL_PROMPTS, EvalPrompt) if paths.EVAL_PROMPTS.exists() else []
-    generator = it.model(cfg.generator)
-    _common.require_model(generator, cfg.generator)
-    gen = _generate.generation(it, cfg.__dict__, templates=(self_instruct.TEMPLATE,), model_dir=generator)
+    template = (cfg.template or self_instruct.TEMPLATE,)
+    if cfg.generator == "openai":  # a fixed prompt generator behind an OpenAI-compatible server
+        gen = _generate.openai_generation(it, cfg.openai_url or "", cfg.openai_model or "", cfg.api_key_env,
+                                          cfg.__dict__, template)
+        made_by = {"model": f"openai:{cfg.openai_model}", "model_sha256": "", "iteration": it.key}
+    else:
+        generator = it.model(cfg.generator)
+        _common.require_model(generator, cfg.generator)
+        gen = _generate.generation(it, cfg.__dict__, templates=template, model_dir=generator)
+        made_by = it.made_by(generator)
     prompts, metrics = self_instruct.generate_instructions(gen, [s.instruction for s in seed],
-                                                           [p.instruction for p in held_out], cfg, it.made_by(generator))
+                                                           [p.instruction for p in held_out], cfg, made_by)
     it.write({"prompts.jsonl": prompts}, metrics)
     gen.finish()
     _common.log.info("self_instruct %s: %d accepted of %d requests", it.key, len(prompts), metrics["requests"])

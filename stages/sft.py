@@ -28,8 +28,8 @@ def main() -> None:
     eft = records.read_jsonl(paths.SEED_JUDGMENTS, JudgeExample)
     _common.require_model(m0, "M0")
     hashes = {"ift": models.sha256_file(paths.SEED_INSTRUCTIONS), "eft": models.sha256_file(paths.SEED_JUDGMENTS)}
-    metrics = sft.seed_sft(m0, out, ift, eft, cfg, params.sample.thoughts, _generate.open_engine(params), paths.WORK,
-                           hashes)
+    metrics = sft.seed_sft(m0, out, ift, eft, cfg, params.sample, params.judge.template,
+                           _generate.open_engine(params), paths.WORK, hashes)
     records.write_json(metrics_path, {**metrics, "seconds": round(time.time() - start, 1)})
     _common.log.info("sft: judge strict-parse rate %.0f%% -> %.0f%% on %d held-back EFT examples",
                      100 * metrics["judge_before"].get("strict_parse_rate", 0),

@@ -52,8 +52,8 @@ def test_win_rate_summary_is_pinned_for_a_seed():
     values = [(o + 1) / 2 for o in outcomes]
     assert (s["win_rate_ci95_low"], s["win_rate_ci95_high"]) == pytest.approx(
         percentile_bootstrap(values, 1000, seed=7, level=0.95), abs=1e-12)
-    assert s["lc_win_rate"] == pytest.approx(0.6301148787737739, abs=1e-9)
-    assert s["lc_win_rate"] == pytest.approx(penalized_fit(outcomes, model, base), abs=1e-6)
+    assert s["length_adjusted_win_rate"] == pytest.approx(0.6301148787737739, abs=1e-9)
+    assert s["length_adjusted_win_rate"] == pytest.approx(penalized_fit(outcomes, model, base), abs=1e-6)
     assert (s["model_mean_chars"], s["baseline_mean_chars"]) == pytest.approx((213 / 11, 16.0), abs=1e-12)
 
 
@@ -138,23 +138,23 @@ LC_DATASETS = {
 
 
 @pytest.mark.parametrize("name", LC_DATASETS)
-def test_length_controlled_win_rate_matches_an_independent_fit(name):
+def test_length_adjusted_win_rate_matches_an_independent_fit(name):
     outcomes, model, base = LC_DATASETS[name]
-    assert stats.length_controlled_win_rate(outcomes, model, base) == pytest.approx(
+    assert stats.length_adjusted_win_rate(outcomes, model, base) == pytest.approx(
         penalized_fit(outcomes, model, base), abs=1e-6)
 
 
-def test_length_controlled_win_rate_moves_toward_half_when_longer_always_wins():
+def test_length_adjusted_win_rate_moves_toward_half_when_longer_always_wins():
     outcomes, model, base = LC_DATASETS["separated"]
     raw = stats.win_rate_summary(outcomes, model, base)["win_rate"]
-    lc = stats.length_controlled_win_rate(outcomes, model, base)
+    lc = stats.length_adjusted_win_rate(outcomes, model, base)
     assert raw == 0.75
     assert abs(lc - 0.5) < abs(raw - 0.5) - 0.1
     assert lc == pytest.approx(0.6201846781749658, abs=1e-9)  # pinned: Newton's method to its 1e-10 step
     # Equal lengths: nothing to control for, LC equals the raw rate (up to the small penalty).
-    assert stats.length_controlled_win_rate([1, 1, 1, -1], [5] * 4, [5] * 4) == pytest.approx(0.75, abs=0.01)
+    assert stats.length_adjusted_win_rate([1, 1, 1, -1], [5] * 4, [5] * 4) == pytest.approx(0.75, abs=0.01)
     # All ties: every label is 1/2, so the fit is exactly even whatever the lengths.
-    assert stats.length_controlled_win_rate(*LC_DATASETS["all_ties"]) == pytest.approx(0.5, abs=1e-12)
+    assert stats.length_adjusted_win_rate(*LC_DATASETS["all_ties"]) == pytest.approx(0.5, abs=1e-12)
 
 
 def test_judge_accuracy_with_ties():
@@ -217,7 +217,7 @@ def test_iteration_summary_picks_headline_figures():
         "pairs": {"response_pairs": 6, "judgment_pairs": 4},
         "dpo": {"pairs": 10, "first_loss": 0.6931, "last_loss": 0.69, "mean_reward_accuracy": 0.5,
                 "seconds": 40.0},
-        "eval": {"baselines": {"M0": {"win_rate": 0.53125, "win_rate_se": 0.03, "lc_win_rate": 0.56,
+        "eval": {"baselines": {"M0": {"win_rate": 0.53125, "win_rate_se": 0.03, "length_adjusted_win_rate": 0.56,
                                       "model_mean_chars": 200.0, "baseline_mean_chars": 480.0}},
                  "judge_accuracy": {"accuracy": 0.4375}, "seconds": 380.0},
     }
@@ -226,7 +226,7 @@ def test_iteration_summary_picks_headline_figures():
     assert got["sample"]["parse_rate"] == 0.7917 and got["judge"]["mean_score"] == 2.7368
     assert got["pairs"] == {"response_pairs": 6, "judgment_pairs": 4}
     assert got["dpo"]["mean_reward_margin"] is None  # missing: written as None, never invented
-    assert got["eval"] == {"vs_M0": {"win_rate": 0.5312, "win_rate_se": 0.03, "lc_win_rate": 0.56,
+    assert got["eval"] == {"vs_M0": {"win_rate": 0.5312, "win_rate_se": 0.03, "length_adjusted_win_rate": 0.56,
                                      "model_mean_chars": 200.0, "baseline_mean_chars": 480.0},
                            "judge_accuracy": 0.4375}
     assert got["loop_stage_seconds"] == 560.0  # the loop stages only; evaluation is not part of the loop

@@ -284,3 +284,29 @@ def test_sft_examples_teach_the_thought_format_and_the_judge_format():
     assert rows[1]["completion"][0]["content"] == "Relevance: yes - ok\nScore: 1"
     assert judging.parse_score_strict(rows[1]["completion"][0]["content"]) == ("1", 27)
     assert len(sft.sft_examples([seed] * 5, [eft] * 5, "ift", max_examples=2)) == 2
+
+
+def test_response_pair_normalized_length_control_hand_worked():
+    """TPO §2.2: s = z(score) - ρ·z(length). Scores 5, 4, 1 (mean 10/3, sd √(42)/3); lengths 300, 100, 200."""
+    cands = [C("long5", 5, 300), C("short4", 4, 100), C("mid1", 1, 200)]
+    assert ids(pairs.select_response_pair_normalized(cands, 0.0)) == ("long5", "mid1")
+    # ρ = 0.5: z(score) = (5/3, 2/3, -7/3)/(√42/3) = (0.7715, 0.3086, -1.0801); z(len) = (1.2247, -1.2247, 0)
+    # s = (0.1591, 0.9209, -1.0801): the shorter 4 beats the longer 5
+    assert ids(pairs.select_response_pair_normalized(cands, 0.5)) == ("short4", "mid1")
+    assert pairs.select_response_pair_normalized([C("a", 3, 10), C("b", 3, 90)], 0.5) is None
+    # a lower score can never be chosen over a higher one it is paired with
+    assert pairs.select_response_pair_normalized([C("a", 2, 10), C("b", 3, 1000)], 0.5) == (C("b", 3, 1000), C("a", 2, 10))
+
+
+def test_self_instruct_request_mixes_seed_and_generated_examples():
+    import random
+
+    seeds = [f"Seed {i}." for i in range(10)]
+    text = self_instruct.build_request(seeds, 8, random.Random(0), generated=["Made A.", "Made B.", "Made C."],
+                                       num_generated=2)
+    shown = [line[len("<task>"):-len("</task>")] for line in text.splitlines() if line.startswith("<task>")]
+    assert len(shown) == 8 and sum(s.startswith("Seed") for s in shown) == 6
+    assert sum(s.startswith("Made") for s in shown) == 2
+    # Until enough are accepted, seeds fill in; with none, the draw is exactly the seed-only one
+    assert self_instruct.build_request(seeds, 8, random.Random(0), generated=[], num_generated=2) == \
+        self_instruct.build_request(seeds, 8, random.Random(0))

@@ -31,7 +31,7 @@ def judgment(jid, rid, pid, index, text, score):
 
 # ----------------------------------------------------------------------------------------------- judge
 def judge_reply(prompt, i):
-    if "Response: good" in prompt:
+    if "good" in prompt:
         return ["Fine.\nScore: 4", "I give it a score of 5 overall."][i]
     return "no score here"
 
@@ -99,7 +99,7 @@ def meta_setup():
 
     def reply(prompt, i):
         if "Judgment A:" not in prompt:  # an extra judgment, drawn with the judge template
-            return "q5 middling\nScore: 3" if "Response: alpha" in prompt else "q4 fair\nScore: 3"
+            return "q5 middling\nScore: 3" if "alpha" in prompt else "q4 fair\nScore: 3"
         a, b = map(int, QUALITY.search(prompt).groups())
         if "Response: gamma" in prompt:
             return "hmm"  # no verdict written: forced
@@ -161,7 +161,7 @@ def test_meta_judge_forced_verdicts_from_text_when_the_engine_cannot_cache_them(
     engine.cache_choices = False
     out = meta_judging.meta_judge(Generation(engine), responses, judgments, MetaJudgeConfig(num_judgments=3),
                                   JudgeConfig(), MADE_BY)
-    assert len(engine.contexts) == 6 and all(c.endswith("hmm\nWinner: Judgment ") for c in engine.contexts)
+    assert len(engine.contexts) == 6 and all(c.endswith("hmm\nWinner: Judgement ") for c in engine.contexts)
     assert [m.verdict for m in out.meta if m.response_id == "r3"] == [1, 1, -1, -1, -1, 1]
 
 
@@ -192,7 +192,8 @@ def test_pairs_step_with_judgment_pairs():
         (stable_id("jp", "a", "x"), "a", "x", 1100.0, 900.0)]
     assert jp[0].prompt == judging.judge_conversation("Question p1?", "short")
     assert jp[0].rejected[0]["content"] == "A longer extra judgment.\nScore: 4"
-    assert metrics == {"prompts": 2, "response_pairs": 1, "dropped_equal_scores": 1, "judgment_pairs": 1,
+    assert metrics == {"prompts": 2, "response_pairs": 1, "dropped_equal_scores": 1, "dropped_chosen_too_long": 0,
+                       "judgment_pairs": 1,
                        "judgments_too_long": 0, "length_rho": 0.0, "response_chosen_chars": 5.0,
                        "response_rejected_chars": 20.0, "judgment_chosen_chars": 8.0,
                        "judgment_rejected_chars": 33.0, "score_margin_mean": 4.0}
@@ -206,6 +207,11 @@ def test_pairs_step_without_judgment_pairs_and_with_length_control():
     assert metrics["judgment_pairs"] == 0 and metrics["judgment_chosen_chars"] == 0.0
     with pytest.raises(StageError, match=r"pairs M1: 1 response pairs, fewer than pairs.min_pairs=2: 1 of 2 prompts"):
         pairs.build_pairs(responses, judgments, extra, None, PairsConfig(min_pairs=2), "M1")
+    # Meta-Rewarding's first iteration: a pair whose chosen response is too long is dropped (r1 has 5 characters)
+    rp, _, metrics = pairs.build_pairs(responses, judgments, extra, None, PairsConfig(max_chosen_chars=4, min_pairs=0),
+                                       "M1")
+    assert rp == [] and (metrics["dropped_equal_scores"], metrics["dropped_chosen_too_long"]) == (1, 1)
+    assert metrics["score_margin_mean"] is None
 
 
 # ----------------------------------------------------------------------------------------------- evaluate
@@ -259,8 +265,8 @@ def test_evaluate_step_answers_each_model_once_and_measures_the_judge():
         if d == "judge":
             return ScriptedEngine(evaluator_reply, evaluator_choice)
         # answers: each model writes its own name; as a judge, "current" scores response_a 5 and response_b 1
-        return ScriptedEngine(lambda prompt, i: "Score: 5" if "Response: right" in prompt else
-                              "Score: 1" if "Response: wrong" in prompt else f"{'mine' if d == 'dA' else 'theirs'} {i}")
+        return ScriptedEngine(lambda prompt, i: "Score: 5" if "<response>right<" in prompt else
+                              "Score: 1" if "<response>wrong<" in prompt else f"{'mine' if d == 'dA' else 'theirs'} {i}")
 
     labelled = [LabelledPair(id="l1", category="c", instruction="Q", response_a="right", response_b="wrong",
                              preferred="A"),
@@ -268,7 +274,7 @@ def test_evaluate_step_answers_each_model_once_and_measures_the_judge():
                              preferred="B")]
     cfg = EvaluateConfig(judge_k=1, bootstrap=10)
     out = evaluation.evaluate(open_engine, None, 4, {"current": "dA", "previous": "dB", "M0": "dB"}, "judge",
-                              PROMPTS, labelled, cfg, JudgeConfig(), "none", 0.9)
+                              PROMPTS, labelled, cfg, JudgeConfig(), SampleConfig(thoughts="none"))
     assert opened == ["dA", "dB", "judge"]  # dB (previous and M0) answered once
     assert [(r["model"], r["response"]) for r in out.answers] == [("current", "mine 0")] * 3 + [("previous", "theirs 0")] * 3
     assert out.judge == [{"pair_id": "l1", "preferred": "A", "score_a": 5.0, "score_b": 1.0},

@@ -19,9 +19,14 @@ RENDERED = {
     "respond_generic": lambda: sampling.response_prompt("Name three rivers in Africa.", "generic"),
     "respond_specific": lambda: sampling.response_prompt("Name three rivers in Africa.", "specific"),
     "judge": lambda: judging.judge_conversation("Name three rivers in Africa.", "The Nile, the Congo and the Niger.")[0]["content"],
+    "judge_compact": lambda: judging.judge_conversation("Name three rivers in Africa.", "The Nile, the Congo and the Niger.",
+                                                        "judge_compact.j2")[0]["content"],
     "meta_judge": lambda: meta_judging.meta_judge_conversation(
         "Name three rivers in Africa.", "The Nile, the Congo and the Niger.",
-        "Relevance: yes - names rivers\nScore: 5", "Relevance: no - wrong\nScore: 1")[0]["content"],
+        "All three are African rivers.\nScore: 5", "Wrong rivers.\nScore: 1")[0]["content"],
+    "meta_judge_compact": lambda: meta_judging.meta_judge_conversation(
+        "Name three rivers in Africa.", "The Nile, the Congo and the Niger.",
+        "Relevance: yes - names rivers\nScore: 5", "Relevance: no - wrong\nScore: 1", "meta_judge_compact.j2")[0]["content"],
     "compare": lambda: templates.render("compare.j2", instruction="Name a prime.", response_a="7", response_b="8"),
 }
 

@@ -1,0 +1,134 @@
+"""Each method's preset: valid, switched to with one command, and one iteration end to end (tiny model, fast;
+the real model, slow). The tests shrink sizes only (prompts, tokens, epochs), never a method's rules."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.inprocess import run_stage
+from tests.test_iteration import REPO, read, write_prompts
+
+PRESETS = sorted(p.stem for p in (REPO / "params").glob("*.yaml"))
+SIZES = {  # what a 2-core CPU can run in seconds; every other value is the preset's
+    "engine": {"backend": "hf", "batch_size": 16, "shard_size": 8},
+    "self_instruct": {"num_prompts": 2, "max_requests": 8, "shard_size": 8, "max_new_tokens": 48},
+    "sample": {"max_new_tokens": 12},
+    "judge": {"max_new_tokens": 10},
+    "meta_judge": {"num_judgments": 3, "max_new_tokens": 10},
+    "dpo": {"epochs": 1, "batch_size": 2, "max_length": 256},
+}
+
+
+def shrunk(name, sizes=SIZES):
+    params = yaml.safe_load((REPO / "params" / f"{name}.yaml").read_text())
+    for section, values in sizes.items():
+        params.setdefault(section, {}).update(values)
+    params["iterations"] = {"M1": params["iterations"]["M1"]}
+    return params
+
+
+def test_presets_exist():
+    assert PRESETS == ["meta_rewarding", "self_rewarding", "tpo"]
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_use_preset_validates_and_writes_params(tmp_path, name):
+    (tmp_path / "params.yaml").write_text("sample: {n: 3}\n")
+    proc = subprocess.run([sys.executable, str(REPO / "scripts/use_preset.py"), name, "--to",
+                           str(tmp_path / "params.yaml")], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "params.yaml").read_text() == (REPO / "params" / f"{name}.yaml").read_text()
+    assert (tmp_path / "params.yaml.bak").read_text() == "sample: {n: 3}\n"
+
+
+def test_use_preset_refuses_an_unknown_name(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "scripts/use_preset.py"), "nope", "--to",
+                           str(tmp_path / "params.yaml")], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: no preset 'nope' — known: meta_rewarding")
+    assert not (tmp_path / "params.yaml").exists()
+
+
+def test_preset_values_that_define_each_method():
+    from pipeline.config import load_params
+
+    sr = load_params(REPO / "params/self_rewarding.yaml")
+    assert (sr.sample.n, sr.sample.temperature, sr.sample.top_p, sr.judge.k, sr.judge.on_unparsed) == (4, 0.7, 0.9, 3, "drop")
+    assert (sr.meta_judge.enabled, sr.pairs.judge_pairs, sr.pairs.length_rho, sr.dpo.beta) == (False, False, 0.0, 0.1)
+    assert (sr.self_instruct.generator, sr.self_instruct.num_generated_examples) == ("base", 2)
+    mr = load_params(REPO / "params/meta_rewarding.yaml")
+    assert (mr.sample.n, mr.judge.k, mr.meta_judge.num_judgments, mr.meta_judge.on_unparsed) == (7, 11, 11, "no_win")
+    rho = [mr.for_iteration(k).pairs.length_rho for k in mr.iterations]
+    judge_pairs = [mr.for_iteration(k).pairs.judge_pairs for k in mr.iterations]
+    assert rho == [0.0, 0.32, 0.32, 0.4] and judge_pairs == [True, True, False, False]
+    tpo = load_params(REPO / "params/tpo.yaml")
+    assert (tpo.sample.n, tpo.sample.thoughts, tpo.pairs.length_control, tpo.pairs.unparsed_response) == (
+        8, "generic", "normalized", "reject")
+
+
+def scripted_model(prompt, i):
+    """A model that follows every role's format (a random tiny model follows none): answers of growing length,
+    thoughts when asked, judge scores that vary with the answer (one in six unparseable), meta-verdicts."""
+    if "Judgment A:" in prompt:
+        return "A applies the rubric more closely.\nWinner: Judgement A" if i % 2 == 0 else "Hard to say."
+    judged = re.search(r"<response>(.*?)</response>|\nResponse: (.*?)\n", prompt, re.DOTALL)
+    if judged:
+        digit = len(judged.group(1) or judged.group(2) or "") // 7 + i  # varies with the response and the sample
+        return "Some justification." if digit % 6 == 5 else f"Brief justification.\nScore: {digit % 5}"
+    answer = f"Answer {i}: " + "detail " * i
+    if "<R>" in prompt:
+        return f"Draft and its evaluation.\n<R> {answer}"
+    if "Here is my thought process:" in prompt:
+        return f"Here is my thought process:\nThink {i}.\n\nHere is my response:\n{answer}"
+    return answer
+
+
+@pytest.fixture()
+def preset_workdir(workdir, tiny_model_dir, monkeypatch):
+    from stages import _generate
+    from tests.fakes import ScriptedEngine
+
+    shutil.copytree(tiny_model_dir, workdir / "models" / "M0_sft")
+    monkeypatch.setattr(_generate, "open_engine", lambda params: lambda d: ScriptedEngine(
+        scripted_model, lambda ctx, opts: [-1.0 - 0.1 * k for k in range(len(opts))]))
+    return workdir
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_runs_one_iteration_in_process(preset_workdir, name):
+    """Every stage's entry point from sample to dpo under the preset's rules; generation is scripted, DPO trains
+    the tiny random model for real."""
+    (preset_workdir / "params.yaml").write_text(yaml.safe_dump(shrunk(name, {**SIZES, "sample": {"max_new_tokens": 200},
+                                                                            "judge": {"max_new_tokens": 60}})))
+    write_prompts(preset_workdir)
+    for stage in ("sample", "judge", "meta_judge", "pairs", "dpo"):
+        proc = run_stage(stage, "--iteration", "M1")
+        assert proc.returncode == 0, f"{stage}: {proc.stderr}"
+    d = preset_workdir / "data/M1"
+    params = shrunk(name)
+    assert len(read(d / "responses.jsonl")) == 3 * params["sample"]["n"]
+    judgments = read(d / "judgments.jsonl")
+    methods = {j["method"] for j in judgments}
+    assert methods == {"strict", "dropped"} if params["judge"].get("on_unparsed") == "drop" else "forced" in methods
+    meta_on = params.get("meta_judge", {}).get("enabled", True)
+    assert bool(read(d / "meta_judgments.jsonl")) == meta_on
+    assert (preset_workdir / "models/M1/model.safetensors").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name):
+    """self_instruct to dpo on SmolLM2-135M-Instruct (seed SFT skipped: M0_sft is a copy of M0)."""
+    shutil.copytree(real_m0, workdir / "models" / "M0")
+    params = shrunk(name, {**SIZES, "sample": {"max_new_tokens": 48}, "judge": {"max_new_tokens": 48},
+                           "meta_judge": {"num_judgments": 3, "max_new_tokens": 32}})
+    params["sft"] = {"enabled": False}
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    assert run_stage("sft").returncode == 0
+    for stage in ("self_instruct", "sample", "judge", "meta_judge", "pairs", "dpo"):
+        proc = run_stage(stage, "--iteration", "M1")
+        assert proc.returncode == 0, f"{stage}: {proc.stderr}"
+    assert (workdir / "models/M1/model.safetensors").exists()
