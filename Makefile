@@ -16,5 +16,5 @@ demo: setup  ## run every declared iteration of params.yaml with DVC
 test: setup  ## the full CPU test suite (what CI runs); GPU tests skip without a GPU
 	python -m pytest -m "not gpu" -q
 
-test-fast: setup  ## unit tests only (seconds)
+test-fast: setup  ## everything but the real model and vLLM CPU (about 2.5 minutes)
 	python -m pytest -m "not slow and not gpu" -q

@@ -55,3 +55,15 @@ def test_missing_and_empty_input(tiny_workdir):
     (tiny_workdir / SEED).unlink()
     proc = run_stage("self_instruct", "--iteration", "M1")
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {SEED}: not found"
+
+
+@pytest.mark.parametrize("stage, missing, producer", [
+    ("sample", "prompts.jsonl", "self_instruct"), ("judge", "responses.jsonl", "sample"),
+    ("meta_judge", "responses.jsonl", "sample"), ("pairs", "responses.jsonl", "sample"),
+    ("dpo", "response_pairs.jsonl", "pairs")])
+def test_a_missing_upstream_output_names_the_stage_to_run_first(tiny_workdir, stage, missing, producer):
+    proc = run_stage(stage, "--iteration", "M1")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: data/M1/{missing}: not found — run `dvc repro {producer}@M1` (or `python -m stages.{producer} "
+        "--iteration M1`) first")

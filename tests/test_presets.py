@@ -132,3 +132,26 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
         proc = run_stage(stage, "--iteration", "M1")
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
     assert (workdir / "models/M1/model.safetensors").exists()
+
+
+def dvc_param_keys():
+    """Every params key dvc.yaml names (DVC refuses to run a stage whose key is missing from params.yaml)."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    keys = set()
+    for stage in stages.values():
+        keys.update(k for k in stage.get("do", stage).get("params", []) if "${" not in k)
+    return keys
+
+
+@pytest.mark.parametrize("path", ["params.yaml", *(f"params/{name}.yaml" for name in PRESETS)])
+def test_every_params_key_dvc_reads_is_in_the_file(path):
+    raw = yaml.safe_load((REPO / path).read_text())
+    missing = []
+    for key in sorted(dvc_param_keys()):
+        node = raw
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                missing.append(key)
+                break
+            node = node[part]
+    assert not missing, f"{path} lacks {missing}: `dvc repro` would stop with 'Parameters ... are missing'"
