@@ -271,7 +271,7 @@ def stage_deps(root: Path = ROOT, dvc_file: str = "dvc.yaml") -> list[StageDeps]
 def rewrite_deps(root: Path, dvc_file: str = "dvc.yaml") -> None:
     """Rewrite each stage's code and template deps in place (sorted), keeping its data, model and metrics deps
     and every comment: the file's text is edited line by line, not re-serialized."""
-    required = {r.name: sorted(r.required) for r in stage_deps(root, dvc_file)}
+    reports = {r.name: r for r in stage_deps(root, dvc_file)}
     lines = (root / dvc_file).read_text().splitlines()
     out: list[str] = []
     stage, i = None, 0
@@ -282,15 +282,15 @@ def rewrite_deps(root: Path, dvc_file: str = "dvc.yaml") -> None:
         deps = re.match(r"^(\s+)deps:\s*$", line)
         out.append(line)
         i += 1
-        if deps and stage in required:
+        if deps and stage in reports:
             item = deps.group(1) + "  - "
-            kept = []
+            kept = []  # what the comparison ignores: data, models, metrics
             while i < len(lines) and lines[i].startswith(item):
                 path = lines[i][len(item):].strip()
-                if not is_code(root, path):
+                if path not in reports[stage].declared:
                     kept.append(path)
                 i += 1
-            out += [item + path for path in [*required[stage], *kept]]
+            out += [item + path for path in [*sorted(reports[stage].required), *kept]]
     (root / dvc_file).write_text("\n".join(out) + "\n")
 
 

@@ -185,3 +185,15 @@ def test_check_exits_1_on_mismatch_and_0_once_fixed(project: Path, capsys: pytes
     (project / "dvc.yaml").write_text(sd.yaml.safe_dump(fixed))
     assert sd.main(["--root", str(project), "--check"]) == 0
     assert "3 of 3 stages match dvc.yaml" in capsys.readouterr().out
+
+
+def test_write_fixes_the_deps_and_keeps_data_deps_and_comments(project: Path) -> None:
+    text = (project / "dvc.yaml").read_text()
+    (project / "dvc.yaml").write_text("# a comment that must survive\n" + text)
+    assert sd.main(["--root", str(project), "--write", "--check"]) == 0
+    after = (project / "dvc.yaml").read_text()
+    assert after.startswith("# a comment that must survive\n")
+    one, two, three = sd.stage_deps(project)
+    assert one.declared == sorted(GO_CODE | GO_TEMPLATES) and not one.missing and not one.extra
+    assert "        - data/${key}/x.jsonl\n        - models/${item.prev}\n        - metrics\n" in after
+    assert "prompts/macros\n" not in after  # the directory dep that covered an unused template is gone
