@@ -24,8 +24,12 @@ from typing import Any, Literal
 import yaml
 
 from pipeline.errors import ConfigError
-from pipeline.knobs import (at_least, between, build_section, coerce, knob, positive, template_check,
-                            temperature_check, top_p_check, unknown_key)
+from pipeline.knobs import (at_least, between, build_section, coerce, knob, one_of, positive, template_check,
+                            temperature_check, top_p_check, unknown_key, url_check)
+
+# The loss types TRL 1.16's DPOTrainer computes (trl/trainer/dpo_trainer.py); a test checks them against TRL.
+TRL_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+                  "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
 
 TEMPLATE_HELP = (" None: the default under prompts/. Or a file under prompts/, or a path to your own .j2 file (e.g. a "
                  "paper's verbatim prompt), which must use ")
@@ -39,6 +43,7 @@ class ModelConfig:
         "smollm2-135m-instruct",
         "Where M0 comes from: a name from pipeline.models.REGISTRY (the embedded GGUF models), a local "
         "Hugging Face model directory, or a hub id (needs network).",
+        lambda v: None if v.strip() else "must name an embedded model, a model directory or a hub id",
     )
     dtype: Literal["float32", "bfloat16", "float16"] = knob("float32", "dtype of the saved M0 weights.")
     trust_remote_code: bool = knob(False, "Allow model code from the model directory (off: safetensors and "
@@ -95,9 +100,10 @@ class SelfInstructConfig:
     generator: str = knob("previous", "Model that writes new instructions: previous (M_prev), base (M0), a "
                           "pipeline model (M0_sft, M1, ...), a model directory (the papers: a fixed Llama-2-70B-Chat), "
                           "or openai (an OpenAI-compatible server: openai_url, openai_model, api_key_env).")
-    openai_url: str | None = knob(None, "generator: openai — base URL, e.g. http://127.0.0.1:8000/v1.")
+    openai_url: str | None = knob(None, "generator: openai — base URL, e.g. http://127.0.0.1:8000/v1.", url_check)
     openai_model: str | None = knob(None, "generator: openai — the model name to ask the server for.")
-    api_key_env: str = knob("OPENAI_API_KEY", "generator: openai — environment variable that holds the API key.")
+    api_key_env: str | None = knob("OPENAI_API_KEY", "generator: openai — environment variable that holds the API "
+                                   "key (null: the server needs none).")
     num_prompts: int = knob(16, "New instructions to accept per iteration.", at_least(1))
     max_requests: int = knob(96, "Give up after this many generation requests.", at_least(1))
     shard_size: int = knob(16, "Requests per round: generated, saved as one resumable shard, then filtered.",
@@ -230,7 +236,8 @@ class DpoConfig:
     batch_size: int = knob(4, "Pairs per optimizer step (per device).", at_least(1))
     gradient_accumulation_steps: int = knob(1, "Steps accumulated per update.", at_least(1))
     max_length: int = knob(1024, "Longest prompt + completion in tokens.", at_least(32))
-    loss_type: list[str] = knob(["sigmoid"], "TRL loss types, e.g. [sigmoid, sft] for the IRPO loss.")
+    loss_type: list[str] = knob(["sigmoid"], "TRL loss types, e.g. [sigmoid, sft] for the IRPO loss.",
+                                one_of(TRL_LOSS_TYPES, "a loss type of TRL's DPOTrainer"))
     loss_weights: list[float] | None = knob(None, "One weight per loss type (None: all 1).")
     reference: Literal["previous", "base"] = knob("previous", "Reference model: M_prev (the papers) or M0.")
     precompute_ref_log_probs: bool = knob(True, "Compute reference log-probs once before training.")
@@ -258,9 +265,11 @@ class EvaluateConfig:
                                 "M0_sft, another iteration's key, or a model directory.")
     evaluator: str = knob("base", "Who compares answers: base (M0), current (M_key), a model directory, or "
                           "openai (an OpenAI-compatible server: openai_url, openai_model, api_key_env).")
-    openai_url: str | None = knob(None, "Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")
+    openai_url: str | None = knob(None, "Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.",
+                                  url_check)
     openai_model: str | None = knob(None, "Model name to ask the server for.")
-    api_key_env: str = knob("OPENAI_API_KEY", "Environment variable that holds the API key (never written anywhere).")
+    api_key_env: str | None = knob("OPENAI_API_KEY", "Environment variable that holds the API key (never written "
+                                   "anywhere; null: the server needs none).")
     max_prompts: int | None = knob(None, "Evaluate on the first N held-out prompts (None: all).", at_least(1))
     temperature: float = knob(0.0, "Sampling temperature of the answers (0: greedy).", temperature_check)
     max_new_tokens: int = knob(256, "Tokens per answer (thoughts included).", at_least(8))
@@ -407,7 +416,11 @@ def parse_params(raw: Mapping[str, Any] | None, source: str = "params.yaml") -> 
             overrides[dotted] = coerce(value, typing.get_type_hints(SECTIONS[section])[name])
         iterations[str(key)] = IterationConfig(prev=prev, overrides=overrides)
     _check_chain(iterations, pre)
-    return Params(**sections, iterations=iterations, source=source)
+    params = Params(**sections, iterations=iterations, source=source)
+    check_limits(params, pre)
+    for key in iterations:
+        check_limits(params.for_iteration(key), f"{pre}iterations.{key}: ")
+    return params
 
 
 def _check_chain(iterations: dict[str, IterationConfig], pre: str) -> None:
@@ -421,14 +434,52 @@ def _check_chain(iterations: dict[str, IterationConfig], pre: str) -> None:
             cur = iterations[cur].prev
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"{self.name}:{line}: key {key!r} appears twice in one mapping (first on line "
+                                  f"{seen[key]}) — YAML would silently keep the last; keep one")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+# What generates, and how many new tokens it may ask for: each must leave room for a prompt in max_model_len.
+GENERATION_LIMITS = (("self_instruct", "max_new_tokens"), ("sample", "max_new_tokens"), ("judge", "max_new_tokens"),
+                     ("meta_judge", "max_new_tokens"), ("evaluate", "max_new_tokens"),
+                     ("evaluate", "compare_max_new_tokens"), ("sft", "eval_max_new_tokens"))
+
+
+def check_limits(params: Params, where: str) -> None:
+    """Limits that depend on each other: every generation budget below the engine's context."""
+    limit = params.engine.max_model_len
+    for section, name in GENERATION_LIMITS:
+        value = getattr(getattr(params, section), name)
+        if value >= limit:
+            raise ConfigError(f"{where}{section}.{name}: {value} — must be below engine.max_model_len ({limit}), "
+                              "which must also hold the prompt")
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found — run from the repository root or pass --params") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start + 1})") from None
     try:
-        raw = yaml.safe_load(text)
+        loader = _UniqueKeyLoader(text)
+        loader.name = str(path)
+        try:
+            raw = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""

@@ -193,7 +193,10 @@ def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, sha
         rows = compare(judge_gen, prompts, per_model["current"], per_model[name], name, cfg)
         comparisons += rows
         per_baseline[name] = baseline_summary(rows, prompts, per_model["current"], per_model[name], cfg)
+    retries = getattr(judge_gen.engine, "retries", None)  # an OpenAI-compatible server: requests sent again
     metrics = {"prompts": len(prompts), "evaluator": evaluator_name(evaluator, cfg),
+               **({"evaluator_retries": retries, "evaluator_retry_seconds": round(judge_gen.engine.retry_seconds, 1)}
+                  if retries is not None else {}),
                "calibrated_forced": cfg.calibrate_forced, "baselines": per_baseline, "judge_accuracy": judge_summary,
                "unparsed_answers": {n: sum(not r["parse_ok"] for r in rows.values()) for n, rows in per_model.items()}}
     return EvalResult(answer_rows, comparisons, judge_rows, metrics)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -61,6 +62,29 @@ def template_check(*variables: str) -> Check:
     return check
 
 
+def url_check(url: str) -> str | None:
+    """Why ``url`` cannot be a server's base URL, or None."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http(s) URL with a host, e.g. http://127.0.0.1:8000/v1"
+    return None
+
+
+def one_of(names: tuple[str, ...], what: str) -> Check:
+    """Every item of a list value is one of ``names`` (with a did-you-mean hint)."""
+    def check(values: list[str]) -> str | None:
+        for v in values:
+            if v not in names:
+                near = difflib.get_close_matches(v, names, n=1)
+                hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(names)}"
+                return f"{v!r} is not {what} — {hint}"
+        return None
+
+    return check
+
+
 def type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -71,7 +95,7 @@ def type_name(tp: Any) -> str:
         return f"a list of {type_name(typing.get_args(tp)[0])}"
     if dataclasses.is_dataclass(tp):
         return "a mapping with keys " + ", ".join(f.name for f in dataclasses.fields(tp))
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+    return {int: "an integer", float: "a finite number", bool: "true or false", str: "a string",
             type(None): "null", dict: "a mapping"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
@@ -106,13 +130,15 @@ def coerce(value: Any, tp: Any) -> Any:
         if isinstance(value, bool):
             return NOT
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-6 (no dot) as a string
+            out = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads 1e-6 (no dot) as a string
             try:
-                return float(value)
+                out = float(value)
             except ValueError:
                 return NOT
-        return NOT
+        else:
+            return NOT
+        return out if math.isfinite(out) else NOT  # .inf and .nan pass YAML but no computation wants them
     if tp is str:
         return value if isinstance(value, str) else NOT
     if dataclasses.is_dataclass(tp):  # a nested section given as something other than a mapping

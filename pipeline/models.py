@@ -13,15 +13,15 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ModelSourceError
+from pipeline.errors import ModelSourceError, OutputError
 from pipeline.templates import PROMPTS_DIR
 
 PLAIN_CHAT_TEMPLATE = PROMPTS_DIR / "chat_templates" / "plain.jinja"
@@ -87,6 +87,28 @@ def load_gguf(gguf: Path, dtype: str = "float32") -> tuple[Any, Any]:
     return model.to(getattr(torch, dtype)), tok
 
 
+def check_safetensors(path: Path) -> None:
+    """A safetensors file is whole: its JSON header parses and the file is as long as the header's tensors say.
+
+    Checked before loading (reading the header only), so that a file cut short by a full disk or an interrupted
+    copy is a one-line error, not a traceback from deep inside the loader.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        header = fh.read(n) if 0 < n <= size - 8 else b""
+    try:
+        tensors = json.loads(header.decode("utf-8"))
+        end = max((t["data_offsets"][1] for k, t in tensors.items() if k != "__metadata__"), default=0)
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise ModelSourceError(f"{path}: not a valid safetensors file (unreadable header) — re-create it, e.g. by "
+                               "running the stage that wrote it again") from None
+    if size < 8 + n + end:
+        raise ModelSourceError(f"{path}: truncated ({size} of {8 + n + end} bytes) — re-create it, e.g. by running "
+                               "the stage that wrote it again")
+
+
 def load_model(path: str | Path, dtype: str = "float32", trust_remote_code: bool = False) -> tuple[Any, Any]:
     """A saved pipeline model (safetensors only, never pickle) and its tokenizer."""
     import torch
@@ -95,6 +117,8 @@ def load_model(path: str | Path, dtype: str = "float32", trust_remote_code: bool
     path = Path(path)
     if not (path / "config.json").exists():
         raise ModelSourceError(f"{path}: not a model directory (no config.json) — run the stage that makes it")
+    for weights in sorted(path.glob("*.safetensors")):
+        check_safetensors(weights)
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype=getattr(torch, dtype), use_safetensors=True, trust_remote_code=trust_remote_code)
@@ -124,6 +148,30 @@ def _hub_or_dir(source: str, trust_remote_code: bool) -> tuple[Any, Any]:
             f"Use one of the embedded models ({known}), a local model directory, or a hub id with network access."
         ) from None
     return model, tok
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def check_source(source: str) -> None:
+    """Fail before loading anything when ``model.source`` cannot be what it looks like."""
+    if source in REGISTRY:
+        return
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelSourceError(f"model.source: {source!r} — a directory without config.json, not a Hugging Face "
+                                   "model directory")
+        if not any(path.glob("*.safetensors")):
+            raise ModelSourceError(f"model.source: {source!r} — no *.safetensors weights there (only safetensors are "
+                                   "loaded, never pickle files)")
+        for weights in sorted(path.glob("*.safetensors")):
+            check_safetensors(weights)
+        return
+    if source.startswith(("/", ".", "~")) or source.count("/") > 1 or not _HUB_ID.match(source):
+        kind = "no such directory" if "/" in source or source.startswith((".", "~")) else "not a known name"
+        raise ModelSourceError(f"model.source: {source!r} — {kind}; use an embedded model ({', '.join(REGISTRY)}), "
+                               "a local model directory, or a hub id like org/name")
 
 
 def materialize(source: str, dtype: str = "float32", trust_remote_code: bool = False) -> tuple[Any, Any, str]:
@@ -169,16 +217,20 @@ def weights_sha256(model_dir: Path) -> str:
 
 def _publish(out_dir: Path, fill: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
     """Fill a temporary sibling folder, write its model_card.json, then swap it in: never a half-written model."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    tmp: Path | None = None
     try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
         card = fill(tmp)
         (tmp / "model_card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and not isinstance(e, OutputError):
+            raise OutputError.of(out_dir, e) from None
         raise
     return card
 
@@ -192,8 +244,7 @@ def save_model(model: Any, tokenizer: Any, out_dir: str | Path, card: dict[str, 
         return {**card, "weights_sha256": weights_sha256(tmp),
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
-                "architecture": type(model).__name__,
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                "architecture": type(model).__name__}  # no clock time: a re-run must hash the same
 
     return _publish(Path(out_dir), fill)
 

@@ -9,6 +9,7 @@ crash never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pipeline.errors import RecordError
+from pipeline.errors import OutputError, RecordError
 from pipeline.knobs import NOT, coerce, type_name
 
 Message = dict[str, str]
@@ -52,6 +53,15 @@ class Row:
         if not isinstance(raw, dict):
             raise RecordError(f"{where}expected a JSON object, got {type(raw).__name__}")
         hints = typing.get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in raw:
+            if key not in names:  # a typo beside a valid field would otherwise be silently ignored
+                near = difflib.get_close_matches(str(key), names, n=1)
+                hint = f"did you mean \"{near[0]}\"?" if near else f"known fields: {', '.join(names)}"
+                raise RecordError(f'{where}unknown field "{key}" — {hint}')
+        bad = _unencodable(raw)
+        if bad is not None:
+            raise RecordError(f"{where}{bad}")
         values = {}
         for f in dataclasses.fields(cls):
             has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
@@ -235,6 +245,29 @@ class PreferencePair(Row):
     generated: dict[str, Any] | None = None
 
 
+def _unencodable(value: Any, path: str = "") -> str | None:
+    """Where ``value`` holds text that is not valid Unicode (a lone surrogate such as ``\\ud800``, which JSON
+    allows as an escape but UTF-8 cannot encode), or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return (f'field "{path}" holds text that is not valid Unicode (a lone surrogate '
+                    f"\\u{ord(value[e.start]):04x} at character {e.start + 1})")
+        return None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for k, v in items:
+        found = _unencodable(v, f"{path}.{k}" if path else str(k))
+        if found is not None:
+            return found
+    return None
+
+
 # --------------------------------------------------------------------------------------------------- I/O
 R = TypeVar("R", bound=Row)
 
@@ -275,16 +308,25 @@ def read_jsonl(path: str | Path, cls: type[R]) -> list[R]:
 
 
 def _atomic_write(path: Path, write: typing.Callable[[typing.IO[str]], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write to a temporary file beside ``path``, fsync, rename: ``path`` is either the old file or the new one.
+
+    A failing write (disk full, read-only file system, no permission) leaves no temporary file behind and is
+    raised as a one-line :class:`OutputError`.
+    """
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, OutputError):
+            raise OutputError.of(path, e) from None
         raise
 
 

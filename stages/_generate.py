@@ -27,12 +27,13 @@ def cache(it: Iteration, *inputs: Any, templates: tuple[str, ...] = (), model_di
     return ShardCache(it.stage, it.key, [models.model_ref(d), *inputs, [template_hash(t) for t in templates]])
 
 
-def openai_generation(it: Iteration, url: str, model: str, key_env: str, *inputs: Any) -> Generation:
-    """An OpenAI-compatible server as the generator, resumable like a local model (keyed by URL and model)."""
+def openai_generation(it: Iteration, url: str, model: str, key_env: str | None, *inputs: Any) -> Generation:
+    """An OpenAI-compatible server as the generator, checked first, resumable like a local model."""
     from pipeline.engines.openai import OpenAIEngine
 
-    cache = ShardCache(it.stage, it.key, [url, model, *inputs])
-    return Generation(OpenAIEngine(url, model, key_env), cache, it.params.shard_size(it.stage))
+    server = OpenAIEngine(url, model, key_env)
+    server.preflight(it.stage)
+    return Generation(server, ShardCache(it.stage, it.key, [url, model, *inputs]), it.params.shard_size(it.stage))
 
 
 def generation(it: Iteration, *inputs: Any, templates: tuple[str, ...] = (), model_dir: Path | None = None

@@ -16,6 +16,7 @@ def main() -> None:
     args = _common.parser(__doc__, iteration=False).parse_args()
     params = _common.load(args)
     cfg = params.model
+    models.check_source(cfg.source)
     model, tok, origin = models.materialize(cfg.source, cfg.dtype, cfg.trust_remote_code)
     card = models.save_model(model, tok, model_dir("M0"), {"name": "M0", "source": cfg.source, "origin": origin,
                                                            "parent": None})

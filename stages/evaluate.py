@@ -22,10 +22,14 @@ from stages import _common, _generate
 
 
 def engine_opener(params: Params) -> Callable[[str], Engine]:
-    """Loads a model directory with the params' engine; ``openai`` is the OpenAI-compatible evaluator."""
+    """Loads a model directory with the params' engine; ``openai`` is the OpenAI-compatible evaluator, checked
+    (URL, key, server, model) before any model loads."""
     cfg, load = params.evaluate, _generate.open_engine(params)
-    return lambda d: OpenAIEngine(cfg.openai_url or "", cfg.openai_model or "", cfg.api_key_env) if d == "openai" \
-        else load(d)
+    if cfg.evaluator != "openai":
+        return load
+    server = OpenAIEngine(cfg.openai_url or "", cfg.openai_model or "", cfg.api_key_env)
+    server.preflight("evaluate")
+    return lambda d: server if d == "openai" else load(d)
 
 
 def main() -> None:
@@ -38,10 +42,11 @@ def main() -> None:
     for name, d in {**models, "evaluator": evaluator}.items():
         if d != "openai":
             _common.require_model(Path(d), name)
+    opener = engine_opener(p)
     cache = _generate.cache(it, [it.made_by(d) for d in models.values()], evaluator, cfg.__dict__, p.judge.__dict__,
                             p.sample.__dict__, templates=(cfg.compare_template or evaluation.TEMPLATE,
                                                                       p.judge.template or judging.TEMPLATE))
-    out = evaluation.evaluate(engine_opener(p), cache, p.shard_size("evaluate"), models, evaluator, prompts, labelled, cfg,
+    out = evaluation.evaluate(opener, cache, p.shard_size("evaluate"), models, evaluator, prompts, labelled, cfg,
                               p.judge, p.sample)
     it.write({"eval_answers.jsonl": out.answers, "eval_comparisons.jsonl": out.comparisons,
               "eval_judge.jsonl": out.judge}, out.metrics, name="eval")
