@@ -61,6 +61,7 @@ def sample_killed_and_rerun(workdir: Path, kill_after_shards: int, max_new_token
     return True
 
 
+@pytest.mark.slow  # real SIGKILLs of subprocesses; every generating stage is killed in-process in test_kills.py
 @pytest.mark.parametrize("kill_after_shards", [1, 4])
 def test_sigkill_then_rerun_gives_identical_output(tiny_workdir, kill_after_shards):
     write_prompts(tiny_workdir, n=SHARDS)
@@ -101,6 +102,7 @@ def dpo_killed_and_resumed(workdir: Path, pairs: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_dpo_killed_mid_training_resumes_from_last_checkpoint(tiny_workdir):
     """SIGKILL during DPO, run again: training resumes from the last complete checkpoint, not from step 0."""
     for pairs in DPO_PAIRS:
