@@ -24,8 +24,20 @@ from typing import Any, Literal
 import yaml
 
 from pipeline.errors import ConfigError
-from pipeline.knobs import (at_least, between, build_section, coerce, knob, one_of, positive, template_check,
-                            temperature_check, top_p_check, unknown_key, url_check)
+from pipeline.knobs import (
+    at_least,
+    between,
+    build_section,
+    coerce,
+    knob,
+    one_of,
+    positive,
+    temperature_check,
+    template_check,
+    top_p_check,
+    unknown_key,
+    url_check,
+)
 
 # The loss types TRL 1.16's DPOTrainer computes (trl/trainer/dpo_trainer.py); a test checks them against TRL.
 TRL_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
@@ -34,7 +46,7 @@ TRL_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "
 TEMPLATE_HELP = (" None: the default under prompts/. Or a file under prompts/, or a path to your own .j2 file (e.g. a "
                  "paper's verbatim prompt), which must use ")
 
-__all__ = ["ConfigError", "Params", "load_params", "parse_params", "SECTIONS"]
+__all__ = ["SECTIONS", "ConfigError", "Params", "load_params", "parse_params"]
 
 # --------------------------------------------------------------------------------------------------- sections
 @dataclass

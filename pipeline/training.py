@@ -32,7 +32,7 @@ def check_disk(model_dir: Path, stage: str, factor: float = 5.0) -> None:
 class StopOnNonFiniteLoss(TrainerCallback):
     """Stop at once when the logged loss is NaN or infinite (the last checkpoint stays the last good one)."""
 
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+    def on_log(self, args, state, control, logs=None, **kwargs):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
             raise NonFiniteLossError(f"training loss became {loss} at step {state.global_step}; the last good "

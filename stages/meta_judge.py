@@ -21,7 +21,7 @@ def main() -> None:
     cfg, jcfg = it.params.meta_judge, it.params.judge
     outputs = ("extra_judgments.jsonl", "meta_judgments.jsonl", "ratings.jsonl")
     if not cfg.enabled:  # Self-Rewarding and TPO do not meta-judge: empty outputs, no model loaded
-        it.write(dict.fromkeys(outputs, []), {"enabled": False})
+        it.write({name: [] for name in outputs}, {"enabled": False})
         return
     responses = it.read("responses.jsonl", Response)
     judgments = it.read("judgments.jsonl", Judgment)

@@ -97,3 +97,15 @@ def test_vllm_cpu_engine_params(tmp_path):
     path.write_text("engine: {enforce_eager: false, cpu_reserved_cores: 1}\ndpo: {group_by_length: true}\n")
     params = load_params(path)
     assert (params.engine.enforce_eager, params.engine.cpu_reserved_cores, params.dpo.group_by_length) == (False, 1, True)
+
+
+def test_loss_types_are_the_ones_trl_computes():
+    import inspect
+    import re
+
+    from trl.trainer import dpo_trainer
+
+    from pipeline.config import TRL_LOSS_TYPES
+
+    computed = set(re.findall(r'loss_type == "(\w+)"', inspect.getsource(dpo_trainer)))
+    assert set(TRL_LOSS_TYPES) == computed

@@ -132,7 +132,7 @@ class Engine(abc.ABC):
         scores = iter(self._score_sequences(flat))
         return [[next(scores) for _ in toks] for toks in tokens]
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         pass
 
 

@@ -9,8 +9,14 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from pipeline.engines.base import (Completion, Conversation, Engine, SamplingSettings, common_prefix_length,
-                                   truncate_at_stop)
+from pipeline.engines.base import (
+    Completion,
+    Conversation,
+    Engine,
+    SamplingSettings,
+    common_prefix_length,
+    truncate_at_stop,
+)
 
 
 class StopInGenerated(StoppingCriteria):

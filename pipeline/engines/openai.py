@@ -23,8 +23,14 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pipeline.engines.base import (Completion, Conversation, Engine, NoLogprobsError, SamplingSettings,
-                                   truncate_at_stop)
+from pipeline.engines.base import (
+    Completion,
+    Conversation,
+    Engine,
+    NoLogprobsError,
+    SamplingSettings,
+    truncate_at_stop,
+)
 from pipeline.errors import StageError
 from pipeline.knobs import url_check
 
