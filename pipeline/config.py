@@ -454,6 +454,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise ConfigError(f"{self.name}:{line}: a key must be a plain name, not {type(key).__name__} "
+                                  f"{key!r}")
             if key in seen:
                 raise ConfigError(f"{self.name}:{line}: key {key!r} appears twice in one mapping (first on line "
                                   f"{seen[key]}) — YAML would silently keep the last; keep one")
@@ -492,6 +495,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
             raw = loader.get_single_data()
         finally:
             loader.dispose()
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow: no mark, a position instead
+        line = text[:e.position].count("\n") + 1
+        raise ConfigError(f"{path}:{line}: not valid YAML — the character {chr(e.character)!r} is not allowed "
+                          "(a control character?)") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""

@@ -92,7 +92,9 @@ def type_name(tp: Any) -> str:
     if origin in (types.UnionType, typing.Union):
         return " or ".join(type_name(a) for a in typing.get_args(tp))
     if origin is list:
-        return f"a list of {type_name(typing.get_args(tp)[0])}"
+        item = typing.get_args(tp)[0]
+        plural = {str: "strings", int: "integers", float: "finite numbers", bool: "true/false values"}
+        return f"a list of {plural.get(item, type_name(item))}"
     if dataclasses.is_dataclass(tp):
         return "a mapping with keys " + ", ".join(f.name for f in dataclasses.fields(tp))
     return {int: "an integer", float: "a finite number", bool: "true or false", str: "a string",

@@ -117,6 +117,11 @@ def load_model(path: str | Path, dtype: str = "float32", trust_remote_code: bool
     path = Path(path)
     if not (path / "config.json").exists():
         raise ModelSourceError(f"{path}: not a model directory (no config.json) — run the stage that makes it")
+    try:
+        json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ModelSourceError(f"{path / 'config.json'}: not valid JSON — re-create the model, e.g. by running the "
+                               "stage that wrote it again") from None
     for weights in sorted(path.glob("*.safetensors")):
         check_safetensors(weights)
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)

@@ -268,6 +268,19 @@ def _unencodable(value: Any, path: str = "") -> str | None:
     return None
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 # --------------------------------------------------------------------------------------------------- I/O
 R = TypeVar("R", bound=Row)
 
@@ -288,9 +301,12 @@ def iter_jsonl(path: str | Path, cls: type[R]) -> Iterator[R]:
             if not line.strip():
                 continue
             try:
-                raw = json.loads(line.rstrip("\r\n"))
+                raw = json.loads(line.rstrip("\r\n"), object_pairs_hook=_unique_keys)
             except json.JSONDecodeError as e:
-                raise RecordError(f"{where}invalid JSON — {e.msg} at column {e.colno}") from None
+                raise RecordError(f"{where}invalid JSON — {e.msg} (column {e.colno})") from None
+            except _DuplicateKey as e:
+                raise RecordError(f'{where}key "{e.args[0]}" appears twice in one object — JSON readers keep only '
+                                  "one of them; keep one") from None
             row = cls.from_dict(raw, where)
             if cls.ID_FIELD:
                 rid = getattr(row, cls.ID_FIELD)

@@ -85,7 +85,7 @@ def check_template(name: str, provided: frozenset[str], required: frozenset[str]
     except jinja2.TemplateNotFound as e:
         return f"no template {e.name!r} under prompts/ or at that path"
     except jinja2.TemplateSyntaxError as e:
-        return f"{e.filename or e.name}:{e.lineno}: not a valid template — {e.message}"
+        return f"{e.filename or e.name or name}:{e.lineno}: not a valid template — {e.message}"
     unknown = sorted(used - provided)
     if unknown:
         return (f"uses {', '.join('{{ ' + v + ' }}' for v in unknown)}, which this role does not provide (it "

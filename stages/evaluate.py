@@ -39,9 +39,9 @@ def main() -> None:
     labelled = records.read_jsonl(paths.LABELLED_PAIRS, LabelledPair)[:cfg.max_labelled_pairs] if cfg.judge_accuracy else []
     models = {"current": str(it.model("current")), **{b: str(it.model(b)) for b in cfg.baselines}}
     evaluator = "openai" if cfg.evaluator == "openai" else str(it.model(cfg.evaluator))
-    for name, d in {**models, "evaluator": evaluator}.items():
+    for d in dict.fromkeys([*models.values(), evaluator]):  # current first, in order, once each
         if d != "openai":
-            _common.require_model(Path(d), name)
+            _common.require_model(Path(d), Path(d).name)
     opener = engine_opener(p)
     cache = _generate.cache(it, [it.made_by(d) for d in models.values()], evaluator, cfg.__dict__, p.judge.__dict__,
                             p.sample.__dict__, templates=(cfg.compare_template or evaluation.TEMPLATE,

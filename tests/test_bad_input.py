@@ -16,7 +16,7 @@ GOOD_PAIR = {"id": "lp1", "category": "c", "instruction": "Q", "response_a": "a"
 GOOD_EFT = {"id": "e1", "category": "c", "instruction": "Q", "response": "R", "justification": "J", "score": 3}
 
 CASES = [  # (stage, file, second line as bytes, expected message after "path:2: ")
-    ("self_instruct", SEED, b'{"id": "s2", "category": "math"', "invalid JSON — Expecting ',' delimiter at column 32"),
+    ("self_instruct", SEED, b'{"id": "s2", "category": "math"', "invalid JSON — Expecting ',' delimiter (column 32)"),
     ("self_instruct", SEED, json.dumps({**GOOD, "id": "s2", "instruction": None}).encode(),
      'field "instruction" must be a string, got null'),
     ("self_instruct", SEED, json.dumps({"id": "s2", "category": "c", "reference": "r"}).encode(),

@@ -248,13 +248,9 @@ PARAMS_CASES = [
     Case("yaml-python-tag", "sample@M1", params_text("x: !!python/object/apply:os.system [echo hi]\n"),
          ("params.yaml:1: not valid YAML — could not determine a constructor for the tag",)),
     Case("yaml-list-as-key", "sample@M1", params_text("[sample, judge]: {temperature: 0.5}\n"),
-         ("params.yaml:1: not valid YAML", "unhashable"),
-         bug="a YAML key that is a list raises TypeError (unhashable type: 'list') from "
-             "_UniqueKeyLoader.construct_mapping (`key in seen`): a traceback, exit 1"),
+         "params.yaml:1: a key must be a plain name, not list ['sample', 'judge']"),
     Case("yaml-control-character", "sample@M1", params_text("sample: {n: 3}\n# pasted \x07 text\n"),
-         ("params.yaml", "not valid YAML", "special characters are not allowed"),
-         bug="a control character gives a yaml ReaderError whose message spans two lines (`in \"<unicode string>\", "
-             "position 24`) and names no line: stderr's last line is not the error line"),
+         "params.yaml:2: not valid YAML — the character '\\x07' is not allowed (a control character?)"),
     Case("not-utf8", "sample@M1", params_text(b"sample: {n: 3}\n# caf\xe9\n"), "params.yaml: not UTF-8 text (byte 21)"),
     Case("file-a-list", "sample@M1", params_text("- sample\n- judge\n"),
          "params.yaml: must be a mapping of sections, got list"),
@@ -333,16 +329,16 @@ PARAMS_CASES = [
          P + "sample.template: 'my_prompt.j2' — never uses {{ instruction }}, which this role needs in the prompt"),
     Case("template-syntax-error", "judge@M1",
          chain(write("my_judge.j2", "{{ instruction }}\n{{ response \n"), params({"judge": {"template": "my_judge.j2"}})),
-         (P + "judge.template: 'my_judge.j2' — my_judge.j2:", "not a valid template")),
+         (P + "judge.template: 'my_judge.j2' — my_judge.j2:2: not a valid template — unexpected end of template",)),
 ]
 
 LONG = "x" * 20_001
 DATA_CASES = [
     # data/seed/instructions.jsonl (self_instruct reads it first)
     Case("seed-invalid-json", READER[SEED], line2(SEED, '{"id": "s2", "category": "math"'),
-         f"{SEED}:2: invalid JSON — Expecting ',' delimiter at column 32"),
+         f"{SEED}:2: invalid JSON — Expecting ',' delimiter (column 32)"),
     Case("seed-single-quotes", READER[SEED], line2(SEED, "{'id': 's2', 'instruction': 'Hi.'}"),
-         f"{SEED}:2: invalid JSON — Expecting property name enclosed in double quotes at column 2"),
+         f"{SEED}:2: invalid JSON — Expecting property name enclosed in double quotes (column 2)"),
     Case("seed-utf8-bom", READER[SEED], jsonl(SEED, b"\xef\xbb\xbf" + json.dumps(GOOD[SEED]).encode()),
          (f"{SEED}:1: invalid JSON — ", "BOM")),
     Case("seed-not-utf8", READER[SEED], line2(SEED, b'{"id": "s2", "instruction": "caf\xe9"}'),
@@ -364,9 +360,7 @@ DATA_CASES = [
     Case("seed-duplicate-json-key", READER[SEED],
          line2(SEED, '{"id": "s2", "category": "c", "instruction": "Add one.", "instruction": "Sub one.", '
                      '"reference": "r"}'),
-         (f"{SEED}:2: ", '"instruction"', "twice"),
-         bug="a key given twice in one JSON line is silently accepted (json keeps the last), unlike a duplicate "
-             "key in params.yaml; the stage runs on"),
+         f'{SEED}:2: key "instruction" appears twice in one object — JSON readers keep only one of them; keep one'),
     Case("seed-duplicate-id", READER[SEED], line2(SEED, GOOD[SEED]), f'{SEED}:2: duplicate id "s1" (first on line 1)'),
     Case("seed-over-long", READER[SEED], line2(SEED, good(SEED, reference=LONG)),
          f'{SEED}:2: field "reference" is 20001 characters long — at most 20000 allowed'),
@@ -449,8 +443,7 @@ MODEL_CASES = [
          chain(jsonl(PROMPTS, GOOD[PROMPTS]), truncate("models/M0_sft/model.safetensors")),
          ("models/M0_sft/model.safetensors: truncated (", "bytes) — re-create it")),
     Case("m0-sft-config-cut", "sample@M1", chain(jsonl(PROMPTS, GOOD[PROMPTS]), truncate("models/M0_sft/config.json", 40)),
-         ("models/M0_sft/config.json",),
-         bug="a cut config.json in a pipeline model is not checked: transformers raises from deep inside the loader"),
+         "models/M0_sft/config.json: not valid JSON — re-create the model, e.g. by running the stage that wrote it again"),
 ]
 
 EVALUATOR_CASES = [
@@ -461,7 +454,7 @@ EVALUATOR_CASES = [
          f"self_instruct.api_key_env: the variable {UNSET_KEY} is not set — export it, or set "
          "self_instruct.api_key_env: null for a server that needs no key", server=(200, b'{"data": [{"id": "x"}]}')),
     Case("evaluator-port-closed", "evaluate@M1", openai_evaluator(),
-         ("{url}/models: no answer after 6 attempts (last: ", "Connection refused", "is the server up?"),
+         ("{url}/models: no answer after 2 attempts (last: ", "Connection refused", "is the server up?"),
          server="closed"),
     Case("evaluator-url-without-scheme", "evaluate@M1", openai_evaluator(openai_url="127.0.0.1:8000/v1"),
          P + "evaluate.openai_url: '127.0.0.1:8000/v1' — must be an http(s) URL with a host, e.g. "
@@ -495,7 +488,7 @@ ORDER_CASES = [  # each stage run before what it reads exists
     Case("dpo-before-pairs", "dpo@M1", params({}),
          "data/M1/response_pairs.jsonl: not found — run `dvc repro pairs@M1` (or `python -m stages.pairs --iteration "
          "M1`) first"),
-    Case("evaluate-before-dpo", "evaluate@M1", params({}), ("models/M1: missing — run `dvc repro`",)),
+    Case("evaluate-before-dpo", "evaluate@M1", params({}), "models/M1: missing — run `dvc repro` for M1 first"),
     Case("sample-before-sft", "sample@M1", remove("models/M0_sft"), "models/M0_sft: missing — run `dvc repro` for M0_sft first"),
     Case("sft-before-base-model", "sft", params({}), "models/M0: missing — run `dvc repro` for M0 first"),
     Case("next-iteration-too-early", "sample@M2",
@@ -514,7 +507,7 @@ ALL = [pytest.param(case, id=f"{cat}-{case.id}",
 class _Stub(http.server.BaseHTTPRequestHandler):
     answer: tuple[int, bytes] = (200, b"{}")
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         status, body = self.answer
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -522,7 +515,7 @@ class _Stub(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_POST = do_GET  # noqa: N815
+    do_POST = do_GET
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -571,7 +564,7 @@ def run(stage: str) -> Result:
 
 @pytest.fixture()
 def no_backoff(monkeypatch):
-    """The openai engine retries a refused connection with exponential backoff (31 s over 6 attempts): no sleeping
+    """The openai engine retries a refused connection with exponential backoff (2 attempts in the pre-flight check): no sleeping
     here, the attempts and the message are the same."""
     from pipeline.engines.openai import OpenAIEngine
 
@@ -598,7 +591,6 @@ def test_bad_input_stops_with_one_line(tiny_workdir, monkeypatch, no_backoff, ca
         proc = run(case.stage)
         after = snapshot(tiny_workdir)
     detail = f"exit {proc.returncode}, stderr:\n{proc.stderr[-3000:]}"
-    print("\nSHOW", case.id, "|", proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "")
     assert "Traceback" not in proc.stderr, detail
     assert proc.returncode == 2, detail
     last = proc.stderr.strip().splitlines()[-1]

@@ -84,12 +84,14 @@ class OpenAIEngine(Engine):
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def _request(self, path: str, payload: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
-        """One JSON request, retried while the failure may pass; the parsed answer."""
+    def _request(self, path: str, payload: dict[str, Any] | None = None, timeout: float | None = None,
+                 retries: int | None = None) -> Any:
+        """One JSON request, retried while the failure may pass (``retries`` times, default the engine's)."""
+        max_retries = self.max_retries if retries is None else retries
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(f"{self.url}{path}", data=data, headers=self._headers(),
                                          method="GET" if payload is None else "POST")
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(max_retries + 1):
             wait: float | None = None
             try:
                 with urllib.request.urlopen(request, timeout=timeout or self.timeout) as resp:
@@ -104,8 +106,8 @@ class OpenAIEngine(Engine):
                 wait = retry_after(e.headers.get("Retry-After"))
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 failure = str(getattr(e, "reason", e))
-            if attempt == self.max_retries:
-                raise ServerError(f"{self.url}{path}: no answer after {self.max_retries + 1} attempts (last: "
+            if attempt == max_retries:
+                raise ServerError(f"{self.url}{path}: no answer after {max_retries + 1} attempts (last: "
                                   f"{failure}) — is the server up?") from None
             delay = min(self.max_backoff, wait if wait is not None else self.backoff * 2 ** attempt)
             self.retries += 1
@@ -125,7 +127,8 @@ class OpenAIEngine(Engine):
         if self.api_key_env and not os.environ.get(self.api_key_env):
             raise ServerError(f"{where}.api_key_env: the variable {self.api_key_env} is not set — export it, or set "
                               f"{where}.api_key_env: null for a server that needs no key")
-        listing = self._request("/models", timeout=min(self.timeout, 10.0))
+        # A short check: two attempts, not the full backoff a long generation deserves.
+        listing = self._request("/models", timeout=min(self.timeout, 10.0), retries=1)
         try:
             ids = [m["id"] for m in listing["data"]]
         except (KeyError, TypeError):
