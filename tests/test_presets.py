@@ -86,14 +86,19 @@ def scripted_model(prompt, i):
     return answer
 
 
+def choice(context, options):
+    """Forced-option log-probs that vary with the context (so expected scores differ between responses)."""
+    h = sum(map(ord, context))
+    return [-1.0 - 0.1 * ((h + 3 * k) % 7) for k in range(len(options))]
+
+
 @pytest.fixture()
 def preset_workdir(workdir, tiny_model_dir, monkeypatch):
     from stages import _generate
     from tests.fakes import ScriptedEngine
 
     shutil.copytree(tiny_model_dir, workdir / "models" / "M0_sft")
-    monkeypatch.setattr(_generate, "open_engine", lambda params: lambda d: ScriptedEngine(
-        scripted_model, lambda ctx, opts: [-1.0 - 0.1 * k for k in range(len(opts))]))
+    monkeypatch.setattr(_generate, "open_engine", lambda params: lambda d: ScriptedEngine(scripted_model, choice))
     return workdir
 
 
@@ -128,7 +133,7 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
     to teach the formats (the only value changed beyond sizes: the papers' 5.5e-6 is for thousands of steps).
     """
     shutil.copytree(real_m0, workdir / "models" / "M0")
-    params = shrunk(name, {**SIZES, "self_instruct": {**SIZES["self_instruct"], "num_prompts": 3, "max_requests": 16},
+    params = shrunk(name, {**SIZES, "self_instruct": {**SIZES["self_instruct"], "num_prompts": 3, "max_requests": 32},
                            "sample": {"max_new_tokens": 96}, "judge": {"max_new_tokens": 64},
                            "meta_judge": {"num_judgments": 3, "max_new_tokens": 32}})
     params["sft"] = {**params.get("sft", {}), "max_examples": 24, "heldout_eft": 0, "batch_size": 8, "epochs": 1,
