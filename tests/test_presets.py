@@ -134,7 +134,7 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
     """
     shutil.copytree(real_m0, workdir / "models" / "M0")
     params = shrunk(name, {**SIZES, "self_instruct": {**SIZES["self_instruct"], "num_prompts": 3, "max_requests": 32},
-                           "sample": {"max_new_tokens": 96}, "judge": {"max_new_tokens": 64},
+                           "sample": {"max_new_tokens": 96}, "judge": {"max_new_tokens": 160},
                            "meta_judge": {"num_judgments": 3, "max_new_tokens": 32}})
     params["sft"] = {**params.get("sft", {}), "max_examples": 24, "heldout_eft": 0, "batch_size": 8, "epochs": 1,
                      "learning_rate": 1.0e-4}
