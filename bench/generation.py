@@ -17,9 +17,9 @@ from bench.common import never_stop, vllm_fixed_length
 
 
 def workload(n_prompts: int) -> list[list[dict[str, str]]]:
-    from pipeline import paths, records
+    from pipeline import records
 
-    seeds = records.read_jsonl(paths.SEED_INSTRUCTIONS, records.SeedInstruction)
+    seeds = records.read_jsonl("data/seed/instructions.jsonl", records.SeedInstruction)
     return [[{"role": "user", "content": seeds[i % len(seeds)].instruction}] for i in range(n_prompts)]
 
 

@@ -108,6 +108,41 @@ class SftConfig:
 
 
 @dataclass
+class DataSource:
+    path: str = knob("", "A JSONL, JSON, CSV or parquet file, or a folder saved with datasets' save_to_disk (a DVC dep "
+                     "of every stage that reads it).")
+    fields: dict[str, str] = knob({}, "Where each row field is in the file, e.g. {instruction: turns[0], answer: "
+                                  "answer}: keys with dots, list items as [i]. Unmapped fields are read from a column "
+                                  "of the same name; other columns are ignored.")
+
+    def __post_init__(self) -> None:
+        if not self.path.strip():
+            raise ConfigError("path: empty — name a file or a saved dataset folder")
+
+
+def _source(path: str, help: str) -> Any:
+    return field(default_factory=lambda: DataSource(path), metadata={"help": help, "check": None})
+
+
+@dataclass
+class DataConfig:
+    """Where the pipeline's input data lives (each a :class:`DataSource`); ``dvc.yaml`` declares every path."""
+
+    seed_instructions: DataSource = _source("data/seed/instructions.jsonl", "Instruction-following seed examples "
+                                            "(IFT for sft; few-shot examples for self_instruct).")
+    seed_judgments: DataSource = _source("data/seed/judgments.jsonl", "Evaluation seed examples (EFT for sft).")
+    eval_prompts: DataSource = _source("data/eval/prompts.jsonl", "Held-out instructions for win rates (kept out of "
+                                       "self_instruct).")
+    labelled_pairs: DataSource = _source("data/eval/labelled_pairs.jsonl", "Human-labelled response pairs for the "
+                                         "judge's accuracy.")
+    train_tasks: DataSource = _source("data/tasks/arithmetic/train.jsonl", "Tasks with known answers to train on "
+                                      "(self_instruct.tasks per iteration); built-in families: scripts/make_tasks.py; "
+                                      "GSM8K, MBPP and HumanEval files are recognized by their columns.")
+    heldout_tasks: DataSource = _source("data/tasks/arithmetic/heldout.jsonl", "Tasks with known answers the "
+                                        "evaluate stage measures each model on (evaluate.heldout_samples).")
+
+
+@dataclass
 class SelfInstructConfig:
     generator: str = knob("previous", "Model that writes new instructions: previous (M_prev), base (M0), a "
                           "pipeline model (M0_sft, M1, ...), a model directory (the papers: a fixed Llama-2-70B-Chat), "
@@ -116,7 +151,11 @@ class SelfInstructConfig:
     openai_model: str | None = knob(None, "generator: openai — the model name to ask the server for.")
     api_key_env: str | None = knob("OPENAI_API_KEY", "generator: openai — environment variable that holds the API "
                                    "key (null: the server needs none).")
-    num_prompts: int = knob(16, "New instructions to accept per iteration.", at_least(1))
+    num_prompts: int = knob(16, "New instructions to accept per iteration (0: none; then no generator loads).",
+                            at_least(0))
+    tasks: int = knob(0, "Tasks with known answers (data.train_tasks) added to the iteration's prompts: a random "
+                      "draw per iteration, seeded by seed and the iteration key; all of them when the file has "
+                      "fewer. Their responses are rewarded by a verifier (stage verify), not the judge.", at_least(0))
     max_requests: int = knob(96, "Give up after this many generation requests.", at_least(1))
     shard_size: int = knob(16, "Requests per round: generated, saved as one resumable shard, then filtered.",
                            at_least(1))
@@ -139,6 +178,9 @@ class SelfInstructConfig:
         if self.generator == "openai" and not (self.openai_url and self.openai_model):
             raise ConfigError("self_instruct.generator: 'openai' — needs self_instruct.openai_url and "
                               "self_instruct.openai_model")
+        if self.num_prompts == 0 and self.tasks == 0:
+            raise ConfigError("self_instruct.num_prompts: 0 — with self_instruct.tasks 0 too, an iteration has no "
+                              "prompts; set one of them")
         if self.num_generated_examples > self.num_examples:
             raise ConfigError(f"self_instruct.num_generated_examples: {self.num_generated_examples} — at most "
                               f"num_examples ({self.num_examples})")
@@ -179,9 +221,22 @@ class JudgeConfig:
                                 "point, the format the CPU demo's seed judgments teach)." + TEMPLATE_HELP +
                                 "{{ instruction }} and {{ response }}.",
                          template_check("instruction", "response"))
+    verifiable_prompts: int | None = knob(0, "Also judge the responses to this many verifiable prompts (their reward "
+                                   "stays the verifier's), to measure the judge against the truth: pairwise "
+                                   "accuracy and AUC in metrics/<key>/judge.json. 0: none; None: all.", at_least(0))
     shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
                            at_least(0))
     seed: int = knob(0, "Sampling seed.")
+
+
+@dataclass
+class VerifyConfig:
+    format_levels: bool = knob(True, "Rank a correct answer in the asked format (strict extraction) above a correct "
+                               "one found only flexibly, both above a wrong one (ours; pairs then also teach the "
+                               "format). false: correct vs incorrect only (IRPO §2).")
+    tolerance: float = knob(1e-6, "numeric verifier: relative tolerance.", at_least(0.0))
+    timeout_s: float = knob(5.0, "python_tests: wall-clock seconds per program (CPU time likewise).", positive)
+    memory_mb: int = knob(512, "python_tests: address-space limit per program.", at_least(64))
 
 
 @dataclass
@@ -228,6 +283,9 @@ class PairsConfig:
     max_judgment_chars: int = knob(1100, "Judgments longer than this are not used in judgment pairs.", at_least(1))
     judge_pairs: bool = knob(True, "Also train on judgment pairs (meta-rewarding).")
     min_pairs: int = knob(1, "Stop when fewer response pairs than this are formed.", at_least(0))
+    verified_per_prompt: int = knob(2, "Verifiable prompts: pairs per prompt, walking best-level samples against "
+                                    "lower-level ones without repeating a pair (IRPO §2: all combinations up to a "
+                                    "cap).", at_least(1))
     seed: int = knob(0, "Seed for shuffling pairs.")
 
 
@@ -282,7 +340,8 @@ class EvaluateConfig:
     openai_model: str | None = knob(None, "Model name to ask the server for.")
     api_key_env: str | None = knob("OPENAI_API_KEY", "Environment variable that holds the API key (never written "
                                    "anywhere; null: the server needs none).")
-    max_prompts: int | None = knob(None, "Evaluate on the first N held-out prompts (None: all).", at_least(1))
+    max_prompts: int | None = knob(None, "Win rates on the first N held-out prompts (None: all; 0: no win rates).",
+                                   at_least(0))
     temperature: float = knob(0.0, "Sampling temperature of the answers (0: greedy).", temperature_check)
     max_new_tokens: int = knob(256, "Tokens per answer (thoughts included).", at_least(8))
     compare_max_new_tokens: int = knob(128, "Tokens per comparison.", at_least(8))
@@ -297,6 +356,11 @@ class EvaluateConfig:
     judge_accuracy: bool = knob(True, "Also measure M_key as a judge on data/eval/labelled_pairs.jsonl.")
     max_labelled_pairs: int | None = knob(None, "Use the first N labelled pairs (None: all).", at_least(1))
     judge_k: int | None = knob(None, "Judgments per labelled response (None: judge.k).", at_least(1))
+    heldout_tasks: int | None = knob(0, "Measure M_key and each baseline on the first N tasks of data.heldout_tasks "
+                                     "(pass@1, pass@k, maj@k, format rate; None: all, 0: none).", at_least(0))
+    heldout_samples: int = knob(4, "Samples per held-out task (the k of pass@k and maj@k).", at_least(1))
+    heldout_temperature: float = knob(0.7, "Sampling temperature on held-out tasks.", temperature_check)
+    heldout_max_new_tokens: int = knob(128, "Tokens per held-out answer.", at_least(8))
     shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
                            at_least(0))
     seed: int = knob(0, "Seed for sampling and the bootstrap.")
@@ -313,11 +377,13 @@ class IterationConfig:
 
 
 SECTIONS: dict[str, type] = {
+    "data": DataConfig,
     "model": ModelConfig,
     "engine": EngineConfig,
     "sft": SftConfig,
     "self_instruct": SelfInstructConfig,
     "sample": SampleConfig,
+    "verify": VerifyConfig,
     "judge": JudgeConfig,
     "meta_judge": MetaJudgeConfig,
     "pairs": PairsConfig,
@@ -328,11 +394,13 @@ SECTIONS: dict[str, type] = {
 
 @dataclass
 class Params:
+    data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     sft: SftConfig = field(default_factory=SftConfig)
     self_instruct: SelfInstructConfig = field(default_factory=SelfInstructConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     meta_judge: MetaJudgeConfig = field(default_factory=MetaJudgeConfig)
     pairs: PairsConfig = field(default_factory=PairsConfig)

@@ -15,15 +15,16 @@ import gc
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline import judging, sampling, stats, templates, verdicts
-from pipeline.config import EvaluateConfig, JudgeConfig, SampleConfig
+from pipeline import judging, rewards, sampling, stats, templates, verdicts, verifiable
+from pipeline.config import EvaluateConfig, JudgeConfig, SampleConfig, VerifyConfig
 from pipeline.engines.base import Engine, SamplingSettings
 from pipeline.generation import Generation
-from pipeline.records import EvalPrompt, LabelledPair
+from pipeline.records import EvalPrompt, LabelledPair, Prompt
 from pipeline.shards import ShardCache
+from pipeline.tasks import Task
 
 TEMPLATE = "compare.j2"
 VERDICT_PREFIX = "Winner: "
@@ -93,6 +94,35 @@ def answers(gen: Generation, prompts: Sequence[EvalPrompt], scfg: SampleConfig, 
     return rows
 
 
+def heldout_answers(gen: Generation, tasks: Sequence[Task], scfg: SampleConfig, cfg: EvaluateConfig,
+                    vcfg: VerifyConfig, name: str) -> list[dict[str, Any]]:
+    """``heldout_samples`` answers per held-out task, each checked by the task's verifier (pipeline.rewards)."""
+    convs = [[{"role": "user", "content": sampling.response_prompt(t.prompt, scfg.thoughts, scfg.template)}]
+             for t in tasks]
+    settings = SamplingSettings(n=cfg.heldout_samples, temperature=cfg.heldout_temperature, top_p=scfg.top_p,
+                                max_new_tokens=cfg.heldout_max_new_tokens, seed=cfg.seed)
+    outs = gen.generate(convs, settings, name=f"heldout-{name}", desc=f"held-out tasks {name}")
+    rows = []
+    for t, completions in zip(tasks, outs):
+        prompt = Prompt(prompt_id=t.task_id, instruction=t.prompt, source=t.family, answer=t.answer,
+                        verifier=t.verifier, tests=t.tests or None, inputs=dict(t.inputs))
+        for i, c in enumerate(completions):
+            found = rewards.check(c.text, prompt, vcfg)
+            rows.append({"task_id": t.task_id, "family": t.family, "sample_index": i, "output": c.text,
+                         "extracted": found.extracted, "method": found.method, "correct": found.correct,
+                         "num_tokens": c.num_tokens, "finish_reason": c.finish_reason})
+    return rows
+
+
+def heldout_summary(rows: Sequence[dict[str, Any]], k: int) -> dict[str, Any]:
+    """pass@1 (flexible and strict), pass@k, maj@k, format rate, length with SEs: all tasks, then per family."""
+    families = sorted({r["family"] for r in rows})
+    out: dict[str, Any] = {"all": verifiable.sample_metrics(rows, k)}
+    if len(families) > 1:
+        out.update({f: verifiable.sample_metrics([r for r in rows if r["family"] == f], k) for f in families})
+    return out
+
+
 def judge_labelled(gen: Generation, pairs: Sequence[LabelledPair], jcfg: JudgeConfig, cfg: EvaluateConfig
                    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The model as judge on labelled pairs: each response scored (mean of k judgments), then accuracy."""
@@ -154,52 +184,66 @@ class EvalResult:
     comparisons: list[dict[str, Any]]
     judge: list[dict[str, Any]]
     metrics: dict[str, Any]
+    heldout: list[dict[str, Any]] = field(default_factory=list)
 
 
 def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, shard_size: int,
              models: Mapping[str, str], evaluator: str, prompts: Sequence[EvalPrompt],
-             labelled: Sequence[LabelledPair], cfg: EvaluateConfig, jcfg: JudgeConfig, scfg: SampleConfig
-             ) -> EvalResult:
-    """The evaluate step: answers of every model, judge accuracy of ``current``, and each baseline compared.
+             labelled: Sequence[LabelledPair], cfg: EvaluateConfig, jcfg: JudgeConfig, scfg: SampleConfig,
+             tasks: Sequence[Task] = (), vcfg: VerifyConfig | None = None) -> EvalResult:
+    """The evaluate step: answers of every model, judge accuracy of ``current``, each baseline compared, and
+    every model measured on the held-out ``tasks`` (pass@k, maj@k, format rate; :func:`heldout_summary`).
 
     ``models`` maps ``current`` and each baseline to a model directory; ``open_engine`` loads one (or, for
     ``evaluator: openai``, the server). Models are loaded one at a time and released in between; a directory
-    named twice (e.g. previous = M0) answers once.
+    named twice (e.g. previous = M0) answers once. With no ``prompts`` there are no win rates and the
+    evaluator never loads.
     """
     by_dir: dict[str, dict[str, dict]] = {}
     answer_rows: list[dict[str, Any]] = []
     judge_rows: list[dict[str, Any]] = []
     judge_summary: dict[str, Any] | None = None
+    heldout_rows: list[dict[str, Any]] = []
+    heldout: dict[str, Any] = {}
     for name, d in models.items():
         if d in by_dir:
+            if tasks:
+                heldout[name] = heldout[next(n for n, other in models.items() if other == d)]
             continue
         engine = open_engine(d)
         gen = Generation(engine, cache, shard_size)
-        rows = answers(gen, prompts, scfg, cfg, name)
+        rows = answers(gen, prompts, scfg, cfg, name) if prompts else []
         by_dir[d] = {r["prompt_id"]: r for r in rows}
         answer_rows += [{**r, "model": name, "model_dir": d} for r in rows]
         if name == "current" and labelled:
             judge_rows, judge_summary = judge_labelled(gen, labelled, jcfg, cfg)
+        if tasks:
+            samples = heldout_answers(gen, tasks, scfg, cfg, vcfg or VerifyConfig(), name)
+            heldout_rows += [{**r, "model": name, "model_dir": d} for r in samples]
+            heldout[name] = heldout_summary(samples, cfg.heldout_samples)
         engine.close()
         del engine, gen
         gc.collect()
     per_model = {name: by_dir[d] for name, d in models.items()}
-    judge_gen = Generation(open_engine(evaluator), cache, shard_size)
     comparisons: list[dict[str, Any]] = []
     per_baseline: dict[str, Any] = {}
-    for name in models:
-        if name == "current":
-            continue
-        rows = compare(judge_gen, prompts, per_model["current"], per_model[name], name, cfg)
-        comparisons += rows
-        per_baseline[name] = baseline_summary(rows, prompts, per_model["current"], per_model[name], cfg)
-    retries = getattr(judge_gen.engine, "retries", None)  # an OpenAI-compatible server: requests sent again
-    metrics = {"prompts": len(prompts), "evaluator": evaluator_name(evaluator, cfg),
+    retries = None
+    if prompts:
+        judge_gen = Generation(open_engine(evaluator), cache, shard_size)
+        for name in models:
+            if name == "current":
+                continue
+            rows = compare(judge_gen, prompts, per_model["current"], per_model[name], name, cfg)
+            comparisons += rows
+            per_baseline[name] = baseline_summary(rows, prompts, per_model["current"], per_model[name], cfg)
+        retries = getattr(judge_gen.engine, "retries", None)  # an OpenAI-compatible server: requests sent again
+    metrics = {"prompts": len(prompts), "evaluator": evaluator_name(evaluator, cfg) if prompts else None,
                **({"evaluator_retries": retries, "evaluator_retry_seconds": round(judge_gen.engine.retry_seconds, 1)}
                   if retries is not None else {}),
                "calibrated_forced": cfg.calibrate_forced, "baselines": per_baseline, "judge_accuracy": judge_summary,
-               "unparsed_answers": {n: sum(not r["parse_ok"] for r in rows.values()) for n, rows in per_model.items()}}
-    return EvalResult(answer_rows, comparisons, judge_rows, metrics)
+               "unparsed_answers": {n: sum(not r["parse_ok"] for r in rows.values()) for n, rows in per_model.items()},
+               **({"heldout": {"tasks": len(tasks), "k": cfg.heldout_samples, "models": heldout}} if tasks else {})}
+    return EvalResult(answer_rows, comparisons, judge_rows, metrics, heldout_rows)
 
 
 def evaluator_name(evaluator: str, cfg: EvaluateConfig) -> str:

@@ -25,12 +25,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import templates, verdicts
+from pipeline import templates, verdicts, verifiable
 from pipeline.config import JudgeConfig
 from pipeline.engines.base import Completion, Conversation, Engine, SamplingSettings
 from pipeline.errors import StageError
 from pipeline.generation import Generation, histogram, token_stats
-from pipeline.records import Judgment, Response, stable_id
+from pipeline.records import Judgment, Response, Verification, stable_id
 
 log = logging.getLogger("pipeline")
 
@@ -179,6 +179,33 @@ def judge_metrics(judgments: Sequence[Judgment]) -> dict[str, Any]:
         "score_std": statistics.pstdev(response_scores) if len(response_scores) > 1 else 0.0,
         "mean_judgment_chars": statistics.fmean(len(j.text) for j in judgments) if judgments else 0.0,
     }
+
+
+def split_verified(responses: Sequence[Response], verifications: Sequence[Verification],
+                   verifiable_prompts: int | None) -> tuple[list[Response], list[Response]]:
+    """(responses the judge rewards, responses it scores only to be measured against the truth).
+
+    Responses with a verification are rewarded by their verifier; the judge also sees those of the first
+    ``verifiable_prompts`` verified prompts (None: all), in prompt order.
+    """
+    checked = {v.response_id for v in verifications}
+    prompts = list(dict.fromkeys(r.prompt_id for r in responses if r.response_id in checked))
+    probe_prompts = set(prompts if verifiable_prompts is None else prompts[:verifiable_prompts])
+    rewarded = [r for r in responses if r.response_id not in checked]
+    probe = [r for r in responses if r.response_id in checked and r.prompt_id in probe_prompts]
+    return rewarded, probe
+
+
+def against_truth(judgments: Sequence[Judgment], verifications: Sequence[Verification]) -> dict[str, Any] | None:
+    """How well the judge's response scores separate right from wrong answers (``verifiable.judge_vs_truth``)."""
+    truth = {v.response_id: v for v in verifications}
+    by_response: dict[str, list[float | None]] = defaultdict(list)
+    for j in judgments:
+        if j.response_id in truth:
+            by_response[j.response_id].append(j.score)
+    scored = [(truth[rid].prompt_id, s, truth[rid].correct) for rid, scores in by_response.items()
+              if (s := response_score(scores)) is not None]
+    return verifiable.judge_vs_truth(scored) if scored else None
 
 
 def judge_responses(gen: Generation, responses: Sequence[Response], cfg: JudgeConfig, made_by: dict[str, Any]

@@ -6,6 +6,11 @@ rejected = the longest with score in [Smin, (1−ρ)·Smin + ρ·Smax]. ρ = 0 i
 when Smax = Smin. With ``unparsed_response: reject`` a response without the thought marker takes the score
 :data:`UNPARSED_SCORE` (below any rubric score) so that it can only be rejected.
 
+Verified pairs (:func:`select_verified_pairs`), per prompt with a known answer (IRPO, Pang et al., 2024, §2):
+the responses at the highest reward level (``pipeline.rewards.reward_level``) are chosen against those below
+it, lowest level first, walked without repeating a pair up to ``pairs.verified_per_prompt``; a prompt whose
+responses all share one level (all right or all wrong) gives none and is counted.
+
 Judgment pairs (:func:`select_judgment_pair`), per meta-judged response: chosen = the highest-Elo
 judgment, rejected = the lowest, after dropping judgments longer than ``max_judgment_chars``; no pair when
 the two ratings are equal.
@@ -22,10 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline import verifiable
 from pipeline.config import PairsConfig
 from pipeline.errors import StageError
 from pipeline.judging import judge_conversation, response_score
-from pipeline.records import Judgment, PreferencePair, Rating, Response, stable_id
+from pipeline.records import Judgment, PreferencePair, Rating, Response, Verification, stable_id
 
 UNPARSED_SCORE = -1.0
 
@@ -82,6 +88,22 @@ def select_response_pair_normalized(candidates: Sequence[Candidate], rho: float 
     worst = min(idx, key=lambda i: (s[i], -candidates[i].length, i))
     chosen, rejected = candidates[best], candidates[worst]
     return (chosen, rejected) if chosen.score > rejected.score else None
+
+
+def select_verified_pairs(levels: Sequence[tuple[str, int]], per_prompt: int) -> list[tuple[str, str]]:
+    """(chosen id, rejected id) pairs of one prompt from ``(response id, reward level)`` in sample order.
+
+    Winners are the responses at the highest level; losers every response below it, lowest level first (a
+    wrong answer is rejected before a right one in the wrong format), then in sample order. The walk is
+    :func:`pipeline.verifiable.irpo_pairs`: (w0, l0), (w1, l1), ..., then the next unused combinations.
+    """
+    present = {level for _, level in levels}
+    if len(present) < 2:
+        return []
+    top = max(present)
+    winners = [rid for rid, level in levels if level == top]
+    losers = [rid for rid, level in sorted(levels, key=lambda x: x[1]) if level < top]
+    return verifiable.irpo_pairs(winners, losers, per_prompt)
 
 
 @dataclass(frozen=True)
@@ -169,6 +191,47 @@ def response_pairs(responses: Sequence[Response], judgments: Sequence[Judgment],
     return out, no_pair, too_long, len(by_prompt)
 
 
+def verified_pairs(responses: Sequence[Response], verifications: Sequence[Verification], cfg: PairsConfig,
+                   key: str) -> tuple[list[PreferencePair], dict[str, int]]:
+    """Per prompt with a known answer, the verified pairs: (pairs, counts of prompts by outcome)."""
+    checked = {v.response_id: v for v in verifications}
+    by_prompt: dict[str, list[Response]] = defaultdict(list)
+    for r in responses:
+        if r.response_id in checked:
+            by_prompt[r.prompt_id].append(r)
+    out: list[PreferencePair] = []
+    counts = {"verified_prompts": len(by_prompt), "verified_all_correct": 0, "verified_all_wrong": 0,
+              "verified_one_level": 0}
+    for prompt_id, rs in by_prompt.items():
+        rs.sort(key=lambda r: r.sample_index)
+        levels = [(r.response_id, checked[r.response_id].level) for r in rs]
+        picked = select_verified_pairs(levels, cfg.verified_per_prompt)
+        if not picked:
+            correct = [checked[r.response_id].correct for r in rs]
+            name = "verified_all_correct" if all(correct) else "verified_all_wrong" if not any(correct) else \
+                "verified_one_level"
+            counts[name] += 1
+            continue
+        rmap = {r.response_id: r for r in rs}
+        for chosen_id, rejected_id in picked:
+            c, rj = rmap[chosen_id], rmap[rejected_id]
+            vc, vr = checked[chosen_id], checked[rejected_id]
+            out.append(PreferencePair(
+                pair_id=stable_id("vp", chosen_id, rejected_id), kind="response",
+                prompt=[{"role": "user", "content": c.prompt_text}],
+                chosen=[{"role": "assistant", "content": c.output}],
+                rejected=[{"role": "assistant", "content": rj.output}],
+                prompt_id=prompt_id, chosen_id=chosen_id, rejected_id=rejected_id, chosen_score=float(vc.level),
+                rejected_score=float(vr.level), iteration=key,
+                provenance={"reward": f"verifier:{vc.verifier}", "chosen_answer": vc.extracted,
+                            "chosen_method": vc.method, "rejected_answer": vr.extracted, "rejected_method": vr.method,
+                            "rejected_correct": vr.correct, "chosen_chars": len(c.output),
+                            "rejected_chars": len(rj.output)},
+                generated=generation_record(c, rj)))
+    counts["verified_pairs"] = len(out)
+    return out, counts
+
+
 def judgment_pairs(responses: Sequence[Response], judgments: Sequence[Judgment], ratings: Sequence[Rating],
                    cfg: PairsConfig, key: str, judge_template: str | None = None) -> tuple[list[PreferencePair], int]:
     """Per meta-judged response, the judgment pair by Elo: (pairs, judgments too long to use).
@@ -206,23 +269,33 @@ def _mean_chars(pairs: Sequence[PreferencePair], side: str) -> float:
 
 
 def build_pairs(responses: Sequence[Response], judgments: Sequence[Judgment], extra: Sequence[Judgment],
-                ratings: Sequence[Rating] | None, cfg: PairsConfig, key: str, judge_template: str | None = None
+                ratings: Sequence[Rating] | None, cfg: PairsConfig, key: str, judge_template: str | None = None,
+                verifications: Sequence[Verification] = ()
                 ) -> tuple[list[PreferencePair], list[PreferencePair], dict[str, Any]]:
     """The pairs step: response pairs, judgment pairs (when ``ratings`` is given) and their metrics.
 
     A response's score is the mean of the judge's ``judgments``; the meta-judge's ``extra`` judgments are rated
-    like the others but do not change response scores.
+    like the others but do not change response scores. Responses with a ``verification`` are paired by their
+    reward level instead (:func:`verified_pairs`), even when the judge also scored them.
     """
-    rp, no_pair, chosen_too_long, prompts = response_pairs(responses, judgments, cfg, key)
-    if len(rp) < cfg.min_pairs:
+    checked = {v.response_id for v in verifications}
+    vp, vcounts = verified_pairs(responses, verifications, cfg, key)
+    judged = [r for r in responses if r.response_id not in checked]
+    rp, no_pair, chosen_too_long, prompts = response_pairs(judged, judgments, cfg, key)
+    if len(rp) + len(vp) < cfg.min_pairs:
         raise StageError(
-            f"pairs {key}: {len(rp)} response pairs, fewer than pairs.min_pairs={cfg.min_pairs}: {no_pair} of "
-            f"{prompts} prompts had all scores equal" + (f", {chosen_too_long} a chosen response over "
-                                                          f"pairs.max_chosen_chars" if chosen_too_long else "") +
-            f" — see metrics/{key}/judge.json; try judge.scoring: expected, more judge.k or sample.n")
+            f"pairs {key}: {len(rp) + len(vp)} response pairs, fewer than pairs.min_pairs={cfg.min_pairs}: "
+            + (f"{no_pair} of {prompts} prompts had all scores equal" if prompts else "")
+            + (f", {chosen_too_long} a chosen response over pairs.max_chosen_chars" if chosen_too_long else "")
+            + (f"{'; ' if prompts else ''}of {vcounts['verified_prompts']} prompts with known answers, "
+               f"{vcounts['verified_all_correct']} had every answer right and {vcounts['verified_all_wrong']} every "
+               "answer wrong" if vcounts["verified_prompts"] else "")
+            + f" — see metrics/{key}/judge.json and verify.json; try more sample.n or judge.scoring: expected")
+    rp = [*rp, *vp]
     jp, too_long = ([], 0) if ratings is None else judgment_pairs(responses, [*judgments, *extra], ratings, cfg, key,
                                                                    judge_template)
-    metrics = {"prompts": prompts, "response_pairs": len(rp), "dropped_equal_scores": no_pair,
+    metrics = {"prompts": prompts + vcounts["verified_prompts"], "response_pairs": len(rp), **vcounts,
+               "dropped_equal_scores": no_pair,
                "dropped_chosen_too_long": chosen_too_long,
                "judgment_pairs": len(jp), "judgments_too_long": too_long, "length_rho": cfg.length_rho,
                "response_chosen_chars": _mean_chars(rp, "chosen"), "response_rejected_chars": _mean_chars(rp, "rejected"),

@@ -5,16 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(".")
-SEED_INSTRUCTIONS = Path("data/seed/instructions.jsonl")
-SEED_JUDGMENTS = Path("data/seed/judgments.jsonl")
-EVAL_PROMPTS = Path("data/eval/prompts.jsonl")
-LABELLED_PAIRS = Path("data/eval/labelled_pairs.jsonl")
+# The input data's paths are params (`data:` section, pipeline.config.DataConfig), not constants.
 WORK = Path(".work")  # resumable shards live here, outside DVC's declared outputs
 
 # data/<key>/<file> -> the stage that writes it (named in the error when it is missing)
 PRODUCERS = {
     "prompts.jsonl": "self_instruct",
     "responses.jsonl": "sample",
+    "verifications.jsonl": "verify",
     "judgments.jsonl": "judge",
     "extra_judgments.jsonl": "meta_judge",
     "meta_judgments.jsonl": "meta_judge",

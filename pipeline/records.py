@@ -149,6 +149,11 @@ class Prompt(Row):
     instruction: str
     source: str
     provenance: dict[str, Any] = field(default_factory=dict)
+    # A task with a known answer (self_instruct.tasks): the verifier that rewards its responses and what it needs
+    answer: str | None = None
+    verifier: str | None = None
+    tests: list[str] | None = None  # python_tests: assert statements
+    inputs: dict[str, Any] = field(default_factory=dict)  # countdown: numbers, target; code: entry_point
 
 
 @dataclass
@@ -170,6 +175,22 @@ class Response(Row):
     token_ids: list[int] | None = None  # what the model generated, without the end-of-sequence token
     logprob: float | None = None  # sum of the generator's raw log-probs of token_ids (DPO reference reuse)
     stop_logprob: float | None = None  # raw log-prob of the end-of-sequence token, when one ended it
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Verification(Row):
+    """A verifier's check of one response to a prompt with a known answer: its reward, in place of a judge's."""
+
+    ID_FIELD: ClassVar[str] = "response_id"
+    response_id: str
+    prompt_id: str
+    verifier: str
+    extracted: str | None  # the answer read from the response (the code, for python_tests)
+    method: Literal["strict", "flexible", "none"]  # how it was read (pipeline.verifiable.ANSWER_CHAIN)
+    correct: bool
+    level: int  # the reward: 2 correct in the asked format, 1 correct read flexibly, 0 wrong (rewards.reward_level)
+    detail: str = ""  # why it failed, in a few words (a sandbox's first error line, ...)
     provenance: dict[str, Any] = field(default_factory=dict)
 
 

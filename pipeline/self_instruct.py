@@ -21,6 +21,7 @@ from pipeline.engines.base import SamplingSettings
 from pipeline.errors import StageError
 from pipeline.generation import Generation, token_stats
 from pipeline.records import Prompt, stable_id
+from pipeline.tasks import Task
 
 TEMPLATE = "self_instruct.j2"
 OPEN, CLOSE = "<task>", "</task>"
@@ -167,3 +168,25 @@ def generate_instructions(gen: Generation, seed_instructions: Sequence[str], hel
                "rejected": {r: filt.counts.get(r, 0) for r in REJECT_REASONS},
                "mean_words": sum(len(p.instruction.split()) for p in prompts) / len(prompts), **token_stats(completions)}
     return prompts, metrics
+
+
+def task_prompts(train: Sequence[Task], n: int, seed: int, held_out: Sequence[Task], made_by: dict[str, Any]
+                 ) -> tuple[list[Prompt], dict[str, Any]]:
+    """``n`` tasks with known answers as prompt rows: a draw seeded by ``seed`` and the iteration key (each
+    iteration sees its own draw; all tasks when there are at most ``n``). A task whose prompt is also a held-out
+    task's is never drawn (counted as ``heldout_overlap``)."""
+    blocked = {normalize(t.prompt) for t in held_out}
+    usable = [t for t in train if normalize(t.prompt) not in blocked]
+    key = made_by.get("iteration")
+    rng = random.Random(f"{seed}:{key}")
+    drawn = usable if len(usable) <= n else rng.sample(usable, n)
+    prompts = [Prompt(prompt_id=stable_id("p", "task", t.task_id, t.prompt), instruction=t.prompt,
+                      source=f"task:{t.family}", answer=t.answer, verifier=t.verifier, tests=t.tests or None,
+                      inputs=dict(t.inputs), provenance={**made_by, "task_id": t.task_id, "task_source": t.source})
+               for t in drawn]
+    if n and not prompts:
+        raise StageError(f"self_instruct: tasks {n} asked for, but every training task is also a held-out task "
+                         f"({len(train)} of {len(train)})")
+    families = Counter(t.family for t in drawn)
+    return prompts, {"tasks": len(prompts), "tasks_available": len(usable),
+                     "heldout_overlap": len(train) - len(usable), "task_families": dict(sorted(families.items()))}

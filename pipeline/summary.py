@@ -10,18 +10,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-LOOP_STAGES = ("self_instruct", "sample", "judge", "meta_judge", "pairs", "dpo")
+LOOP_STAGES = ("self_instruct", "sample", "verify", "judge", "meta_judge", "pairs", "dpo")
 
 # stage -> keys copied as they are (a missing key is written as None, never invented)
 HEADLINE: dict[str, tuple[str, ...]] = {
     "self_instruct": ("accepted", "acceptance_rate"),
     "sample": ("responses", "parse_rate", "mean_response_chars"),
+    "verify": ("verified", "accuracy", "strict_rate", "prompts_all_correct", "prompts_all_wrong"),
     "judge": ("judgments", "parse_rate", "mean_score", "score_std"),
     "meta_judge": ("comparisons", "parse_rate", "position_bias", "elo_spread_mean"),
-    "pairs": ("response_pairs", "judgment_pairs"),
+    "pairs": ("response_pairs", "judgment_pairs", "verified_pairs"),
     "dpo": ("pairs", "first_loss", "last_loss", "mean_reward_accuracy", "mean_reward_margin"),
 }
 EVAL_KEYS = ("win_rate", "win_rate_se", "length_adjusted_win_rate", "model_mean_chars", "baseline_mean_chars")
+HELDOUT_KEYS = ("pass@1", "pass@1_se", "format_rate", "format_rate_se", "mean_tokens")
 
 
 def _round(value: Any) -> Any:
@@ -39,7 +41,16 @@ def iteration_summary(stage_metrics: Mapping[str, Mapping[str, Any]]) -> dict[st
         block: dict[str, Any] = {f"vs_{name}": {k: _round(b.get(k)) for k in EVAL_KEYS}
                                  for name, b in ev.get("baselines", {}).items()}
         block["judge_accuracy"] = _round((ev.get("judge_accuracy") or {}).get("accuracy"))
+        heldout = (ev.get("heldout") or {}).get("models", {})
+        for name, groups in heldout.items():  # held-out tasks: all of them, per model (current, baselines)
+            k = ev["heldout"]["k"]
+            keys = (*HELDOUT_KEYS, f"pass@{k}", f"maj@{k}")
+            block[f"heldout_{name}"] = {key: _round(groups["all"].get(key)) for key in keys}
         out["eval"] = block
+    truth = stage_metrics.get("judge", {}).get("judge_vs_truth")
+    if truth:
+        out["judge"]["vs_truth_pairwise_accuracy"] = _round(truth["pairwise_accuracy"])
+        out["judge"]["vs_truth_auc"] = _round(truth["auc"])
     seconds = [stage_metrics.get(s, {}).get("seconds") for s in LOOP_STAGES]
     out["loop_stage_seconds"] = round(sum(s for s in seconds if s is not None), 1)
     return out

@@ -14,13 +14,13 @@ fixed by its own seed and never repeats one of its prompts in the training split
 
 :func:`load_tasks` reads a user's JSONL, JSON, CSV, parquet file or a folder saved by ``datasets``'
 ``save_to_disk``, with a ``fields`` mapping (nested paths like ``turns[0].content``), and recognizes GSM8K
-(``#### 1,234`` → ``1234``), MBPP and HumanEval. Every bad row is one line: ``path:N: reason``.
+(``#### 1,234`` → ``1234``), MBPP and HumanEval. Every bad row is one line: ``path:N: reason``. The file
+readers and paths are :mod:`pipeline.sources`', shared with the other data files.
 """
 
 from __future__ import annotations
 
 import ast
-import csv
 import dataclasses
 import difflib
 import json
@@ -29,13 +29,14 @@ import operator
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError, RecordError
-from pipeline.records import _DuplicateKey, _unique_keys, stable_id
+from pipeline.records import stable_id
+from pipeline.sources import MISSING, check_fields, kind_of, lookup, open_rows
 
 # The verifiers a task may name: pipeline.verifiable's answer checks, plus the two that need the task's inputs
 # (countdown: the numbers and target; python_tests: the tests, run in a sandbox).
@@ -747,116 +748,6 @@ def train_and_heldout(family: str, n_train: int, n_heldout: int, seed: int,
 # --------------------------------------------------------------------------------------------- users' files
 # What a ``fields`` mapping may set: the Task's own fields, and the inputs some verifiers need.
 MAPPABLE = ("prompt", "answer", "verifier", "tests", "task_id", "family", "entry_point", "numbers", "target")
-_PATH = re.compile(r"[^.\[\]]+(?:\.[^.\[\]]+|\[-?\d+\])*")
-_STEP = re.compile(r"\[(-?\d+)\]|\.?([^.\[\]]+)")
-_MISSING = object()
-
-
-def _parse_path(path: str) -> list[str | int]:
-    return [int(i) if i else key for i, key in _STEP.findall(path)]
-
-
-class _Rows:
-    """Where a file's rows are: ``unit`` names what a position counts (JSONL and CSV lines, JSON items,
-    parquet and dataset rows)."""
-
-    def __init__(self, path: Path, unit: str, rows: Iterator[tuple[int, Any]]):
-        self.path, self.unit, self.rows = path, unit, rows
-
-
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open("rb") as fh:
-        for lineno, raw_line in enumerate(fh, start=1):
-            where = f"{path}:{lineno}: "
-            try:
-                line = raw_line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise RecordError(f"{where}not valid UTF-8 (byte {e.start + 1} of the line)") from None
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line.rstrip("\r\n"), object_pairs_hook=_unique_keys)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"{where}invalid JSON — {e.msg} (column {e.colno})") from None
-            except _DuplicateKey as e:
-                raise RecordError(f'{where}key "{e.args[0]}" appears twice in one object; keep one') from None
-
-
-def _iter_json(path: Path) -> Iterator[tuple[int, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
-    except UnicodeDecodeError as e:
-        raise RecordError(f"{path}: not valid UTF-8 (byte {e.start + 1})") from None
-    except json.JSONDecodeError as e:
-        raise RecordError(f"{path}:{e.lineno}: invalid JSON — {e.msg} (column {e.colno})") from None
-    except _DuplicateKey as e:
-        raise RecordError(f'{path}: key "{e.args[0]}" appears twice in one object; keep one') from None
-    if isinstance(data, dict):  # {"data": [...]}: one key holding the rows
-        lists = [v for v in data.values() if isinstance(v, list)]
-        data = lists[0] if len(data) == 1 and lists else data
-    if not isinstance(data, list):
-        raise RecordError(f"{path}: expected a JSON array of objects (one per task), got {type(data).__name__}")
-    yield from enumerate(data, start=1)
-
-
-def _iter_csv(path: Path) -> Iterator[tuple[int, Any]]:
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            start = 2
-            for row in reader:
-                if None in row:
-                    raise RecordError(f"{path}:{start}: {len(reader.fieldnames or []) + len(row[None])} values, "
-                                      f"but the header has {len(reader.fieldnames or [])} columns")
-                yield start, {k: v for k, v in row.items() if v is not None}
-                start = reader.line_num + 1
-    except UnicodeDecodeError as e:
-        raise RecordError(f"{path}: not valid UTF-8 (byte {e.start + 1})") from None
-    except csv.Error as e:
-        raise RecordError(f"{path}: not a readable CSV file — {e}") from None
-
-
-def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
-    import pyarrow
-    import pyarrow.parquet as pq
-
-    try:
-        rows = pq.read_table(path).to_pylist()
-    except (pyarrow.ArrowException, OSError) as e:
-        raise RecordError(f"{path}: not a readable parquet file — {str(e).splitlines()[0]}") from None
-    yield from enumerate(rows, start=1)
-
-
-def _iter_saved_dataset(path: Path) -> Iterator[tuple[int, Any]]:
-    if (path / "dataset_dict.json").exists():
-        splits = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
-        if len(splits) != 1:
-            raise RecordError(f"{path}: a dataset with splits {', '.join(splits)} — point at one, e.g. "
-                              f"{path / (splits[0] if splits else 'train')}")
-        path = path / splits[0]
-    if not (path / "state.json").exists():
-        raise RecordError(f"{path}: a folder, but not a dataset saved with datasets' save_to_disk "
-                          "(no state.json or dataset_dict.json)")
-    import datasets
-
-    yield from enumerate(datasets.load_from_disk(str(path)), start=1)
-
-
-_READERS: dict[str, tuple[str, Callable[[Path], Iterator[tuple[int, Any]]]]] = {
-    ".jsonl": ("line", _iter_jsonl), ".json": ("item", _iter_json), ".csv": ("line", _iter_csv),
-    ".parquet": ("row", _iter_parquet), ".pq": ("row", _iter_parquet)}
-
-
-def _open_rows(path: Path) -> _Rows:
-    if not path.exists():
-        raise RecordError(f"{path}: not found")
-    if path.is_dir():
-        return _Rows(path, "row", _iter_saved_dataset(path))
-    if path.suffix.lower() not in _READERS:
-        raise RecordError(f'{path}: unknown format "{path.suffix}" — use .jsonl, .json, .csv, .parquet or a '
-                          "folder saved with datasets' save_to_disk")
-    unit, reader = _READERS[path.suffix.lower()]
-    return _Rows(path, unit, reader(path))
 
 
 def _detect(keys: Iterable[str]) -> str:
@@ -882,44 +773,25 @@ class _Row:
         return RecordError(f"{self.where}{reason}")
 
     def get(self, target: str, path: str | None = None, required: bool = True) -> Any:
-        """The value at ``path`` (by default the one mapped to ``target``); ``_MISSING`` if absent and optional."""
+        """The value at ``path`` (by default the one mapped to ``target``); ``MISSING`` if absent and optional."""
         path = path or self.mapping.get(target, target)
-        value: Any = self.raw
-        walked = ""
-        for step in [path] if path in self.raw else _parse_path(path):  # a column named "a.b" is itself
-            if isinstance(step, int):
-                if not isinstance(value, (list, tuple)):
-                    return self._absent(path, target, required, f'"{walked}" is {_kind(value)}, not a list')
-                if not -len(value) <= step < len(value):
-                    count = f"{len(value)} item" + ("" if len(value) == 1 else "s")
-                    return self._absent(path, target, required, f'"{walked}" has {count}')
-                value = value[step]
-                walked += f"[{step}]"
-            else:
-                if not isinstance(value, dict):
-                    return self._absent(path, target, required, f'"{walked}" is {_kind(value)}, not a mapping')
-                if step not in value:
-                    if walked:
-                        why = f'"{walked}" has no key "{step}"'
-                    elif target not in self.mapping:  # read by its default name: say how to point elsewhere
-                        why = (f'name its column with fields, e.g. {{"{target}": "<column>"}}; the row has '
-                               + ", ".join(map(str, self.raw)))
-                    else:
-                        why = ""
-                    return self._absent(path, target, required, why)
-                value = value[step]
-                walked += f".{step}" if walked else step
+        value, why = lookup(self.raw, path)
+        if value is MISSING:
+            if why == "" and target not in self.mapping:  # read by its default name: say how to point elsewhere
+                why = (f'name its column with fields, e.g. {{"{target}": "<column>"}}; the row has '
+                       + ", ".join(map(str, self.raw)))
+            return self._absent(path, target, required, why or "")
         if value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str)
                                                                                   and not value.strip()):
             if required:
                 raise self.fail(f'field "{path}" (mapped to {target}) is empty')
-            return _MISSING
+            return MISSING
         return value
 
     def _absent(self, path: str, target: str, required: bool, why: str) -> Any:
         if required:
             raise self.fail(f'field "{path}" (mapped to {target}) missing' + (f" — {why}" if why else ""))
-        return _MISSING
+        return MISSING
 
     def text(self, target: str, path: str | None = None) -> str:
         value = self.get(target, path)
@@ -927,11 +799,6 @@ class _Row:
             raise self.fail(f'field "{path or self.mapping.get(target, target)}" (mapped to {target}) must be '
                             f"text, got {json.dumps(value, default=str)[:40]}")
         return value
-
-
-def _kind(value: Any) -> str:
-    return {str: "text", dict: "a mapping", list: "a list", type(None): "null", int: "an integer", float: "a number",
-            bool: "true/false"}.get(type(value), f"a {type(value).__name__}")
 
 
 def _answer_text(row: _Row, value: Any, path: str) -> str:
@@ -1008,8 +875,8 @@ def _code_format(row: _Row, fmt: str) -> dict[str, Any]:
                "tests": [f"{setup}\n{t}" for t in asserts] if isinstance(setup, str) else asserts,
                "inputs": {"entry_point": called[0]} if called else {}}
         task_id = row.get("task_id", "task_id", required=False)
-        task_id = task_id if task_id is _MISSING else f"mbpp-{task_id}"
-    if task_id is not _MISSING:
+        task_id = task_id if task_id is MISSING else f"mbpp-{task_id}"
+    if task_id is not MISSING:
         out["task_id"] = str(task_id)
     return out
 
@@ -1029,7 +896,7 @@ def _build(row: _Row, fmt: str, family_name: str, default_verifier: str, format_
         if target == "verifier":
             continue
         if (verifier == "countdown" and target in ("prompt", "answer") and target not in row.mapping
-                and row.get(target, path, required=False) is _MISSING):
+                and row.get(target, path, required=False) is MISSING):
             continue  # the prompt is built from the numbers and target; any expression reaching it will do
         value = row.get(target, path)
         if target == "prompt":
@@ -1084,16 +951,8 @@ def load_tasks(path: str | Path, fields: Mapping[str, str] | None = None, defaul
     """
     path = Path(path)
     _check_verifier(default_verifier, f"{path}: ", " (default_verifier)")
-    mapping = dict(fields or {})
-    for target, source in mapping.items():
-        if target not in MAPPABLE:
-            near = difflib.get_close_matches(str(target), MAPPABLE, n=1)
-            hint = f'did you mean "{near[0]}"?' if near else "known: " + ", ".join(MAPPABLE)
-            raise RecordError(f'{path}: fields: unknown task field "{target}" — {hint}')
-        if not isinstance(source, str) or not _PATH.fullmatch(source):
-            raise RecordError(f'{path}: fields: bad path {json.dumps(source)} for {target} — write keys with dots and '
-                              "list items as [i], e.g. turns[0].content")
-    rows = _open_rows(path)
+    mapping = check_fields(path, fields, MAPPABLE, "task field")
+    rows = open_rows(path, item="task")
     family_name = path.stem if not path.is_dir() else path.name
     tasks: list[Task] = []
     seen: dict[str, int] = {}
@@ -1101,7 +960,7 @@ def load_tasks(path: str | Path, fields: Mapping[str, str] | None = None, defaul
     for number, raw in rows.rows:
         where = f"{path}:{number}: "
         if not isinstance(raw, dict):
-            raise RecordError(f"{where}expected an object (a mapping of fields), got {_kind(raw)}")
+            raise RecordError(f"{where}expected an object (a mapping of fields), got {kind_of(raw)}")
         fmt = fmt or _detect(raw)
         row = _Row(where, raw, mapping)
         built = _build(row, fmt, family_name, default_verifier, format_line)

@@ -215,3 +215,34 @@ def judge_vs_truth(scored: Sequence[tuple[str, float, bool]], bootstrap: int = 1
     return {"pairwise_accuracy": acc, "pairwise_accuracy_se": float(np.nanstd(accs, ddof=1)) if accs else float("nan"),
             "pairs": pairs, "auc": auc, "auc_se": float(np.nanstd(aucs, ddof=1)) if aucs else float("nan"),
             "answers": len(scored), "correct": sum(ok for _, _, ok in scored), "prompts": len(keys)}
+
+
+# ------------------------------------------------------------------------------------------ held-out summary
+def sample_metrics(samples: Sequence[Mapping[str, object]], k: int) -> dict[str, object]:
+    """Held-out figures of one model from its samples (``task_id``, ``sample_index``, ``extracted``,
+    ``method``, ``correct``, ``num_tokens``), each a mean over tasks with its standard error.
+
+    ``pass@1`` counts an answer read flexibly (so a format change alone cannot raise it); ``pass@1_strict``
+    only answers in the asked format; ``pass@k`` is the unbiased estimator over the n samples of a task;
+    ``maj@k`` the majority vote of the first k (ties count 1/t); ``format_rate`` the share of samples whose
+    last line is the asked ``Final answer:`` line; ``mean_tokens`` the generated length.
+    """
+    by_task: dict[str, list[Mapping[str, object]]] = {}
+    for s in samples:
+        by_task.setdefault(str(s["task_id"]), []).append(s)
+    per: dict[str, list[float]] = {"pass@1": [], "pass@1_strict": [], f"pass@{k}": [], f"maj@{k}": [],
+                                   "format_rate": [], "mean_tokens": []}
+    for rows in by_task.values():
+        rows = sorted(rows, key=lambda s: int(s["sample_index"]))  # type: ignore[call-overload]
+        n, ok = len(rows), [bool(s["correct"]) for s in rows]
+        per["pass@1"].append(sum(ok) / n)
+        per["pass@1_strict"].append(sum(o and s["method"] == "strict" for o, s in zip(ok, rows)) / n)
+        per[f"pass@{k}"].append(pass_at_k(n, sum(ok), min(k, n)))
+        per[f"maj@{k}"].append(majority_at_k([s["extracted"] for s in rows], ok, k))  # type: ignore[misc]
+        per["format_rate"].append(sum(s["method"] == "strict" for s in rows) / n)
+        per["mean_tokens"].append(sum(int(s["num_tokens"]) for s in rows) / n)  # type: ignore[call-overload]
+    out: dict[str, object] = {"tasks": len(by_task), "samples": len(samples)}
+    for name, values in per.items():
+        e = estimate(values)
+        out[name], out[f"{name}_se"] = e.mean, e.se
+    return out

@@ -2,9 +2,10 @@
 
     python -m stages.evaluate --iteration M1
 
-Reads: data/eval/prompts.jsonl, data/eval/labelled_pairs.jsonl, models/<key>, each baseline's model and the
-evaluator (evaluate.evaluator). Writes: data/<key>/eval_answers.jsonl, data/<key>/eval_comparisons.jsonl,
-data/<key>/eval_judge.jsonl, metrics/<key>/eval.json.
+Reads: params data.eval_prompts, data.labelled_pairs, data.heldout_tasks (evaluate.heldout_tasks), models/<key>,
+each baseline's model and the evaluator (evaluate.evaluator). Writes: data/<key>/eval_answers.jsonl,
+data/<key>/eval_comparisons.jsonl, data/<key>/eval_judge.jsonl, data/<key>/eval_heldout.jsonl (every held-out
+sample, checked), metrics/<key>/eval.json.
 Models are loaded one after another and released in between.
 """
 
@@ -13,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline import evaluation, judging, paths, records
+from pipeline import evaluation, judging
 from pipeline.config import Params
 from pipeline.engines import Engine
 from pipeline.engines.openai import OpenAIEngine
 from pipeline.records import EvalPrompt, LabelledPair
-from stages import _common, _generate
+from stages import _common, _data, _generate
 
 
 def engine_opener(params: Params) -> Callable[[str], Engine]:
@@ -35,25 +36,30 @@ def engine_opener(params: Params) -> Callable[[str], Engine]:
 def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "evaluate")
     cfg, p = it.params.evaluate, it.params
-    prompts = records.read_jsonl(paths.EVAL_PROMPTS, EvalPrompt)[:cfg.max_prompts]
-    labelled = records.read_jsonl(paths.LABELLED_PAIRS, LabelledPair)[:cfg.max_labelled_pairs] if cfg.judge_accuracy else []
+    prompts = _data.read(p.data.eval_prompts, EvalPrompt)[:cfg.max_prompts] if cfg.max_prompts != 0 else []
+    labelled = _data.read(p.data.labelled_pairs, LabelledPair)[:cfg.max_labelled_pairs] if cfg.judge_accuracy else []
+    tasks = _data.read_tasks(p.data.heldout_tasks)[:cfg.heldout_tasks] if cfg.heldout_tasks != 0 else []
     models = {"current": str(it.model("current")), **{b: str(it.model(b)) for b in cfg.baselines}}
     evaluator = "openai" if cfg.evaluator == "openai" else str(it.model(cfg.evaluator))
-    for d in dict.fromkeys([*models.values(), evaluator]):  # current first, in order, once each
+    for d in dict.fromkeys([*models.values(), *([evaluator] if prompts else [])]):  # current first, in order, once each
         if d != "openai":
             _common.require_model(Path(d), Path(d).name)
-    opener = engine_opener(p)
+    opener = engine_opener(p) if prompts else _generate.open_engine(p)
     cache = _generate.cache(it, [it.made_by(d) for d in models.values()], evaluator, cfg.__dict__, p.judge.__dict__,
                             p.sample.__dict__, templates=(cfg.compare_template or evaluation.TEMPLATE,
                                                                       p.judge.template or judging.TEMPLATE))
     out = evaluation.evaluate(opener, cache, p.shard_size("evaluate"), models, evaluator, prompts, labelled, cfg,
-                              p.judge, p.sample)
+                              p.judge, p.sample, tasks, p.verify)
     it.write({"eval_answers.jsonl": out.answers, "eval_comparisons.jsonl": out.comparisons,
-              "eval_judge.jsonl": out.judge}, out.metrics, name="eval")
+              "eval_judge.jsonl": out.judge, "eval_heldout.jsonl": out.heldout}, out.metrics, name="eval")
     cache.finish()
     for name, s in out.metrics["baselines"].items():
         _common.log.info("evaluate %s vs %s: win rate %.3f ± %.3f (length-adjusted %.3f), W/T/L %d/%d/%d", it.key, name,
                          s["win_rate"], s["win_rate_se"], s["length_adjusted_win_rate"], s["wins"], s["ties"], s["losses"])
+    for name, h in out.metrics.get("heldout", {}).get("models", {}).items():
+        a = h["all"]
+        _common.log.info("evaluate %s, %s on %d held-out tasks: pass@1 %.3f ± %.3f, format %.3f ± %.3f", it.key, name,
+                         a["tasks"], a["pass@1"], a["pass@1_se"], a["format_rate"], a["format_rate_se"])
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
     python -m stages.pairs --iteration M1
 
-Reads: data/<key>/responses.jsonl, judgments.jsonl, extra_judgments.jsonl, ratings.jsonl.
+Reads: data/<key>/responses.jsonl, verifications.jsonl, judgments.jsonl, extra_judgments.jsonl, ratings.jsonl.
+Responses to prompts with a known answer are paired by their verified reward (IRPO), the rest by judge score.
 Writes: data/<key>/response_pairs.jsonl, data/<key>/judgment_pairs.jsonl (TRL conversational preference
 format plus provenance; `datasets.load_dataset("json", data_files=...)` loads them), metrics/<key>/pairs.json.
 """
@@ -10,7 +11,7 @@ format plus provenance; `datasets.load_dataset("json", data_files=...)` loads th
 from __future__ import annotations
 
 from pipeline import pairs
-from pipeline.records import Judgment, Rating, Response
+from pipeline.records import Judgment, Rating, Response, Verification
 from stages import _common
 
 
@@ -18,10 +19,12 @@ def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "pairs")
     cfg = it.params.pairs
     responses = it.read("responses.jsonl", Response)
-    judgments = it.read("judgments.jsonl", Judgment)
+    judgments = it.read("judgments.jsonl", Judgment, allow_empty=True)  # empty when a verifier rewards every response
     extra = it.read("extra_judgments.jsonl", Judgment, allow_empty=True) if cfg.judge_pairs else []
     ratings = it.read("ratings.jsonl", Rating, allow_empty=True) if cfg.judge_pairs else None
-    rp, jp, metrics = pairs.build_pairs(responses, judgments, extra, ratings, cfg, it.key, it.params.judge.template)
+    verifications = it.read("verifications.jsonl", Verification, allow_empty=True)
+    rp, jp, metrics = pairs.build_pairs(responses, judgments, extra, ratings, cfg, it.key, it.params.judge.template,
+                                     verifications)
     it.write({"response_pairs.jsonl": rp, "judgment_pairs.jsonl": jp}, metrics)
     _common.log.info("pairs %s: %d response pairs, %d judgment pairs", it.key, len(rp), len(jp))
 

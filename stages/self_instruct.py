@@ -2,23 +2,43 @@
 
     python -m stages.self_instruct --iteration M1
 
-Reads: data/seed/instructions.jsonl, data/eval/prompts.jsonl (to keep held-out prompts out), the generator
-model (self_instruct.generator: previous = models/<prev>, base = models/M0, a pipeline model's name, or a path).
-Writes: data/<key>/prompts.jsonl, metrics/<key>/self_instruct.json.
+Reads: params data.seed_instructions, data.eval_prompts (kept out), the generator model
+(self_instruct.generator: previous = models/<prev>, base = models/M0, a pipeline model's name, or a path);
+with self_instruct.tasks, data.train_tasks (and data.heldout_tasks, kept out). With num_prompts: 0 no model loads.
+Writes: data/<key>/prompts.jsonl (generated instructions, then tasks), metrics/<key>/self_instruct.json.
 """
 
 from __future__ import annotations
 
-from pipeline import paths, records, self_instruct
-from pipeline.records import EvalPrompt, SeedInstruction
-from stages import _common, _generate
+from typing import Any
+
+from pipeline import self_instruct
+from pipeline.records import EvalPrompt, Prompt, SeedInstruction
+from stages import _common, _data, _generate
 
 
 def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "self_instruct")
     cfg = it.params.self_instruct
-    seed = records.read_jsonl(paths.SEED_INSTRUCTIONS, SeedInstruction)
-    held_out = records.read_jsonl(paths.EVAL_PROMPTS, EvalPrompt) if paths.EVAL_PROMPTS.exists() else []
+    prompts: list[Prompt] = []
+    metrics: dict[str, Any] = {"requests": 0, "accepted": 0}
+    if cfg.num_prompts:
+        prompts, metrics = generate(it)
+    if cfg.tasks:
+        data = it.params.data
+        train, held_out = _data.read_tasks(data.train_tasks), _data.read_tasks(data.heldout_tasks)
+        rows, task_metrics = self_instruct.task_prompts(train, cfg.tasks, cfg.seed, held_out, {"iteration": it.key})
+        prompts += rows
+        metrics.update(task_metrics)
+    it.write({"prompts.jsonl": prompts}, metrics)
+    _common.log.info("self_instruct %s: %d instructions accepted of %d requests, %d tasks", it.key,
+                     metrics["accepted"], metrics["requests"], metrics.get("tasks", 0))
+
+
+def generate(it: _common.Iteration) -> tuple[list[Prompt], dict[str, Any]]:
+    cfg = it.params.self_instruct
+    seed = _data.read(it.params.data.seed_instructions, SeedInstruction)
+    held_out = _data.read(it.params.data.eval_prompts, EvalPrompt)
     template = (cfg.template or self_instruct.TEMPLATE,)
     if cfg.generator == "openai":  # a fixed prompt generator behind an OpenAI-compatible server
         gen = _generate.openai_generation(it, cfg.openai_url or "", cfg.openai_model or "", cfg.api_key_env,
@@ -31,9 +51,8 @@ def main() -> None:
         made_by = it.made_by(generator)
     prompts, metrics = self_instruct.generate_instructions(gen, [s.instruction for s in seed],
                                                            [p.instruction for p in held_out], cfg, made_by)
-    it.write({"prompts.jsonl": prompts}, metrics)
     gen.finish()
-    _common.log.info("self_instruct %s: %d accepted of %d requests", it.key, len(prompts), metrics["requests"])
+    return prompts, metrics
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python -m stages.sft
 
-Reads: models/M0, data/seed/instructions.jsonl, data/seed/judgments.jsonl, params (sft, sample.thoughts, engine).
+Reads: models/M0, params data.seed_instructions and data.seed_judgments, params (sft, sample.thoughts, engine).
 Writes: models/M0_sft/, metrics/M0_sft/sft.json. With sft.enabled: false, M0_sft is a copy of M0.
 """
 
@@ -12,7 +12,7 @@ import time
 
 from pipeline import models, paths, records, sft
 from pipeline.records import JudgeExample, SeedInstruction
-from stages import _common, _generate
+from stages import _common, _data, _generate
 
 
 def main() -> None:
@@ -24,10 +24,10 @@ def main() -> None:
         models.copy_model(m0, out, {"name": "M0_sft", "parent": "M0", "sft": "disabled: a copy of M0"})
         records.write_json(metrics_path, {"enabled": False})
         return
-    ift = records.read_jsonl(paths.SEED_INSTRUCTIONS, SeedInstruction)
-    eft = records.read_jsonl(paths.SEED_JUDGMENTS, JudgeExample)
+    ift = _data.read(params.data.seed_instructions, SeedInstruction)
+    eft = _data.read(params.data.seed_judgments, JudgeExample)
     _common.require_model(m0, "M0")
-    hashes = {"ift": models.sha256_file(paths.SEED_INSTRUCTIONS), "eft": models.sha256_file(paths.SEED_JUDGMENTS)}
+    hashes = {"ift": _data.digest(params.data.seed_instructions), "eft": _data.digest(params.data.seed_judgments)}
     metrics = sft.seed_sft(m0, out, ift, eft, cfg, params.sample, params.judge.template,
                            _generate.open_engine(params), paths.WORK, hashes)
     records.write_json(metrics_path, {**metrics, "seconds": round(time.time() - start, 1)})

@@ -68,7 +68,7 @@ def tiny_model_dir(tmp_path_factory, smol_tokenizer) -> Path:
 @pytest.fixture()
 def workdir(tmp_path, monkeypatch) -> Path:
     """A scratch copy of the repository layout (prompts, seed and eval data, params) as the cwd."""
-    for name in ("prompts", "data/seed", "data/eval"):
+    for name in ("prompts", "data/seed", "data/eval", "data/tasks"):
         src = REPO / name
         if src.exists():
             shutil.copytree(src, tmp_path / name)

@@ -225,8 +225,8 @@ PARAMS_CASES = [
     Case("unknown-section-sampel", "sample@M1", params({"sampel": {"n": 4}}),
          P + "sampel: unknown key — did you mean 'sample'?"),
     Case("unknown-section-foo", "sample@M1", params({"foo": 1}),
-         P + "foo: unknown key — known keys: model, engine, sft, self_instruct, sample, judge, meta_judge, pairs, dpo, "
-         "evaluate, iterations"),
+         P + "foo: unknown key — known keys: data, model, engine, sft, self_instruct, sample, verify, judge, meta_judge, "
+         "pairs, dpo, evaluate, iterations"),
     Case("dotted-key-at-top", "sample@M1", params({"sample.n": 4}), P + "sample.n: unknown key — did you mean 'sample'?"),
     # YAML itself
     Case("duplicate-key", "sample@M1", params_text("sample:\n  n: 3\n  n: 4\niterations: {M1: {prev: M0_sft}}\n"),

@@ -224,9 +224,32 @@ def test_iteration_summary_picks_headline_figures():
     got = iteration_summary(stage_metrics)
     assert got["self_instruct"] == {"accepted": 6, "acceptance_rate": 0.125}
     assert got["sample"]["parse_rate"] == 0.7917 and got["judge"]["mean_score"] == 2.7368
-    assert got["pairs"] == {"response_pairs": 6, "judgment_pairs": 4}
+    assert got["pairs"] == {"response_pairs": 6, "judgment_pairs": 4, "verified_pairs": None}
     assert got["dpo"]["mean_reward_margin"] is None  # missing: written as None, never invented
+    assert got["verify"] == dict.fromkeys(("verified", "accuracy", "strict_rate", "prompts_all_correct",
+                                           "prompts_all_wrong"))
     assert got["eval"] == {"vs_M0": {"win_rate": 0.5312, "win_rate_se": 0.03, "length_adjusted_win_rate": 0.56,
                                      "model_mean_chars": 200.0, "baseline_mean_chars": 480.0},
                            "judge_accuracy": 0.4375}
     assert got["loop_stage_seconds"] == 560.0  # the loop stages only; evaluation is not part of the loop
+
+
+def test_iteration_summary_of_verifiable_tasks():
+    """Held-out task figures per model and the judge against the truth reach the headline; nothing else added."""
+    from pipeline.summary import iteration_summary
+
+    held = {"all": {"pass@1": 0.41234, "pass@1_se": 0.05, "format_rate": 0.9, "format_rate_se": 0.02,
+                    "mean_tokens": 30.0, "pass@4": 0.6, "maj@4": 0.5, "pass@1_strict": 0.4},
+            "arithmetic-1digit": {"pass@1": 0.8}}
+    got = iteration_summary({
+        "verify": {"verified": 64, "accuracy": 0.5, "strict_rate": 0.25, "prompts_all_correct": 1,
+                   "prompts_all_wrong": 2, "seconds": 1.0},
+        "judge": {"judgments": 16, "judge_vs_truth": {"pairwise_accuracy": 0.61111, "auc": 0.55, "answers": 16}},
+        "eval": {"baselines": {}, "judge_accuracy": None,
+                 "heldout": {"tasks": 128, "k": 4, "models": {"current": held, "M0": held}}}})
+    assert got["verify"] == {"verified": 64, "accuracy": 0.5, "strict_rate": 0.25, "prompts_all_correct": 1,
+                             "prompts_all_wrong": 2}
+    assert got["judge"]["vs_truth_pairwise_accuracy"] == 0.6111 and got["judge"]["vs_truth_auc"] == 0.55
+    want = {"pass@1": 0.4123, "pass@1_se": 0.05, "format_rate": 0.9, "format_rate_se": 0.02, "mean_tokens": 30.0,
+            "pass@4": 0.6, "maj@4": 0.5}
+    assert got["eval"] == {"judge_accuracy": None, "heldout_current": want, "heldout_M0": want}

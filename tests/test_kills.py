@@ -73,8 +73,8 @@ def mortal(tiny_workdir, monkeypatch):  # noqa: F811
 STAGES = {  # stage -> (the outputs it writes under data/M1, the stages that must run first)
     "self_instruct": (["prompts.jsonl"], []),
     "sample": (["responses.jsonl"], []),
-    "judge": (["judgments.jsonl"], ["sample"]),
-    "meta_judge": (["extra_judgments.jsonl", "meta_judgments.jsonl", "ratings.jsonl"], ["sample", "judge"]),
+    "judge": (["judgments.jsonl"], ["sample", "verify"]),
+    "meta_judge": (["extra_judgments.jsonl", "meta_judgments.jsonl", "ratings.jsonl"], ["sample", "verify", "judge"]),
     "evaluate": (["eval_answers.jsonl", "eval_comparisons.jsonl", "eval_judge.jsonl"], []),
 }
 KILL_POINTS = [1, 2, 3]  # die in the 1st, 2nd or 3rd shard: before any is saved, after one, after two

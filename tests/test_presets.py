@@ -33,7 +33,7 @@ def shrunk(name, sizes=SIZES):
 
 
 def test_presets_exist():
-    assert PRESETS == ["meta_rewarding", "self_rewarding", "tpo"]
+    assert PRESETS == ["irpo", "meta_rewarding", "self_rewarding", "tpo"]
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -49,7 +49,7 @@ def test_use_preset_validates_and_writes_params(tmp_path, name):
 def test_use_preset_refuses_an_unknown_name(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "scripts/use_preset.py"), "nope", "--to",
                            str(tmp_path / "params.yaml")], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 2 and proc.stderr.startswith("error: no preset 'nope' — known: meta_rewarding")
+    assert proc.returncode == 2 and proc.stderr == "error: no preset 'nope' — known: irpo, meta_rewarding, self_rewarding, tpo\n"
     assert not (tmp_path / "params.yaml").exists()
 
 
@@ -70,15 +70,26 @@ def test_preset_values_that_define_each_method():
         8, "generic", "normalized", "reject")
 
 
+def arithmetic_answer(prompt, i):
+    """Sample i of an arithmetic task: right in the asked format, right without it, or wrong, in turn."""
+    a, op, b = re.search(r"What is (\d+) ([-+*]) (\d+)\?", prompt).groups()
+    right = {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op]
+    return [f"{a} {op} {b} = {right}.\nFinal answer: {right}", f"It is {right}.",
+            f"{a} {op} {b} = {right + 1}.\nFinal answer: {right + 1}"][i % 3]
+
+
 def scripted_model(prompt, i):
     """A model that follows every role's format (a random tiny model follows none): answers of growing length,
-    thoughts when asked, judge scores that vary with the answer (one in six unparseable), meta-verdicts."""
+    thoughts when asked, judge scores that vary with the answer (one in six unparseable), meta-verdicts, and
+    arithmetic answers right or wrong."""
     if "Judgment A:" in prompt:
         return "A applies the rubric more closely.\nWinner: Judgement A" if i % 2 == 0 else "Hard to say."
     judged = re.search(r"<response>(.*?)</response>|\nResponse: (.*?)\n", prompt, re.DOTALL)
     if judged:
         digit = len(judged.group(1) or judged.group(2) or "") // 7 + i  # varies with the response and the sample
         return "Some justification." if digit % 6 == 5 else f"Brief justification.\nScore: {digit % 5}"
+    if "Final answer: <number>" in prompt:
+        return arithmetic_answer(prompt, i)
     answer = f"Answer {i}: " + "detail " * i
     if "<R>" in prompt:
         return f"Draft and its evaluation.\n<R> {answer}"
@@ -107,10 +118,12 @@ def preset_workdir(workdir, tiny_model_dir, monkeypatch):
 def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     """Every stage's entry point from sample to dpo under the preset's rules; generation is scripted, DPO trains
     the tiny random model for real."""
-    (preset_workdir / "params.yaml").write_text(yaml.safe_dump(shrunk(name, {**SIZES, "sample": {"max_new_tokens": 200},
-                                                                            "judge": {"max_new_tokens": 60}})))
-    write_prompts(preset_workdir)
-    for stage in ("sample", "judge", "meta_judge", "pairs", "dpo"):
+    sizes = {**SIZES, "sample": {"max_new_tokens": 200}, "judge": {"max_new_tokens": 60}}
+    if name == "irpo":  # tasks instead of generated instructions: 3 of them, 2 judged against the truth
+        sizes.update(self_instruct={"tasks": 3}, judge={"max_new_tokens": 60, "verifiable_prompts": 2})
+    (preset_workdir / "params.yaml").write_text(yaml.safe_dump(shrunk(name, sizes)))
+    stages = ["self_instruct"] if name == "irpo" else (write_prompts(preset_workdir) or [])
+    for stage in (*stages, "sample", "verify", "judge", "meta_judge", "pairs", "dpo"):
         proc = run_stage(stage, "--iteration", "M1")
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
     d = preset_workdir / "data/M1"
@@ -118,7 +131,19 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     assert len(read(d / "responses.jsonl")) == 3 * params["sample"]["n"]
     judgments = read(d / "judgments.jsonl")
     methods = {j["method"] for j in judgments}
-    assert methods == {"strict", "dropped"} if params["judge"].get("on_unparsed") == "drop" else "forced" in methods
+    if params["judge"].get("on_unparsed") == "drop":
+        assert methods == {"strict", "dropped"}
+    else:
+        assert methods <= {"strict", "forced"} and ("forced" in methods or name == "irpo")  # irpo: 16 judged
+    if name == "irpo":
+        verified = read(d / "verifications.jsonl")
+        assert len(verified) == 3 * params["sample"]["n"] and {v["level"] for v in verified} == {0, 1, 2}
+        pairs_ = read(d / "response_pairs.jsonl")
+        # each task: the right answers in format (level 2) chosen, the wrong ones (level 0) rejected first
+        assert len(pairs_) == 3 * params["pairs"]["verified_per_prompt"]
+        assert {(p["chosen_score"], p["rejected_score"]) for p in pairs_} == {(2.0, 0.0)}
+        judge = json.loads((preset_workdir / "metrics/M1/judge.json").read_text())
+        assert judge["judged_for_truth"] == 2 * params["sample"]["n"] and judge["judge_vs_truth"]["answers"] == 16
     meta_on = params.get("meta_judge", {}).get("enabled", True)
     assert bool(read(d / "meta_judgments.jsonl")) == meta_on
     assert (preset_workdir / "models/M1/model.safetensors").exists()
@@ -142,7 +167,7 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     proc = run_stage("sft")
     assert proc.returncode == 0, proc.stderr
-    for stage in ("self_instruct", "sample", "judge", "meta_judge", "pairs", "dpo"):
+    for stage in ("self_instruct", "sample", "verify", "judge", "meta_judge", "pairs", "dpo"):
         proc = run_stage(stage, "--iteration", "M1")
         if stage == "pairs" and proc.returncode == 2 and "fewer than pairs.min_pairs" in proc.stderr:
             # The papers' rule (drop a judgment without a score) can leave a 135M judge no scored pair: then the
@@ -156,11 +181,14 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
 
 
 def dvc_param_keys():
-    """Every params key dvc.yaml names (DVC refuses to run a stage whose key is missing from params.yaml)."""
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    """Every params key dvc.yaml names or interpolates (DVC refuses to run a stage whose key is missing from
+    params.yaml): `params:` entries, and `${data.x.path}` in deps."""
+    text = (REPO / "dvc.yaml").read_text()
+    stages = yaml.safe_load(text)["stages"]
     keys = set()
     for stage in stages.values():
         keys.update(k for k in stage.get("do", stage).get("params", []) if "${" not in k)
+    keys.update(k for k in re.findall(r"\$\{([\w.]+)\}", text) if k.split(".")[0] not in ("key", "item", "iterations"))
     return keys
 
 

@@ -193,6 +193,8 @@ def test_pairs_step_with_judgment_pairs():
     assert jp[0].prompt == judging.judge_conversation("Question p1?", "short")
     assert jp[0].rejected[0]["content"] == "A longer extra judgment.\nScore: 4"
     assert metrics == {"prompts": 2, "response_pairs": 1, "dropped_equal_scores": 1, "dropped_chosen_too_long": 0,
+                       "verified_prompts": 0, "verified_all_correct": 0, "verified_all_wrong": 0,
+                       "verified_one_level": 0, "verified_pairs": 0,
                        "judgment_pairs": 1,
                        "judgments_too_long": 0, "length_rho": 0.0, "response_chosen_chars": 5.0,
                        "response_rejected_chars": 20.0, "judgment_chosen_chars": 8.0,

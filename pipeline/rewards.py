@@ -1,0 +1,131 @@
+"""Where a response's reward comes from when its prompt has a known answer: a verifier, not the judge.
+
+A prompt row with an ``answer`` (or ``tests``) is a task (``self_instruct.tasks``); :func:`verify_responses` is
+the verify step: each response's answer is read by the declared strict -> flexible chain
+(:data:`pipeline.verifiable.ANSWER_CHAIN`; for code, the last fenced block) and checked by the prompt's
+verifier (:func:`check`). Its reward is a level (:func:`reward_level`): with ``verify.format_levels`` a correct
+answer in the asked format (2) ranks above a correct one read flexibly (1), above a wrong one (0); without it,
+correct (1) vs not (0) as in IRPO. Pairs are built from levels in :func:`pipeline.pairs.verified_pairs`.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from pipeline import sandbox, verifiable
+from pipeline.config import VerifyConfig
+from pipeline.errors import StageError
+from pipeline.records import Prompt, Response, Verification
+
+_CODE_BLOCK = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Check:
+    extracted: str | None
+    method: str  # strict | flexible | none
+    correct: bool
+    detail: str = ""
+
+
+def extract_code(text: str) -> verifiable.Extracted:
+    """The last fenced code block (strict), else the whole text when it parses as Python (flexible)."""
+    blocks = _CODE_BLOCK.findall(text)
+    if blocks:
+        return verifiable.Extracted(blocks[-1].strip("\n"), "strict")
+    try:
+        compile(text, "<response>", "exec")
+    except (SyntaxError, ValueError):
+        return verifiable.Extracted(None, "none")
+    return verifiable.Extracted(text, "flexible") if text.strip() else verifiable.Extracted(None, "none")
+
+
+def is_task(prompt: Prompt) -> bool:
+    return prompt.verifier is not None
+
+
+def check(text: str, prompt: Prompt, cfg: VerifyConfig) -> Check:
+    """Read the answer from ``text`` and check it with the prompt's verifier."""
+    name = prompt.verifier or "numeric"
+    if name == "python_tests":
+        found = extract_code(text)
+        if found.answer is None:
+            return Check(None, "none", False, "no code block")
+        limits = sandbox.SandboxLimits(wall_seconds=cfg.timeout_s, cpu_seconds=max(1, round(cfg.timeout_s)),
+                                       memory_mb=cfg.memory_mb)
+        run = sandbox.run_tests(found.answer, prompt.tests or [], limits)
+        detail = "" if run.passed else (run.errors[0] if run.errors else run.reason)[:200]
+        return Check(found.answer, found.method, run.passed, detail)
+    found = verifiable.extract_answer(text)
+    if found.answer is None:
+        return Check(None, "none", False, "no answer found")
+    gold = prompt.answer or ""
+    if name == "countdown":
+        from pipeline.tasks import check_countdown
+
+        ok = check_countdown(found.answer, prompt.inputs.get("numbers", []), int(prompt.inputs.get("target", 0)))
+    else:
+        verify = partial(verifiable.numeric, tolerance=cfg.tolerance) if name == "numeric" else verifiable.VERIFIERS[name]
+        ok = verify(found.answer, gold)
+    return Check(found.answer, found.method, ok, "" if ok else "wrong answer")
+
+
+def reward_level(correct: bool, method: str, format_levels: bool) -> int:
+    """The reward of a checked answer: 2 correct and strict, 1 correct read flexibly, 0 wrong (format_levels);
+    else 1 correct, 0 wrong."""
+    if not correct:
+        return 0
+    return 2 if format_levels and method == "strict" else 1
+
+
+def verify_responses(prompts: Sequence[Prompt], responses: Sequence[Response], cfg: VerifyConfig,
+                     made_by: Mapping[str, Any]) -> tuple[list[Verification], dict[str, Any]]:
+    """The verify step: one :class:`Verification` per response to a task; rows and metrics.
+
+    Responses to prompts without a known answer are left to the judge (counted as ``judged``). The check reads
+    the whole output, chain of thought included: IRPO rewards the CoT and its answer together.
+    """
+    tasks = {p.prompt_id: p for p in prompts if is_task(p)}
+    rows = []
+    for r in responses:
+        task = tasks.get(r.prompt_id)
+        if task is None:
+            continue
+        if task.verifier == "python_tests" and not task.tests:
+            raise StageError(f"verify: prompt {task.prompt_id} has verifier python_tests but no tests")
+        c = check(r.output, task, cfg)
+        rows.append(Verification(
+            response_id=r.response_id, prompt_id=r.prompt_id, verifier=task.verifier or "numeric",
+            extracted=c.extracted, method=c.method, correct=c.correct,  # type: ignore[arg-type]
+            level=reward_level(c.correct, c.method, cfg.format_levels), detail=c.detail,
+            provenance={**made_by, "format_levels": cfg.format_levels}))
+    return rows, verify_metrics(rows, len(responses), len(tasks))
+
+
+def verify_metrics(rows: Sequence[Verification], responses: int, tasks: int) -> dict[str, Any]:
+    """Accuracy, extraction counts (like the judge's parse counts) and how many prompts can give a pair."""
+    methods = Counter(v.method for v in rows)
+    by_prompt: dict[str, list[int]] = {}
+    for v in rows:
+        by_prompt.setdefault(v.prompt_id, []).append(v.level)
+    n = len(rows)
+    return {
+        "tasks": tasks, "verified": n, "judged": responses - n,
+        "correct": sum(v.correct for v in rows), "accuracy": sum(v.correct for v in rows) / n if n else None,
+        "strict": methods["strict"], "flexible": methods["flexible"], "unextracted": methods["none"],
+        "strict_rate": methods["strict"] / n if n else None,
+        "correct_strict_rate": sum(v.correct and v.method == "strict" for v in rows) / n if n else None,
+        "level_histogram": dict(sorted(Counter(str(v.level) for v in rows).items())),
+        "verifiers": dict(sorted(Counter(v.verifier for v in rows).items())),
+        "prompts_all_same_level": sum(len(set(levels)) == 1 for levels in by_prompt.values()),
+        "prompts_all_correct": sum(all(v > 0 for v in levels) for levels in by_prompt.values()),
+        "prompts_all_wrong": sum(all(v == 0 for v in levels) for levels in by_prompt.values()),
+        "failures": dict(Counter(v.detail for v in rows if not v.correct).most_common(5)),
+        "mean_level": statistics.fmean(v.level for v in rows) if rows else None,
+    }

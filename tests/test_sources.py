@@ -1,0 +1,210 @@
+"""pipeline.sources: every user data file read through one validated reader with a field mapping."""
+
+import csv
+import json
+
+import pytest
+
+from pipeline import sources
+from pipeline.errors import RecordError
+from pipeline.records import EvalPrompt, JudgeExample, LabelledPair, SeedInstruction, read_jsonl, stable_id
+from pipeline.sources import Source, open_rows, read_source
+
+ROWS = [{"id": "e1", "category": "writing", "instruction": "Write a haiku.", "extra": 1},
+        {"id": "e2", "category": "", "instruction": "Name a prime.", "extra": 2}]
+EXPECTED = [EvalPrompt("e1", "writing", "Write a haiku."), EvalPrompt("e2", "", "Name a prime.")]
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _json(path, rows):
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    return path
+
+
+def _csv(path, rows):
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _parquet(path, rows):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def _dataset(path, rows):
+    import datasets
+
+    datasets.Dataset.from_list(rows).save_to_disk(str(path))
+    return path
+
+
+WRITERS = {"t.jsonl": _jsonl, "t.json": _json, "t.csv": _csv, "t.parquet": _parquet, "saved": _dataset}
+
+
+def _error(path, cls=EvalPrompt, fields=None) -> str:
+    """The message of the RecordError reading ``path`` raises, without the path: one line."""
+    with pytest.raises(RecordError) as e:
+        read_source(path, cls, fields)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(str(path))
+    return message[len(str(path)):]
+
+
+# --------------------------------------------------------------------------------------------- formats
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_every_format_reads_the_same_rows_and_ignores_extra_columns(tmp_path, name):
+    path = WRITERS[name](tmp_path / name, ROWS)
+    # A mapping (even of a field onto itself) turns a JSONL file from strict to projected, like the others.
+    fields = {"instruction": "instruction"} if name.endswith(".jsonl") else None
+    assert read_source(path, EvalPrompt, fields) == EXPECTED
+    assert Source(str(path), fields or {}).read(EvalPrompt) == EXPECTED
+
+
+def test_open_rows_units_and_positions(tmp_path):
+    assert [(open_rows(WRITERS[n](tmp_path / n, ROWS)).unit) for n in WRITERS] == ["line", "item", "line", "row", "row"]
+    rows = open_rows(_csv(tmp_path / "u.csv", ROWS))
+    assert rows.text_cells and list(rows) == [
+        (2, {"id": "e1", "category": "writing", "instruction": "Write a haiku.", "extra": "1"}),
+        (3, {"id": "e2", "category": "", "instruction": "Name a prime.", "extra": "2"})]
+    assert set(sources.FORMATS) == {".jsonl", ".json", ".csv", ".parquet", "folder"}
+
+
+def test_jsonl_without_fields_is_read_jsonl(tmp_path):
+    good = _jsonl(tmp_path / "good.jsonl", [{k: v for k, v in r.items() if k != "extra"} for r in ROWS])
+    assert read_source(good, EvalPrompt) == read_jsonl(good, EvalPrompt) == EXPECTED
+    strict = _jsonl(tmp_path / "strict.jsonl", ROWS)
+    with pytest.raises(RecordError) as e:
+        read_jsonl(strict, EvalPrompt)
+    assert _error(strict) == str(e.value)[len(str(strict)):] == (
+        ':1: unknown field "extra" — known fields: id, category, instruction')
+    assert read_source(strict, EvalPrompt, {"id": "id"}) == EXPECTED  # with a mapping, extras are ignored
+
+
+def test_seed_and_judge_examples_from_csv_and_parquet(tmp_path):
+    seeds = [{"id": "s1", "category": "math", "instruction": "Add 2 and 2.", "reference": "4", "source": "x"}]
+    want = [SeedInstruction("s1", "math", "Add 2 and 2.", "4")]
+    assert read_source(_csv(tmp_path / "s.csv", seeds), SeedInstruction) == want
+    assert read_source(_parquet(tmp_path / "s.parquet", seeds), SeedInstruction) == want
+    judge = [{"id": "j1", "instruction": "Add 2 and 2.", "response": "4", "justification": "Correct.", "score": "5"}]
+    # CSV cells are text; an integer field takes a cell of digits. category is absent: "".
+    assert read_source(_csv(tmp_path / "j.csv", judge), JudgeExample) == [
+        JudgeExample("j1", "", "Add 2 and 2.", "4", "Correct.", 5)]
+
+
+def test_labelled_pairs_nulls_take_defaults(tmp_path):
+    rows = [{"id": "p1", "instruction": "Hi?", "response_a": "Hello", "response_b": "Go away", "preferred": "A",
+             "reason": None}]
+    assert read_source(_parquet(tmp_path / "p.parquet", rows), LabelledPair) == [
+        LabelledPair("p1", "", "Hi?", "Hello", "Go away", "A", "", "")]
+
+
+# --------------------------------------------------------------------------------------------- mappings
+def test_mt_bench_style_mapping(tmp_path):
+    rows = [{"question_id": 81, "category": "writing", "turns": ["Compose a travel blog post.", "Rewrite it."]},
+            {"question_id": 82, "category": "writing", "turns": ["Draft an email.", "Shorten it."]}]
+    path = _jsonl(tmp_path / "question.jsonl", rows)
+    assert read_source(path, EvalPrompt, {"id": "question_id", "instruction": "turns[0]"}) == [
+        EvalPrompt("81", "writing", "Compose a travel blog post."), EvalPrompt("82", "writing", "Draft an email.")]
+    assert read_source(path, EvalPrompt, {"id": "question_id", "instruction": "turns[-1]"})[1].instruction == (
+        "Shorten it.")
+
+
+def test_sharegpt_style_mapping_and_derived_ids(tmp_path):
+    rows = [{"conversations": [{"from": "human", "value": "Say hi."}, {"from": "gpt", "value": "Hi!"}]},
+            {"conversations": [{"from": "human", "value": "Say bye."}, {"from": "gpt", "value": "Bye!"}]},
+            {"conversations": [{"from": "human", "value": "Say hi."}, {"from": "gpt", "value": "Hi!"}]}]
+    path = _json(tmp_path / "chats.json", rows)
+    fields = {"instruction": "conversations[0].value"}
+    first, second = read_source(path, EvalPrompt, fields), read_source(path, EvalPrompt, fields)
+    assert first == second  # ids are stable across reads
+    assert [p.instruction for p in first] == ["Say hi.", "Say bye.", "Say hi."]
+    assert first[0].id == stable_id("eval", "chats.json", 1, {"category": "", "instruction": "Say hi."})
+    assert first[0].id.startswith("eval-") and len(first[0].id) == len("eval-") + 12
+    assert len({p.id for p in first}) == 3  # the same text twice still gets two ids
+    both = {**fields, "reference": "conversations[1].value", "category": "conversations[0].from"}
+    seeds = read_source(path, SeedInstruction, both)
+    assert (seeds[1].category, seeds[1].reference, seeds[1].id[:5]) == ("human", "Bye!", "seed-")
+
+
+def test_alpaca_rows_and_a_dotted_column(tmp_path):
+    rows = [{"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour", "meta.lang": "fr"}]
+    path = _json(tmp_path / "alpaca.json", rows)
+    (row,) = read_source(path, SeedInstruction, {"reference": "output", "category": "meta.lang"})
+    # "meta.lang" is a column of that name, not a path; "input" is no field of SeedInstruction and is left out.
+    assert (row.category, row.instruction, row.reference) == ("fr", "Translate to French.", "Bonjour")
+
+
+# --------------------------------------------------------------------------------------------- errors
+def test_row_errors(tmp_path):
+    j = tmp_path / "e.jsonl"
+    turns = {"instruction": "turns[0]"}
+    assert _error(_jsonl(j, [{"id": "a", "question": "Q?"}, {"id": "b", "prompt": "P"}]), fields={
+        "instruction": "question"}) == ':2: field "question" (mapped to instruction) missing — the row has id, prompt'
+    assert _error(_json(tmp_path / "e.json", [{"id": "a", "prompt": "P"}])) == (
+        ':1: missing field "instruction" — map it with fields: {instruction: <column>}; the row has id, prompt')
+    assert _error(_jsonl(j, [{"turns": "hello"}]), fields=turns) == (
+        ':1: field "turns[0]" (mapped to instruction) missing — "turns" is text, not a list')
+    assert _error(_jsonl(j, [{"turns": ["hello"]}]), fields={"instruction": "turns[2]"}) == (
+        ':1: field "turns[2]" (mapped to instruction) missing — "turns" has 1 item')
+    assert _error(_jsonl(j, [{"m": {"a": "x"}}]), fields={"instruction": "m.b"}) == (
+        ':1: field "m.b" (mapped to instruction) missing — "m" has no key "b"')
+    assert _error(_jsonl(j, [{"turns": [5]}]), fields=turns) == ':1: field "instruction" must be a string, got 5'
+    assert _error(_jsonl(j, [{"turns": ["ok"]}, {"turns": ["  "]}]), fields=turns) == ':2: field "instruction" is empty'
+    assert _error(_jsonl(j, [{"turns": ["\ud800"]}]), fields=turns) == (
+        ':1: field "instruction" holds text that is not valid Unicode (a lone surrogate \\ud800 at character 1)')
+    assert _error(_json(tmp_path / "e.json", [[1, 2]])) == ":1: expected an object (a mapping of fields), got a list"
+    seed = _csv(tmp_path / "s.csv", [{"id": "s1", "instruction": "I", "reference": "R"}])
+    assert _error(seed, SeedInstruction) == (  # SeedInstruction requires a category: no blank default
+        ':2: missing field "category" — map it with fields: {category: <column>}; the row has id, instruction, reference')
+    judge = _csv(tmp_path / "j.csv", [{"id": "j", "instruction": "I", "response": "R", "justification": "J", "score": "7"}])
+    assert _error(judge, JudgeExample) == ':2: field "score" must be between 0 and 5, got 7'
+
+
+def test_mapping_errors(tmp_path):
+    path = _json(tmp_path / "m.json", ROWS)
+    assert _error(path, fields={"instrction": "prompt"}) == ': fields: unknown field "instrction" — did you mean "instruction"?'
+    assert _error(path, fields={"zzz": "prompt"}) == ': fields: unknown field "zzz" — known: id, category, instruction'
+    assert _error(path, fields={"instruction": "turns[0"}) == (
+        ': fields: bad path "turns[0" for instruction — write keys with dots and list items as [i], e.g. turns[0].content')
+    assert _error(path, fields={"instruction": 3}) == ": fields: bad path 3 for instruction — write keys with dots and " \
+        "list items as [i], e.g. turns[0].content"
+
+
+def test_file_errors(tmp_path):
+    dup = [{"id": "a", "instruction": "One"}, {"id": "b", "instruction": "Two"}, {"id": "a", "instruction": "Three"}]
+    assert _error(_csv(tmp_path / "d.csv", dup)) == ':4: duplicate id "a" (first at line 2)'
+    assert _error(_json(tmp_path / "d.json", dup)) == ':3: duplicate id "a" (first at item 1)'
+    assert _error(_parquet(tmp_path / "d.parquet", dup)) == ':3: duplicate id "a" (first at row 1)'
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"id,instruction\na,ok\nb,caf\xe9\n")
+    assert _error(bad) == ":3: not valid UTF-8 (byte 6 of the line)"
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_bytes(b'[\n{"id": "a", "instruction": "caf\xe9"}]')
+    assert _error(bad_json) == ":2: not valid UTF-8 (byte 32 of the line)"
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("id,instruction\n")
+    assert _error(header_only) == ": no rows"
+    assert _error(_json(tmp_path / "empty.json", [])) == ": no rows"
+    assert _error(_jsonl(tmp_path / "empty.jsonl", []), fields={"id": "id"}) == ": no rows"
+    assert _error(_jsonl(tmp_path / "empty.jsonl", [])) == ": no rows"  # the strict reader says the same
+    assert _error(tmp_path / "gone.csv") == ": not found"
+    unknown = tmp_path / "t.txt"
+    unknown.write_text("x")
+    assert _error(unknown) == (': unknown format ".txt" — use .jsonl, .json, .csv, .parquet or a folder saved with '
+                               "datasets' save_to_disk")
+
+
+def test_csv_row_with_too_many_values(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text("id,instruction\na,ok\nb,two,three\n")
+    assert _error(path) == ":3: 3 values, but the header has 2 columns"
