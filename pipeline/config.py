@@ -240,6 +240,33 @@ class VerifyConfig:
 
 
 @dataclass
+class ReflectConfig:
+    enabled: bool = knob(False, "Reflect, Retry, Reward: for answers the verifier found wrong, sample reflections, "
+                         "retry the task with each in context, and train the reflections whose retry succeeded over "
+                         "those whose retry failed (pairs whose completion is the reflection only). Off: the stage "
+                         "writes empty outputs without loading a model.")
+    n: int = knob(4, "Reflections per failed attempt.", at_least(2, "to form preference pairs"))
+    max_attempts: int = knob(32, "Failed attempts reflected on per iteration (the first ones, one per prompt first).",
+                             at_least(1))
+    temperature: float = knob(0.8, "Sampling temperature of reflections.", temperature_check)
+    top_p: float = knob(1.0, "Nucleus sampling threshold of reflections and retries.", top_p_check)
+    max_new_tokens: int = knob(64, "Tokens per reflection.", at_least(8))
+    retry_temperature: float = knob(0.0, "Sampling temperature of the retry (0: greedy, so the reflection alone "
+                                    "decides the outcome).", temperature_check)
+    retry_max_new_tokens: int = knob(96, "Tokens per retry.", at_least(8))
+    per_attempt: int = knob(2, "Reflection pairs per failed attempt (successful vs failed retries, walked without "
+                            "repeating a pair).", at_least(1))
+    template: str | None = knob(None, "The request for a reflection (prompts/reflect.j2)." + TEMPLATE_HELP +
+                                "{{ instruction }} and {{ attempt }}.", template_check("instruction", "attempt"))
+    retry_template: str | None = knob(None, "The retry with the reflection in context (prompts/retry.j2)." +
+                                      TEMPLATE_HELP + "{{ instruction }} and {{ reflection }}.",
+                                      template_check("instruction", "reflection"))
+    shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
+                           at_least(0))
+    seed: int = knob(0, "Sampling seed.")
+
+
+@dataclass
 class MetaJudgeConfig:
     num_judgments: int = knob(5, "Judgments compared per meta-judged response (the paper: 11).",
                               at_least(2, "to compare judgments"))
@@ -283,6 +310,8 @@ class PairsConfig:
     max_judgment_chars: int = knob(1100, "Judgments longer than this are not used in judgment pairs.", at_least(1))
     judge_pairs: bool = knob(True, "Also train on judgment pairs (meta-rewarding).")
     min_pairs: int = knob(1, "Stop when fewer response pairs than this are formed.", at_least(0))
+    verified: bool = knob(True, "Train on responses to tasks paired by their verified reward (IRPO). false: those "
+                          "responses give no pair (Reflect, Retry, Reward trains only reflections).")
     verified_per_prompt: int = knob(2, "Verifiable prompts: pairs per prompt, walking best-level samples against "
                                     "lower-level ones without repeating a pair (IRPO §2: all combinations up to a "
                                     "cap).", at_least(1))
@@ -384,6 +413,7 @@ SECTIONS: dict[str, type] = {
     "self_instruct": SelfInstructConfig,
     "sample": SampleConfig,
     "verify": VerifyConfig,
+    "reflect": ReflectConfig,
     "judge": JudgeConfig,
     "meta_judge": MetaJudgeConfig,
     "pairs": PairsConfig,
@@ -401,6 +431,7 @@ class Params:
     self_instruct: SelfInstructConfig = field(default_factory=SelfInstructConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+    reflect: ReflectConfig = field(default_factory=ReflectConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     meta_judge: MetaJudgeConfig = field(default_factory=MetaJudgeConfig)
     pairs: PairsConfig = field(default_factory=PairsConfig)

@@ -27,11 +27,11 @@ from pipeline.training import StopOnNonFiniteLoss, check_disk, common_args, last
 
 log = logging.getLogger("pipeline")
 
-def mix_pairs(response_pairs: Sequence[PreferencePair], judgment_pairs: Sequence[PreferencePair], seed: int
-              ) -> list[dict[str, Any]]:
-    """Both kinds shuffled together (seeded), reduced to TRL's fields plus the generator's log-probs."""
+def mix_pairs(response_pairs: Sequence[PreferencePair], judgment_pairs: Sequence[PreferencePair], seed: int,
+              reflection_pairs: Sequence[PreferencePair] = ()) -> list[dict[str, Any]]:
+    """Every kind shuffled together (seeded), reduced to TRL's fields plus the generator's log-probs."""
     rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "generated": p.generated}
-            for p in [*response_pairs, *judgment_pairs]]
+            for p in [*response_pairs, *judgment_pairs, *reflection_pairs]]
     random.Random(seed).shuffle(rows)
     return rows
 
@@ -145,14 +145,14 @@ def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, 
 
 def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Sequence[PreferencePair],
                   judgment_pairs: Sequence[PreferencePair], cfg: DpoConfig, out_dir: Path, card: dict[str, Any],
-                  work_root: Path) -> dict[str, Any]:
+                  work_root: Path, reflection_pairs: Sequence[PreferencePair] = ()) -> dict[str, Any]:
     """The dpo step: train from ``prev_dir`` on both kinds of pairs, save to ``out_dir``; return the metrics.
 
     ``reference_dir`` None means M_prev is the reference (and its generation log-probs may be reused).
     ``card`` starts the saved model card (name, parent, data hashes). Checkpoints live under ``work_root``
     and are removed once the model is saved.
     """
-    rows = mix_pairs(response_pairs, judgment_pairs, cfg.seed)
+    rows = mix_pairs(response_pairs, judgment_pairs, cfg.seed, reflection_pairs)
     if not rows:
         raise StageError(f"dpo {out_dir.name}: no pairs to train on — see metrics/{out_dir.name}/pairs.json")
     check_disk(prev_dir, "dpo")
@@ -163,7 +163,8 @@ def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Se
     saved = models.save_model(model, tok, out_dir, {
         **card, "reference": cfg.reference,
         "training": {"pairs": len(rows), "response_pairs": len(response_pairs),
-                     "judgment_pairs": len(judgment_pairs), **dataclasses.asdict(cfg)}})
+                     "judgment_pairs": len(judgment_pairs), "reflection_pairs": len(reflection_pairs),
+                     **dataclasses.asdict(cfg)}})
     steps = [h for h in summary["log"] if "loss" in h]
 
     def mean(key: str) -> float | None:
@@ -174,6 +175,7 @@ def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Se
     for stale in work_root.glob(f"dpo-{out_dir.name}-*"):
         shutil.rmtree(stale, ignore_errors=True)
     return {"pairs": len(rows), "response_pairs": len(response_pairs), "judgment_pairs": len(judgment_pairs),
+            "reflection_pairs": len(reflection_pairs),
             "steps": summary["steps"], "first_loss": summary["first_loss"], "last_loss": summary["last_loss"],
             "mean_reward_margin": mean("rewards/margins"), "mean_reward_accuracy": mean("rewards/accuracies"),
             "seconds": round(seconds, 1), "pairs_per_second": round(len(rows) * cfg.epochs / seconds, 3),

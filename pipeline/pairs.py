@@ -31,7 +31,7 @@ from pipeline import verifiable
 from pipeline.config import PairsConfig
 from pipeline.errors import StageError
 from pipeline.judging import judge_conversation, response_score
-from pipeline.records import Judgment, PreferencePair, Rating, Response, Verification, stable_id
+from pipeline.records import Judgment, PreferencePair, Rating, Reflection, Response, Verification, stable_id
 
 UNPARSED_SCORE = -1.0
 
@@ -232,6 +232,35 @@ def verified_pairs(responses: Sequence[Response], verifications: Sequence[Verifi
     return out, counts
 
 
+def reflection_pairs(reflections: Sequence[Reflection], per_attempt: int, key: str
+                     ) -> tuple[list[PreferencePair], int]:
+    """Reflect, Retry, Reward as pairs: per failed attempt, reflections whose retry was right (chosen) against
+    those whose retry was wrong (``verifiable.rrr_pairs``); the prompt is the reflection request, the completion
+    the reflection only. Returns (pairs, attempts whose retries all agreed)."""
+    by_attempt: dict[str, list[Reflection]] = defaultdict(list)
+    for rf in reflections:
+        by_attempt[rf.response_id].append(rf)
+    out, agreed = [], 0
+    for rfs in by_attempt.values():
+        rfs.sort(key=lambda r: r.reflection_index)
+        rmap = {r.reflection_id: r for r in rfs}
+        picked = verifiable.rrr_pairs([(r.reflection_id, r.retry_correct) for r in rfs], per_attempt)
+        agreed += not picked
+        for chosen_id, rejected_id in picked:
+            c, rj = rmap[chosen_id], rmap[rejected_id]
+            out.append(PreferencePair(
+                pair_id=stable_id("fp", chosen_id, rejected_id), kind="reflection",
+                prompt=[{"role": "user", "content": c.prompt_text}],
+                chosen=[{"role": "assistant", "content": c.text}],
+                rejected=[{"role": "assistant", "content": rj.text}],
+                prompt_id=c.prompt_id, chosen_id=chosen_id, rejected_id=rejected_id, chosen_score=1.0,
+                rejected_score=0.0, iteration=key,
+                provenance={"reward": "retry verified", "attempt_id": c.response_id,
+                            "chosen_retry_answer": c.retry_extracted, "rejected_retry_answer": rj.retry_extracted},
+                generated=generation_record(c, rj)))
+    return out, agreed
+
+
 def judgment_pairs(responses: Sequence[Response], judgments: Sequence[Judgment], ratings: Sequence[Rating],
                    cfg: PairsConfig, key: str, judge_template: str | None = None) -> tuple[list[PreferencePair], int]:
     """Per meta-judged response, the judgment pair by Elo: (pairs, judgments too long to use).
@@ -280,6 +309,8 @@ def build_pairs(responses: Sequence[Response], judgments: Sequence[Judgment], ex
     """
     checked = {v.response_id for v in verifications}
     vp, vcounts = verified_pairs(responses, verifications, cfg, key)
+    if not cfg.verified:
+        vp, vcounts["verified_pairs"] = [], 0
     judged = [r for r in responses if r.response_id not in checked]
     rp, no_pair, chosen_too_long, prompts = response_pairs(judged, judgments, cfg, key)
     if len(rp) + len(vp) < cfg.min_pairs:

@@ -13,12 +13,14 @@ PRODUCERS = {
     "prompts.jsonl": "self_instruct",
     "responses.jsonl": "sample",
     "verifications.jsonl": "verify",
+    "reflections.jsonl": "reflect",
     "judgments.jsonl": "judge",
     "extra_judgments.jsonl": "meta_judge",
     "meta_judgments.jsonl": "meta_judge",
     "ratings.jsonl": "meta_judge",
     "response_pairs.jsonl": "pairs",
     "judgment_pairs.jsonl": "pairs",
+    "reflection_pairs.jsonl": "pairs",
 }
 
 

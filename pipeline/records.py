@@ -195,6 +195,28 @@ class Verification(Row):
 
 
 @dataclass
+class Reflection(Row):
+    """Reflect, Retry, Reward: a reflection on a failed attempt, and the retry made with it in context."""
+
+    ID_FIELD: ClassVar[str] = "reflection_id"
+    reflection_id: str
+    response_id: str  # the failed attempt
+    prompt_id: str
+    reflection_index: int
+    prompt_text: str  # the request the reflection answers (the pair's prompt)
+    text: str  # the reflection
+    retry: str  # the second attempt, made with the reflection in context
+    retry_extracted: str | None
+    retry_method: Literal["strict", "flexible", "none"]
+    retry_correct: bool
+    num_tokens: int = 0
+    token_ids: list[int] | None = None  # the reflection as generated, without the end-of-sequence token
+    logprob: float | None = None
+    stop_logprob: float | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Judgment(Row):
     """One LLM-as-a-judge verdict on a response."""
 
@@ -250,7 +272,7 @@ class PreferencePair(Row):
 
     ID_FIELD: ClassVar[str] = "pair_id"
     pair_id: str
-    kind: Literal["response", "judgment"]
+    kind: Literal["response", "judgment", "reflection"]
     prompt: list[dict[str, str]]
     chosen: list[dict[str, str]]
     rejected: list[dict[str, str]]

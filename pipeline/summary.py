@@ -10,16 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-LOOP_STAGES = ("self_instruct", "sample", "verify", "judge", "meta_judge", "pairs", "dpo")
+LOOP_STAGES = ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo")
 
 # stage -> keys copied as they are (a missing key is written as None, never invented)
 HEADLINE: dict[str, tuple[str, ...]] = {
     "self_instruct": ("accepted", "acceptance_rate"),
     "sample": ("responses", "parse_rate", "mean_response_chars"),
     "verify": ("verified", "accuracy", "strict_rate", "prompts_all_correct", "prompts_all_wrong"),
+    "reflect": ("reflections", "first_try_accuracy", "retry_success_rate", "second_try_accuracy"),
     "judge": ("judgments", "parse_rate", "mean_score", "score_std"),
     "meta_judge": ("comparisons", "parse_rate", "position_bias", "elo_spread_mean"),
-    "pairs": ("response_pairs", "judgment_pairs", "verified_pairs"),
+    "pairs": ("response_pairs", "judgment_pairs", "verified_pairs", "reflection_pairs"),
     "dpo": ("pairs", "first_loss", "last_loss", "mean_reward_accuracy", "mean_reward_margin"),
 }
 EVAL_KEYS = ("win_rate", "win_rate_se", "length_adjusted_win_rate", "model_mean_chars", "baseline_mean_chars")

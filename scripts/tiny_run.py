@@ -39,7 +39,7 @@ PARAMS = {
 }
 CLOCK_KEYS = {"seconds", "pairs_per_second", "reference_seconds", "train_runtime", "train_samples_per_second",
               "train_steps_per_second", "created_at", "total_flos"}
-STAGES = ["sft", "sample", "verify", "judge", "meta_judge", "pairs", "dpo", "evaluate"]
+STAGES = ["sft", "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo", "evaluate"]
 
 
 def build(root: Path) -> None:

@@ -17,15 +17,17 @@ from stages import _common
 def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "dpo")
     cfg = it.params.dpo
-    response_pairs = it.read("response_pairs.jsonl", PreferencePair)
+    response_pairs = it.read("response_pairs.jsonl", PreferencePair, allow_empty=True)
     judgment_pairs = it.read("judgment_pairs.jsonl", PreferencePair, allow_empty=True) if it.params.pairs.judge_pairs else []
+    reflection_pairs = it.read("reflection_pairs.jsonl", PreferencePair, allow_empty=True)
     reference = None if cfg.reference == "previous" else it.model("base")
     hashes = {name: models.sha256_file(it.data / f"{name}.jsonl") if rows else None
-              for name, rows in (("response_pairs", response_pairs), ("judgment_pairs", judgment_pairs))}
+              for name, rows in (("response_pairs", response_pairs), ("judgment_pairs", judgment_pairs),
+                                 ("reflection_pairs", reflection_pairs))}
     card = {"name": it.key, "parent": it.prev, "parent_sha256": models.read_card(it.prev_dir).get("weights_sha256"),
             "data_sha256": hashes}
     metrics = dpo.dpo_iteration(it.prev_dir, reference, response_pairs, judgment_pairs, cfg, paths.model_dir(it.key),
-                                card, paths.WORK)
+                                card, paths.WORK, reflection_pairs)
     it.write({}, metrics)
     _common.log.info("dpo %s: %d pairs, loss %s -> %s", it.key, metrics["pairs"], metrics["first_loss"],
                      metrics["last_loss"])

@@ -2,16 +2,17 @@
 
     python -m stages.pairs --iteration M1
 
-Reads: data/<key>/responses.jsonl, verifications.jsonl, judgments.jsonl, extra_judgments.jsonl, ratings.jsonl.
+Reads: data/<key>/responses.jsonl, verifications.jsonl, judgments.jsonl, extra_judgments.jsonl, ratings.jsonl,
+reflections.jsonl (Reflect, Retry, Reward: reflection pairs).
 Responses to prompts with a known answer are paired by their verified reward (IRPO), the rest by judge score.
-Writes: data/<key>/response_pairs.jsonl, data/<key>/judgment_pairs.jsonl (TRL conversational preference
+Writes: data/<key>/response_pairs.jsonl, judgment_pairs.jsonl, reflection_pairs.jsonl (TRL conversational preference
 format plus provenance; `datasets.load_dataset("json", data_files=...)` loads them), metrics/<key>/pairs.json.
 """
 
 from __future__ import annotations
 
 from pipeline import pairs
-from pipeline.records import Judgment, Rating, Response, Verification
+from pipeline.records import Judgment, Rating, Reflection, Response, Verification
 from stages import _common
 
 
@@ -23,10 +24,14 @@ def main() -> None:
     extra = it.read("extra_judgments.jsonl", Judgment, allow_empty=True) if cfg.judge_pairs else []
     ratings = it.read("ratings.jsonl", Rating, allow_empty=True) if cfg.judge_pairs else None
     verifications = it.read("verifications.jsonl", Verification, allow_empty=True)
+    reflections = it.read("reflections.jsonl", Reflection, allow_empty=True)
     rp, jp, metrics = pairs.build_pairs(responses, judgments, extra, ratings, cfg, it.key, it.params.judge.template,
                                      verifications)
-    it.write({"response_pairs.jsonl": rp, "judgment_pairs.jsonl": jp}, metrics)
-    _common.log.info("pairs %s: %d response pairs, %d judgment pairs", it.key, len(rp), len(jp))
+    fp, agreed = pairs.reflection_pairs(reflections, it.params.reflect.per_attempt, it.key)
+    metrics.update(reflection_pairs=len(fp), reflected_attempts_without_pair=agreed)
+    it.write({"response_pairs.jsonl": rp, "judgment_pairs.jsonl": jp, "reflection_pairs.jsonl": fp}, metrics)
+    _common.log.info("pairs %s: %d response pairs, %d judgment pairs, %d reflection pairs", it.key, len(rp), len(jp),
+                     len(fp))
 
 
 if __name__ == "__main__":

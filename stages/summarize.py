@@ -2,7 +2,7 @@
 
     python -m stages.summarize --iteration M1
 
-Reads: metrics/<key>/{self_instruct,sample,verify,judge,meta_judge,pairs,dpo,eval}.json.
+Reads: metrics/<key>/{self_instruct,sample,verify,reflect,judge,meta_judge,pairs,dpo,eval}.json.
 Writes: metrics/<key>/summary.json, the file `dvc metrics show` prints (one row per iteration).
 """
 

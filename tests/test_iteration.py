@@ -53,7 +53,7 @@ def tiny_workdir(workdir, tiny_model_dir):
 
 def test_tiny_iteration_sample_to_dpo(tiny_workdir):
     write_prompts(tiny_workdir)
-    for stage in ("sample", "verify", "judge", "meta_judge", "pairs", "dpo"):
+    for stage in ("sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo"):
         run_stage(stage, "--iteration", "M1")
     d = tiny_workdir / "data/M1"
     responses = read(d / "responses.jsonl")
@@ -112,7 +112,7 @@ def test_real_model_one_tiny_iteration(workdir, real_m0):
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     run_stage("sft")
     assert json.loads((workdir / "models/M0_sft/model_card.json").read_text())["sft"].startswith("disabled")
-    for stage in ("self_instruct", "sample", "verify", "judge", "meta_judge", "pairs", "dpo"):
+    for stage in ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo"):
         run_stage(stage, "--iteration", "M1")
     prompts = read(workdir / "data/M1/prompts.jsonl")
     assert 1 <= len(prompts) <= 2 and all(len(p["instruction"].split()) >= 3 for p in prompts)

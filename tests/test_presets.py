@@ -1,6 +1,7 @@
 """Each method's preset: valid, switched to with one command, and one iteration end to end (tiny model, fast;
 the real model, slow). The tests shrink sizes only (prompts, tokens, epochs), never a method's rules."""
 
+import itertools
 import json
 import re
 import shutil
@@ -33,7 +34,7 @@ def shrunk(name, sizes=SIZES):
 
 
 def test_presets_exist():
-    assert PRESETS == ["irpo", "meta_rewarding", "self_rewarding", "tpo"]
+    assert PRESETS == ["irpo", "meta_rewarding", "rrr", "self_rewarding", "tpo"]
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -49,7 +50,7 @@ def test_use_preset_validates_and_writes_params(tmp_path, name):
 def test_use_preset_refuses_an_unknown_name(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "scripts/use_preset.py"), "nope", "--to",
                            str(tmp_path / "params.yaml")], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 2 and proc.stderr == "error: no preset 'nope' — known: irpo, meta_rewarding, self_rewarding, tpo\n"
+    assert proc.returncode == 2 and proc.stderr == "error: no preset 'nope' — known: irpo, meta_rewarding, rrr, self_rewarding, tpo\n"
     assert not (tmp_path / "params.yaml").exists()
 
 
@@ -78,6 +79,23 @@ def arithmetic_answer(prompt, i):
             f"{a} {op} {b} = {right + 1}.\nFinal answer: {right + 1}"][i % 3]
 
 
+def countdown_answer(prompt, right):
+    """An expression from the prompt's numbers that reaches its target (brute force), or a wrong one."""
+    numbers = [int(n) for n in re.search(r"Using the numbers ([\d, and]+), each", prompt).group(1)
+               .replace(" and ", ", ").split(", ")]
+    target = int(re.search(r"that equals (\d+)", prompt).group(1))
+    if right:
+        for k in range(1, len(numbers) + 1):
+            for nums in itertools.permutations(numbers, k):
+                for ops in itertools.product("+-*", repeat=k - 1):
+                    flat = str(nums[0]) + "".join(f" {o} {n}" for o, n in zip(ops, nums[1:]))
+                    nested = f"{nums[0]} {ops[0]} ({nums[1]} {ops[1]} {nums[2]})" if k == 3 else flat
+                    for expr in (flat, nested):
+                        if eval(expr) == target:  # test code on numbers it built itself
+                            return f"Final answer: {expr}"
+    return "Final answer: 1000 * 1000"
+
+
 def scripted_model(prompt, i):
     """A model that follows every role's format (a random tiny model follows none): answers of growing length,
     thoughts when asked, judge scores that vary with the answer (one in six unparseable), meta-verdicts, and
@@ -88,6 +106,12 @@ def scripted_model(prompt, i):
     if judged:
         digit = len(judged.group(1) or judged.group(2) or "") // 7 + i  # varies with the response and the sample
         return "Some justification." if digit % 6 == 5 else f"Brief justification.\nScore: {digit % 5}"
+    if "A note on that attempt" in prompt:  # a retry: right after an even-numbered note
+        return countdown_answer(prompt, int(re.search(r"Note (\d+)", prompt).group(1)) % 2 == 0)
+    if "In two or three sentences" in prompt:
+        return f"Note {i}: check each step."
+    if "Final answer: <expression>" in prompt:
+        return countdown_answer(prompt, i % 2 == 0)
     if "Final answer: <number>" in prompt:
         return arithmetic_answer(prompt, i)
     answer = f"Answer {i}: " + "detail " * i
@@ -119,11 +143,11 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     """Every stage's entry point from sample to dpo under the preset's rules; generation is scripted, DPO trains
     the tiny random model for real."""
     sizes = {**SIZES, "sample": {"max_new_tokens": 200}, "judge": {"max_new_tokens": 60}}
-    if name == "irpo":  # tasks instead of generated instructions: 3 of them, 2 judged against the truth
+    if name in ("irpo", "rrr"):  # tasks instead of generated instructions: 3 of them, 2 judged against the truth
         sizes.update(self_instruct={"tasks": 3}, judge={"max_new_tokens": 60, "verifiable_prompts": 2})
     (preset_workdir / "params.yaml").write_text(yaml.safe_dump(shrunk(name, sizes)))
-    stages = ["self_instruct"] if name == "irpo" else (write_prompts(preset_workdir) or [])
-    for stage in (*stages, "sample", "verify", "judge", "meta_judge", "pairs", "dpo"):
+    stages = ["self_instruct"] if name in ("irpo", "rrr") else (write_prompts(preset_workdir) or [])
+    for stage in (*stages, "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo"):
         proc = run_stage(stage, "--iteration", "M1")
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
     d = preset_workdir / "data/M1"
@@ -134,7 +158,18 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     if params["judge"].get("on_unparsed") == "drop":
         assert methods == {"strict", "dropped"}
     else:
-        assert methods <= {"strict", "forced"} and ("forced" in methods or name == "irpo")  # irpo: 16 judged
+        assert methods <= {"strict", "forced"} and ("forced" in methods or name in ("irpo", "rrr"))  # few judged
+    if name == "rrr":  # first attempts alternate right and wrong; retries after even-numbered notes are right
+        assert [v["correct"] for v in read(d / "verifications.jsonl")] == [True, False] * 3
+        reflections = read(d / "reflections.jsonl")
+        assert [(r["reflection_index"], r["retry_correct"]) for r in reflections] == [(0, True), (1, False),
+                                                                                      (2, True), (3, False)] * 3
+        fp = read(d / "reflection_pairs.jsonl")
+        assert len(fp) == 3 * 2 and read(d / "response_pairs.jsonl") == []  # only reflections are trained
+        assert fp[0]["chosen"][0]["content"] == "Note 0: check each step."
+        assert fp[0]["prompt"][0]["content"].startswith("Here is a task and an attempt at it.")
+        m = json.loads((preset_workdir / "metrics/M1/reflect.json").read_text())
+        assert (m["first_try_accuracy"], m["retry_success_rate"], m["second_try_accuracy"]) == (0.5, 0.5, 0.75)
     if name == "irpo":
         verified = read(d / "verifications.jsonl")
         assert len(verified) == 3 * params["sample"]["n"] and {v["level"] for v in verified} == {0, 1, 2}
@@ -167,7 +202,7 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     proc = run_stage("sft")
     assert proc.returncode == 0, proc.stderr
-    for stage in ("self_instruct", "sample", "verify", "judge", "meta_judge", "pairs", "dpo"):
+    for stage in ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo"):
         proc = run_stage(stage, "--iteration", "M1")
         if stage == "pairs" and proc.returncode == 2 and "fewer than pairs.min_pairs" in proc.stderr:
             # The papers' rule (drop a judgment without a score) can leave a 135M judge no scored pair: then the

@@ -231,7 +231,7 @@ def test_two_runs_write_identical_bytes(tmp_path, tiny_model_dir, monkeypatch):
         (root / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
         monkeypatch.chdir(root)
         write_prompts(root)
-        for stage in ("sample", "verify", "judge", "meta_judge", "pairs", "dpo"):
+        for stage in ("sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo"):
             assert run_stage(stage, "--iteration", "M1").returncode == 0, stage
         digests.append(digest_tree(root))
     assert digests[0] == digests[1]
