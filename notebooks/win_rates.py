@@ -52,9 +52,66 @@ for k in done:
                      "ci95_low": s["win_rate_ci95_low"], "ci95_high": s["win_rate_ci95_high"],
                      "model_chars": s["model_mean_chars"], "baseline_chars": s["baseline_mean_chars"],
                      "judge_accuracy": acc})
-table = pd.DataFrame(rows)
+table = pd.DataFrame(rows, columns=["iteration", "baseline", "wins", "ties", "losses", "win_rate", "win_rate_se",
+                                    "length_adjusted_win_rate", "ci95_low", "ci95_high", "model_chars",
+                                    "baseline_chars", "judge_accuracy"])
 table.to_csv(out / "summary.csv", index=False)
+
+
+def placeholder(path, text):
+    """A figure that says why there is nothing to plot (DVC expects every declared output)."""
+    fig, ax = plt.subplots(figsize=(5, 1.5))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 table
+
+# %% [markdown]
+# ## Held-out tasks with known answers (pass@1, pass@k, maj@k, format rate; SE over tasks)
+# One row per model and task family: M0 as first measured, then each iteration's model.
+
+# %%
+held = []
+for k in done:
+    ev = json.loads((root / "metrics" / k / "eval.json").read_text())
+    block = ev.get("heldout") or {}
+    for name, groups in block.get("models", {}).items():
+        model = k if name == "current" else name
+        if any(r["model"] == model for r in held if r["iteration"] != k):
+            continue  # a baseline (M0) measured again in a later iteration: keep the first
+        for family, m in groups.items():
+            kk = block["k"]
+            held.append({"iteration": k, "model": model, "family": family, "tasks": m["tasks"], "k": kk,
+                         "pass@1": m["pass@1"], "pass@1_se": m["pass@1_se"],
+                         "pass@1_strict": m["pass@1_strict"], "pass@k": m[f"pass@{kk}"],
+                         "pass@k_se": m[f"pass@{kk}_se"], "maj@k": m[f"maj@{kk}"], "maj@k_se": m[f"maj@{kk}_se"],
+                         "format_rate": m["format_rate"], "format_rate_se": m["format_rate_se"],
+                         "mean_tokens": m["mean_tokens"]})
+heldout = pd.DataFrame(held, columns=["iteration", "model", "family", "tasks", "k", "pass@1", "pass@1_se",
+                                      "pass@1_strict", "pass@k", "pass@k_se", "maj@k", "maj@k_se", "format_rate",
+                                      "format_rate_se", "mean_tokens"])
+heldout = heldout.drop_duplicates(["model", "family"])
+order = {m: i for i, m in enumerate(["M0", "M0_sft", *iterations])}
+heldout = heldout.sort_values(["family", "model"], key=lambda c: c.map(order) if c.name == "model" else c)
+heldout.to_csv(out / "heldout.csv", index=False)
+if len(heldout):
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for family, g in heldout.groupby("family"):
+        a1.errorbar(g["model"], g["pass@1"], yerr=g["pass@1_se"], marker="o", capsize=3, label=family)
+        a2.errorbar(g["model"], g["format_rate"], yerr=g["format_rate_se"], marker="o", capsize=3, label=family)
+    a1.set_ylabel("pass@1 (answer read flexibly)")
+    a2.set_ylabel("format rate (Final answer: line)")
+    for a in (a1, a2):
+        a.set_ylim(0, 1)
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "heldout.png", dpi=100)
+else:
+    placeholder(out / "heldout.png", "no held-out tasks in this run (evaluate.heldout_tasks: 0)")
+heldout
 
 # %% [markdown]
 # ## Wins, ties and losses
@@ -71,6 +128,8 @@ if len(table):
     ax.set_xlabel("prompts")
     fig.tight_layout()
     fig.savefig(out / "win_tie_loss.png", dpi=100)
+else:
+    placeholder(out / "win_tie_loss.png", "no win rates in this run (evaluate.max_prompts: 0)")
 
 # %% [markdown]
 # ## Win rate and length against iteration
@@ -88,6 +147,8 @@ if len(table):
     a2.set_ylabel("mean answer characters")
     fig.tight_layout()
     fig.savefig(out / "win_rate_length.png", dpi=100)
+else:
+    placeholder(out / "win_rate_length.png", "no win rates in this run (evaluate.max_prompts: 0)")
 
 # %% [markdown]
 # ## Judge accuracy on labelled pairs, and judge score histograms
@@ -109,12 +170,14 @@ if len(table):
     a2.legend()
     fig.tight_layout()
     fig.savefig(out / "judge.png", dpi=100)
+else:
+    placeholder(out / "judge.png", "no labelled-pair judge accuracy in this run")
 
 # %% [markdown]
 # ## A few example comparisons
 
 # %%
-for k in done[-1:]:
+for k in [k for k in done[-1:] if (root / "data" / k / "eval_comparisons.jsonl").stat().st_size]:
     comps = pd.read_json(root / "data" / k / "eval_comparisons.jsonl", lines=True)
     answers = pd.read_json(root / "data" / k / "eval_answers.jsonl", lines=True)
     for r in comps.head(3).itertuples():

@@ -41,3 +41,31 @@ def test_notebook_executes_and_writes_figures(eval_fixture):
     assert list(table["iteration"]) == ["M1", "M2"] and list(table["wins"]) == [2, 3]
     nb = json.loads((out / "win_rates.ipynb").read_text())
     assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def test_notebook_on_a_run_with_held_out_tasks_and_no_win_rates(tmp_path):
+    """The IRPO shape: no win rates or labelled pairs, held-out tasks per model; M0 is kept from M1 only."""
+    from stages.report import execute
+
+    (tmp_path / "params.yaml").write_text("iterations:\n  M1: {prev: M0_sft}\n  M2: {prev: M1}\n")
+
+    def figures(p1):
+        return {"tasks": 2, "samples": 8, "pass@1": p1, "pass@1_se": 0.1, "pass@1_strict": p1 / 2, "pass@4": 0.9,
+                "pass@4_se": 0.05, "maj@4": 0.5, "maj@4_se": 0.2, "format_rate": p1, "format_rate_se": 0.1,
+                "mean_tokens": 20.0}
+
+    for k, models in (("M1", {"current": 0.5, "M0": 0.25}), ("M2", {"current": 0.75, "M0": 0.3})):
+        write_json(tmp_path / "metrics" / k / "eval.json", {
+            "prompts": 0, "baselines": {}, "judge_accuracy": None,
+            "heldout": {"tasks": 2, "k": 4, "models": {n: {"all": figures(p)} for n, p in models.items()}}})
+        write_jsonl(tmp_path / "data" / k / "eval_comparisons.jsonl", [])
+    out = tmp_path / "reports"
+    execute(__import__("pathlib").Path("notebooks/win_rates.py").resolve(), out / "win_rates.ipynb",
+            root=str(tmp_path), out_dir=str(out))
+    for name in ("summary.csv", "heldout.csv", "heldout.png", "win_tie_loss.png", "win_rate_length.png", "judge.png"):
+        assert (out / name).stat().st_size > 0, name
+    import pandas as pd
+
+    held = pd.read_csv(out / "heldout.csv")
+    assert list(held["model"]) == ["M0", "M1", "M2"] and list(held["pass@1"]) == [0.25, 0.5, 0.75]
+    assert list(held["maj@k"]) == [0.5] * 3 and set(held["k"]) == {4}
