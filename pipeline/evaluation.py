@@ -22,7 +22,7 @@ from pipeline import judging, rewards, sampling, stats, templates, verdicts, ver
 from pipeline.config import EvaluateConfig, JudgeConfig, SampleConfig, VerifyConfig
 from pipeline.engines.base import Engine, SamplingSettings
 from pipeline.generation import Generation
-from pipeline.records import EvalPrompt, LabelledPair, Prompt
+from pipeline.records import EvalPrompt, LabelledPair, Prompt, user_query
 from pipeline.shards import ShardCache
 from pipeline.tasks import Task
 
@@ -81,7 +81,8 @@ def answers(gen: Generation, prompts: Sequence[EvalPrompt], scfg: SampleConfig, 
             ) -> list[dict[str, Any]]:
     """One answer per held-out prompt (greedy by default), its final response split from the thoughts."""
     thoughts = scfg.thoughts
-    convs = [[{"role": "user", "content": sampling.response_prompt(p.instruction, thoughts, scfg.template)}]
+    convs = [[{"role": "user", "content": sampling.response_prompt(user_query(p.instruction, p.input), thoughts,
+                                                                   scfg.template)}]
              for p in prompts]
     settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=scfg.top_p, max_new_tokens=cfg.max_new_tokens,
                                 seed=cfg.seed)
@@ -147,8 +148,9 @@ def compare(gen: Generation, prompts: Sequence[EvalPrompt], mine: Mapping[str, d
     convs, order = [], []
     for p in prompts:
         a, b = mine[p.id]["response"], theirs[p.id]["response"]
-        convs += [compare_conversation(p.instruction, a, b, cfg.compare_template),
-                  compare_conversation(p.instruction, b, a, cfg.compare_template)]
+        query = user_query(p.instruction, p.input)
+        convs += [compare_conversation(query, a, b, cfg.compare_template),
+                  compare_conversation(query, b, a, cfg.compare_template)]
         order += [(p.id, True), (p.id, False)]
     settings = SamplingSettings(n=1, temperature=0.0, max_new_tokens=cfg.compare_max_new_tokens, seed=cfg.seed)
     outs = gen.generate(convs, settings, name=f"compare-{baseline}", desc=f"compare vs {baseline}")

@@ -32,6 +32,12 @@ def stable_id(prefix: str, *parts: Any) -> str:
     return f"{prefix}-{digest[:12]}"
 
 
+def user_query(instruction: str, input: str = "") -> str:
+    """What the model is asked: the instruction, then its input (Self-Instruct / Alpaca rows keep the two apart,
+    so that few-shot examples and the similarity filter see instructions only)."""
+    return f"{instruction}\n\n{input}" if input.strip() else instruction
+
+
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -92,6 +98,7 @@ class SeedInstruction(Row):
     category: str
     instruction: str
     reference: str
+    input: str = ""  # an Alpaca-style input the instruction refers to (user_query joins them)
 
 
 @dataclass
@@ -123,6 +130,7 @@ class EvalPrompt(Row):
     id: str
     category: str
     instruction: str
+    input: str = ""
 
 
 @dataclass
@@ -154,6 +162,7 @@ class Prompt(Row):
     verifier: str | None = None
     tests: list[str] | None = None  # python_tests: assert statements
     inputs: dict[str, Any] = field(default_factory=dict)  # countdown: numbers, target; code: entry_point
+    input: str = ""  # an Alpaca-style input the instruction refers to (user_query joins them)
 
 
 @dataclass

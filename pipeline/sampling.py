@@ -17,7 +17,7 @@ from pipeline import templates
 from pipeline.config import SampleConfig
 from pipeline.engines.base import SamplingSettings
 from pipeline.generation import Generation, token_stats
-from pipeline.records import Prompt, Response, stable_id
+from pipeline.records import Prompt, Response, stable_id, user_query
 
 THOUGHT_TEMPLATES = {"generic": "respond_generic.j2", "specific": "respond_specific.j2"}
 THOUGHT_HEADER = "Here is my thought process:"
@@ -63,7 +63,7 @@ def sample_responses(gen: Generation, prompts: Sequence[Prompt], cfg: SampleConf
     """The sample step: ``cfg.n`` responses per prompt, thoughts split off; rows and metrics."""
     settings = SamplingSettings(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
                                 max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, logprobs=True)
-    texts = [response_prompt(p.instruction, cfg.thoughts, cfg.template) for p in prompts]
+    texts = [response_prompt(user_query(p.instruction, p.input), cfg.thoughts, cfg.template) for p in prompts]
     outs = gen.generate([[{"role": "user", "content": t}] for t in texts], settings, desc="sample")
     template = template_name(cfg.thoughts, cfg.template)
     provenance = {**made_by, "thoughts": cfg.thoughts, "template": template,
@@ -75,7 +75,7 @@ def sample_responses(gen: Generation, prompts: Sequence[Prompt], cfg: SampleConf
             split = split_thought(c.text, cfg.thoughts)
             rows.append(Response(
                 response_id=stable_id("r", prompt.prompt_id, i, c.text), prompt_id=prompt.prompt_id,
-                sample_index=i, instruction=prompt.instruction, prompt_text=text, output=c.text,
+                sample_index=i, instruction=user_query(prompt.instruction, prompt.input), prompt_text=text, output=c.text,
                 thought=split.thought, response=split.response, parse_ok=split.parse_ok, num_tokens=c.num_tokens,
                 finish_reason=c.finish_reason, **c.generated_fields(), provenance=provenance))
     ok = [r for r in rows if r.parse_ok]

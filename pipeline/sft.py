@@ -17,7 +17,7 @@ from pipeline import judging, models, sampling, templates
 from pipeline.config import SampleConfig, SftConfig
 from pipeline.engines.base import Engine, SamplingSettings
 from pipeline.judging import judge_conversation
-from pipeline.records import JudgeExample, SeedInstruction
+from pipeline.records import JudgeExample, SeedInstruction, user_query
 from pipeline.shards import digest
 from pipeline.training import StopOnNonFiniteLoss, common_args, last_checkpoint, log_summary
 
@@ -39,12 +39,13 @@ def ift_example(seed: SeedInstruction, thoughts: str, template: str | None = Non
     The seed thought (``prompts/seed_thought.j2``) only teaches the format (thoughts, marker, response) to a
     model too small to follow the thought prompt unaided; TPO then optimizes what the thoughts say.
     """
+    query = user_query(seed.instruction, seed.input)
     if thoughts == "none":
-        return {"prompt": [{"role": "user", "content": seed.instruction}],
+        return {"prompt": [{"role": "user", "content": query}],
                 "completion": [{"role": "assistant", "content": seed.reference}]}
-    thought = templates.render("seed_thought.j2", instruction=seed.instruction)
+    thought = templates.render("seed_thought.j2", instruction=query)
     target = templates.render("seed_thought_target.j2", thoughts=thoughts, thought=thought, response=seed.reference)
-    return {"prompt": [{"role": "user", "content": sampling.response_prompt(seed.instruction, thoughts, template)}],
+    return {"prompt": [{"role": "user", "content": sampling.response_prompt(query, thoughts, template)}],
             "completion": [{"role": "assistant", "content": target}]}
 
 

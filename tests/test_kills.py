@@ -76,6 +76,7 @@ STAGES = {  # stage -> (the outputs it writes under data/M1, the stages that mus
     "judge": (["judgments.jsonl"], ["sample", "verify"]),
     "meta_judge": (["extra_judgments.jsonl", "meta_judgments.jsonl", "ratings.jsonl"], ["sample", "verify", "judge"]),
     "evaluate": (["eval_answers.jsonl", "eval_comparisons.jsonl", "eval_judge.jsonl"], []),
+    "reflect": (["reflections.jsonl"], ["self_instruct", "sample", "verify"]),  # on arithmetic tasks
 }
 KILL_POINTS = [1, 2, 3]  # die in the 1st, 2nd or 3rd shard: before any is saved, after one, after two
 
@@ -97,6 +98,10 @@ def outputs(workdir, stage):
 def test_killed_stage_reruns_to_identical_output(mortal, stage, kill_at):
     if stage == "evaluate":  # evaluate compares M1 with its predecessor: make an M1
         shutil.copytree(mortal / "models/M0_sft", mortal / "models/M1")
+    if stage == "reflect":  # 4 tasks, 3 samples each: every third answer is wrong, so 4 attempts get reflections
+        params = yaml.safe_load((mortal / "params.yaml").read_text())
+        params.update(self_instruct={"num_prompts": 0, "tasks": 4}, reflect={"enabled": True, "n": 4})
+        (mortal / "params.yaml").write_text(yaml.safe_dump(params))
     for before in STAGES[stage][1]:
         run(before)
     shards = run(stage)

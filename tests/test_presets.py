@@ -107,7 +107,10 @@ def scripted_model(prompt, i):
         digit = len(judged.group(1) or judged.group(2) or "") // 7 + i  # varies with the response and the sample
         return "Some justification." if digit % 6 == 5 else f"Brief justification.\nScore: {digit % 5}"
     if "A note on that attempt" in prompt:  # a retry: right after an even-numbered note
-        return countdown_answer(prompt, int(re.search(r"Note (\d+)", prompt).group(1)) % 2 == 0)
+        right = int(re.search(r"Note (\d+)", prompt).group(1)) % 2 == 0
+        if "Final answer: <number>" in prompt:
+            return arithmetic_answer(prompt, 0 if right else 2)
+        return countdown_answer(prompt, right)
     if "In two or three sentences" in prompt:
         return f"Note {i}: check each step."
     if "Final answer: <expression>" in prompt:

@@ -208,3 +208,25 @@ def test_csv_row_with_too_many_values(tmp_path):
     path = tmp_path / "wide.csv"
     path.write_text("id,instruction\na,ok\nb,two,three\n")
     assert _error(path) == ":3: 3 values, but the header has 2 columns"
+
+
+def test_alpaca_rows_keep_input_apart_from_the_instruction(tmp_path):
+    """Self-Instruct / Alpaca rows: the input stays its own field; what the model is asked joins the two."""
+    from pipeline import sampling
+    from pipeline.config import SampleConfig
+    from pipeline.generation import Generation
+    from pipeline.records import Prompt, SeedInstruction, user_query
+    from pipeline.sources import read_source
+    from tests.fakes import ScriptedEngine
+
+    path = tmp_path / "alpaca.json"
+    path.write_text(json.dumps([{"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
+                                {"instruction": "Name a colour.", "input": "", "output": "Blue"}]))
+    rows = read_source(path, SeedInstruction, {"reference": "output", "category": "instruction"})
+    assert [(r.instruction, r.input) for r in rows] == [("Translate to French.", "Good morning"), ("Name a colour.", "")]
+    assert user_query(rows[0].instruction, rows[0].input) == "Translate to French.\n\nGood morning"
+    assert user_query(rows[1].instruction, rows[1].input) == "Name a colour."
+    prompt = Prompt(prompt_id="p", instruction=rows[0].instruction, input=rows[0].input, source="test")
+    out, _ = sampling.sample_responses(Generation(ScriptedEngine(lambda text, i: "ok")), [prompt],
+                                       SampleConfig(n=2, thoughts="none"), {})
+    assert out[0].instruction == out[0].prompt_text == "Translate to French.\n\nGood morning"
