@@ -26,8 +26,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline import records, tasks  # noqa: E402
-from pipeline.errors import PipelineError  # noqa: E402
+from pipeline import records, tasks
+from pipeline.errors import PipelineError
 
 
 def task_row(task: tasks.Task, name: str) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def build(spec: dict[str, Any], where: str) -> tuple[list[dict[str, Any]], list[
     for i, group in enumerate(spec.get("groups") or []):
         unknown = set(group) - {"name", "family", "difficulty", "train", "heldout"}
         if unknown:
-            raise PipelineError(f"{where}: groups[{i}]: unknown key {sorted(unknown)[0]!r} — known: name, family, "
+            raise PipelineError(f"{where}: groups[{i}]: unknown key {min(unknown)!r} — known: name, family, "
                                 "difficulty, train, heldout")
         name = group.get("name") or group["family"]
         tr, ho = tasks.train_and_heldout(group["family"], group.get("train", 0), group.get("heldout", 0), seed,

@@ -10,6 +10,7 @@ import operator
 import random
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -506,3 +507,24 @@ def test_load_errors(tmp_path):
         ":3: 3 values, but the header has 2 columns")
     with pytest.raises(RecordError, match=r"^.*missing\.jsonl: not found$"):
         T.load_tasks(tmp_path / "missing.jsonl")
+
+
+@pytest.mark.parametrize("name", ["arithmetic", "countdown"])
+def test_committed_task_splits_are_what_their_spec_writes(name):
+    """data/tasks/<name>/{train,heldout}.jsonl are reproducible from spec.yaml, disjoint, and load as tasks."""
+    import importlib.util
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("make_tasks", root / "scripts/make_tasks.py")
+    make_tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_tasks)
+    folder = root / "data/tasks" / name
+    train, heldout = make_tasks.build(yaml.safe_load((folder / "spec.yaml").read_text()), name)
+    for rows, file in ((train, "train.jsonl"), (heldout, "heldout.jsonl")):
+        assert [json.loads(line) for line in (folder / file).read_text().splitlines()] == rows
+    assert not {r["prompt"] for r in train} & {r["prompt"] for r in heldout}
+    loaded = T.load_tasks(folder / "heldout.jsonl")
+    assert [t.task_id for t in loaded] == [r["task_id"] for r in heldout]
+    assert all(t.verifier == r["verifier"] and t.family == r["family"] for t, r in zip(loaded, heldout))
