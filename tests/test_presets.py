@@ -177,9 +177,12 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
         verified = read(d / "verifications.jsonl")
         assert len(verified) == 3 * params["sample"]["n"] and {v["level"] for v in verified} == {0, 1, 2}
         pairs_ = read(d / "response_pairs.jsonl")
-        # each task: the right answers in format (level 2) chosen, the wrong ones (level 0) rejected first
-        assert len(pairs_) == 3 * params["pairs"]["verified_per_prompt"]
-        assert {(p["chosen_score"], p["rejected_score"]) for p in pairs_} == {(2.0, 0.0)}
+        # each task, 8 samples: 3 right in format (level 2) chosen; 2 wrong (level 0) rejected first, then the 3
+        # right ones read flexibly (level 1): the walk (w0, l0) (w1, l1) (w2, l2) (w0, l1) ... takes 2 of level 0
+        assert params["sample"]["n"] == 8 and params["pairs"]["verified_per_prompt"] == 4
+        assert [(p["chosen_score"], p["rejected_score"]) for p in pairs_[:4]] == [(2.0, 0.0), (2.0, 0.0), (2.0, 1.0),
+                                                                                 (2.0, 0.0)]
+        assert len(pairs_) == 3 * 4
         judge = json.loads((preset_workdir / "metrics/M1/judge.json").read_text())
         assert judge["judged_for_truth"] == 2 * params["sample"]["n"] and judge["judge_vs_truth"]["answers"] == 16
     meta_on = params.get("meta_judge", {}).get("enabled", True)
