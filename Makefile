@@ -4,13 +4,17 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-fast
+.PHONY: setup demo demo-irpo test test-fast
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt constraints.txt scripts/setup.sh
 	bash scripts/setup.sh
 
 demo: setup  ## run every declared iteration of params.yaml with DVC
+	dvc repro
+
+demo-irpo: setup  ## Iterative RPO on built-in arithmetic: params.yaml <- params/irpo.yaml (old one kept as .bak)
+	python scripts/use_preset.py irpo
 	dvc repro
 
 test: setup  ## the full CPU test suite (what CI runs); GPU tests skip without a GPU
