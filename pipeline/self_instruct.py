@@ -170,13 +170,18 @@ def generate_instructions(gen: Generation, seed_instructions: Sequence[str], hel
     return prompts, metrics
 
 
+def _same_task(prompt: str) -> str:
+    """A task prompt up to case and spacing (not :func:`normalize`: "8 + 4" and "8 - 4" are different tasks)."""
+    return " ".join(prompt.lower().split())
+
+
 def task_prompts(train: Sequence[Task], n: int, seed: int, held_out: Sequence[Task], made_by: dict[str, Any]
                  ) -> tuple[list[Prompt], dict[str, Any]]:
     """``n`` tasks with known answers as prompt rows: a draw seeded by ``seed`` and the iteration key (each
     iteration sees its own draw; all tasks when there are at most ``n``). A task whose prompt is also a held-out
     task's is never drawn (counted as ``heldout_overlap``)."""
-    blocked = {normalize(t.prompt) for t in held_out}
-    usable = [t for t in train if normalize(t.prompt) not in blocked]
+    blocked = {_same_task(t.prompt) for t in held_out}
+    usable = [t for t in train if _same_task(t.prompt) not in blocked]
     key = made_by.get("iteration")
     rng = random.Random(f"{seed}:{key}")
     drawn = usable if len(usable) <= n else rng.sample(usable, n)

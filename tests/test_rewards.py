@@ -161,6 +161,8 @@ def test_task_prompts_draw_per_iteration_and_keep_held_out_tasks_out():
     assert all(p.instruction != "What is 3 + 1?" for p in rows + other)
     assert (m["tasks"], m["tasks_available"], m["heldout_overlap"]) == (4, 9, 1)
     assert rows[0].answer == str(int(rows[0].instruction.split()[2]) + 1) and rows[0].verifier == "numeric"
+    minus = [Task("m", "arith", "What is 3 - 1?", "2", "numeric")]  # differs from a held-out task by its operator
+    assert self_instruct.task_prompts(minus, 1, 0, held, {"iteration": "M1"})[1]["heldout_overlap"] == 0
     everything, m = self_instruct.task_prompts(train, 50, 0, held, {"iteration": "M1"})
     assert len(everything) == 9
 
