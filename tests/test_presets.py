@@ -147,14 +147,15 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     the tiny random model for real."""
     sizes = {**SIZES, "sample": {"max_new_tokens": 200}, "judge": {"max_new_tokens": 60}}
     if name in ("irpo", "rrr"):  # tasks instead of generated instructions: 3 of them, 2 judged against the truth
-        sizes.update(self_instruct={"tasks": 3}, judge={"max_new_tokens": 60, "verifiable_prompts": 2})
+        sizes.update(self_instruct={"tasks": 3}, judge={"max_new_tokens": 60, "verifiable_prompts": 2},
+                     pairs={"verified_per_prompt": 4})
     (preset_workdir / "params.yaml").write_text(yaml.safe_dump(shrunk(name, sizes)))
     stages = ["self_instruct"] if name in ("irpo", "rrr") else (write_prompts(preset_workdir) or [])
     for stage in (*stages, "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo"):
         proc = run_stage(stage, "--iteration", "M1")
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
     d = preset_workdir / "data/M1"
-    params = shrunk(name)
+    params = shrunk(name, sizes)
     assert len(read(d / "responses.jsonl")) == 3 * params["sample"]["n"]
     judgments = read(d / "judgments.jsonl")
     methods = {j["method"] for j in judgments}
@@ -179,7 +180,7 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
         pairs_ = read(d / "response_pairs.jsonl")
         # each task, 8 samples: 3 right in format (level 2) chosen; 2 wrong (level 0) rejected first, then the 3
         # right ones read flexibly (level 1): the walk (w0, l0) (w1, l1) (w2, l2) (w0, l1) ... takes 2 of level 0
-        assert params["sample"]["n"] == 8 and params["pairs"]["verified_per_prompt"] == 4
+        assert params["sample"]["n"] == 8
         assert [(p["chosen_score"], p["rejected_score"]) for p in pairs_[:4]] == [(2.0, 0.0), (2.0, 0.0), (2.0, 1.0),
                                                                                  (2.0, 0.0)]
         assert len(pairs_) == 3 * 4
