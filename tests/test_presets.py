@@ -206,6 +206,11 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
                            "meta_judge": {"num_judgments": 3, "max_new_tokens": 32}})
     params["sft"] = {**params.get("sft", {}), "max_examples": 24, "heldout_eft": 0, "batch_size": 8, "epochs": 1,
                      "learning_rate": 1.0e-4}
+    if name in ("irpo", "rrr"):  # tasks, not generated instructions; a few judged, a few reflected on
+        params["self_instruct"] = {"num_prompts": 0, "tasks": 12}
+        params["sample"]["max_new_tokens"] = 64
+        params["judge"].update(verifiable_prompts=1, max_new_tokens=48)
+        params["reflect"].update(max_attempts=3, n=2, max_new_tokens=32, retry_max_new_tokens=48)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     proc = run_stage("sft")
     assert proc.returncode == 0, proc.stderr
@@ -217,6 +222,12 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
             judge = json.loads((workdir / "metrics/M1/judge.json").read_text())
             assert params["judge"]["on_unparsed"] == "drop" and judge["dropped"] > judge["judgments"] / 2, judge
             assert proc.stderr.strip().splitlines()[-1].startswith("error: pairs M1: 0 response pairs")
+            return
+        if stage == "dpo" and name == "rrr" and proc.returncode == 2:
+            # A 135M model rarely gets a Countdown retry right: with no reflection whose retry succeeded there is
+            # no pair, and dpo must say so in one line; the reflections themselves must have been made.
+            assert json.loads((workdir / "metrics/M1/reflect.json").read_text())["reflections"] > 0
+            assert proc.stderr.strip().splitlines()[-1].startswith("error: dpo M1: no pairs to train on")
             return
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
     assert (workdir / "models/M1/model.safetensors").exists()
