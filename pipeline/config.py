@@ -245,7 +245,7 @@ class ReflectConfig:
                          "retry the task with each in context, and train the reflections whose retry succeeded over "
                          "those whose retry failed (pairs whose completion is the reflection only). Off: the stage "
                          "writes empty outputs without loading a model.")
-    n: int = knob(4, "Reflections per failed attempt.", at_least(2, "to form preference pairs"))
+    reflections: int = knob(4, "Reflections per failed attempt.", at_least(2, "to form preference pairs"))
     max_attempts: int = knob(32, "Failed attempts reflected on per iteration (the first ones, one per prompt first).",
                              at_least(1))
     temperature: float = knob(0.8, "Sampling temperature of reflections.", temperature_check)

@@ -1,6 +1,6 @@
 """Reflect, Retry, Reward (Bensal et al., 2025, Writer): learn to reflect from whether the retry succeeds.
 
-For an answer the verifier found wrong (stage verify), the model writes ``reflect.n`` reflections on it
+For an answer the verifier found wrong (stage verify), the model writes ``reflect.reflections`` reflections on it
 (``prompts/reflect.j2``: the task and the failed attempt); each reflection goes into a retry of the task
 (``prompts/retry.j2``), and the retry is checked by the same verifier. :func:`reflect_and_retry` is the step.
 The reward belongs to the reflection alone: pairs (:func:`pipeline.pairs.reflection_pairs`) put a reflection
@@ -57,7 +57,7 @@ def reflect_and_retry(gen: Generation, prompts: Sequence[Prompt], responses: Seq
     tasks = {p.prompt_id: p for p in prompts}
     attempts = failed_attempts(responses, verifications, cfg.max_attempts)
     asks = [reflection_request(tasks[r.prompt_id].instruction, r.output, cfg.template) for r in attempts]
-    settings = SamplingSettings(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
+    settings = SamplingSettings(n=cfg.reflections, temperature=cfg.temperature, top_p=cfg.top_p,
                                 max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, logprobs=True)
     notes = gen.generate([[{"role": "user", "content": a}] for a in asks], settings, name="reflect", desc="reflect")
     retry_settings = SamplingSettings(n=1, temperature=cfg.retry_temperature, top_p=cfg.top_p,

@@ -91,3 +91,4 @@ def write_pairs(workdir, n, key="M1"):
     d = workdir / "data" / key
     write_jsonl(d / "response_pairs.jsonl", rows)
     write_jsonl(d / "judgment_pairs.jsonl", [])
+    write_jsonl(d / "reflection_pairs.jsonl", [])

@@ -224,7 +224,7 @@ def test_iteration_summary_picks_headline_figures():
     got = iteration_summary(stage_metrics)
     assert got["self_instruct"] == {"accepted": 6, "acceptance_rate": 0.125}
     assert got["sample"]["parse_rate"] == 0.7917 and got["judge"]["mean_score"] == 2.7368
-    assert got["pairs"] == {"response_pairs": 6, "judgment_pairs": 4, "verified_pairs": None}
+    assert got["pairs"] == {"response_pairs": 6, "judgment_pairs": 4, "verified_pairs": None, "reflection_pairs": None}
     assert got["dpo"]["mean_reward_margin"] is None  # missing: written as None, never invented
     assert got["verify"] == dict.fromkeys(("verified", "accuracy", "strict_rate", "prompts_all_correct",
                                            "prompts_all_wrong"))

@@ -100,7 +100,7 @@ def test_killed_stage_reruns_to_identical_output(mortal, stage, kill_at):
         shutil.copytree(mortal / "models/M0_sft", mortal / "models/M1")
     if stage == "reflect":  # 4 tasks, 3 samples each: every third answer is wrong, so 4 attempts get reflections
         params = yaml.safe_load((mortal / "params.yaml").read_text())
-        params.update(self_instruct={"num_prompts": 0, "tasks": 4}, reflect={"enabled": True, "n": 4})
+        params.update(self_instruct={"num_prompts": 0, "tasks": 4}, reflect={"enabled": True, "reflections": 4})
         (mortal / "params.yaml").write_text(yaml.safe_dump(params))
     for before in STAGES[stage][1]:
         run(before)

@@ -210,7 +210,7 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
         params["self_instruct"] = {"num_prompts": 0, "tasks": 12}
         params["sample"]["max_new_tokens"] = 64
         params["judge"].update(verifiable_prompts=1, max_new_tokens=48)
-        params["reflect"].update(max_attempts=3, n=2, max_new_tokens=32, retry_max_new_tokens=48)
+        params["reflect"].update(max_attempts=3, reflections=2, max_new_tokens=32, retry_max_new_tokens=48)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     proc = run_stage("sft")
     assert proc.returncode == 0, proc.stderr

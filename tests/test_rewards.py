@@ -216,7 +216,7 @@ def test_reflect_and_retry_step_with_a_scripted_model():
         return f"note {i}"
 
     rows, m = reflection.reflect_and_retry(Generation(ScriptedEngine(reply)), prompts, rs, checks,
-                                           ReflectConfig(enabled=True, n=4), CFG, {"iteration": "M1"})
+                                           ReflectConfig(enabled=True, reflections=4), CFG, {"iteration": "M1"})
     assert [(r.text, r.retry_correct) for r in rows] == [("note 0", True), ("note 1", False), ("note 2", True),
                                                          ("note 3", False)]
     assert rows[0].prompt_text.startswith("Here is a task and an attempt at it.") and "Final answer: 11" in \
