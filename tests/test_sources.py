@@ -86,7 +86,7 @@ def test_jsonl_without_fields_is_read_jsonl(tmp_path):
     with pytest.raises(RecordError) as e:
         read_jsonl(strict, EvalPrompt)
     assert _error(strict) == str(e.value)[len(str(strict)):] == (
-        ':1: unknown field "extra" — known fields: id, category, instruction')
+        ':1: unknown field "extra" — known fields: id, category, instruction, input')
     assert read_source(strict, EvalPrompt, {"id": "id"}) == EXPECTED  # with a mapping, extras are ignored
 
 
@@ -128,7 +128,7 @@ def test_sharegpt_style_mapping_and_derived_ids(tmp_path):
     first, second = read_source(path, EvalPrompt, fields), read_source(path, EvalPrompt, fields)
     assert first == second  # ids are stable across reads
     assert [p.instruction for p in first] == ["Say hi.", "Say bye.", "Say hi."]
-    assert first[0].id == stable_id("eval", "chats.json", 1, {"category": "", "instruction": "Say hi."})
+    assert first[0].id == stable_id("eval", "chats.json", 1, {"category": "", "instruction": "Say hi.", "input": ""})
     assert first[0].id.startswith("eval-") and len(first[0].id) == len("eval-") + 12
     assert len({p.id for p in first}) == 3  # the same text twice still gets two ids
     both = {**fields, "reference": "conversations[1].value", "category": "conversations[0].from"}
@@ -173,7 +173,7 @@ def test_row_errors(tmp_path):
 def test_mapping_errors(tmp_path):
     path = _json(tmp_path / "m.json", ROWS)
     assert _error(path, fields={"instrction": "prompt"}) == ': fields: unknown field "instrction" — did you mean "instruction"?'
-    assert _error(path, fields={"zzz": "prompt"}) == ': fields: unknown field "zzz" — known: id, category, instruction'
+    assert _error(path, fields={"zzz": "prompt"}) == ': fields: unknown field "zzz" — known: id, category, instruction, input'
     assert _error(path, fields={"instruction": "turns[0"}) == (
         ': fields: bad path "turns[0" for instruction — write keys with dots and list items as [i], e.g. turns[0].content')
     assert _error(path, fields={"instruction": 3}) == ": fields: bad path 3 for instruction — write keys with dots and " \
