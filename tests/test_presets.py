@@ -149,6 +149,8 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     if name in ("irpo", "rrr"):  # tasks instead of generated instructions: 3 of them, 2 judged against the truth
         sizes.update(self_instruct={"tasks": 3}, judge={"max_new_tokens": 60, "verifiable_prompts": 2},
                      pairs={"verified_per_prompt": 4})
+    if name == "irpo":  # 8 samples per task: the scripted answers' pattern below needs them
+        sizes.update(sample={"max_new_tokens": 200, "n": 8})
     (preset_workdir / "params.yaml").write_text(yaml.safe_dump(shrunk(name, sizes)))
     stages = ["self_instruct"] if name in ("irpo", "rrr") else (write_prompts(preset_workdir) or [])
     for stage in (*stages, "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo"):
@@ -180,7 +182,6 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
         pairs_ = read(d / "response_pairs.jsonl")
         # each task, 8 samples: 3 right in format (level 2) chosen; 2 wrong (level 0) rejected first, then the 3
         # right ones read flexibly (level 1): the walk (w0, l0) (w1, l1) (w2, l2) (w0, l1) ... takes 2 of level 0
-        assert params["sample"]["n"] == 8
         assert [(p["chosen_score"], p["rejected_score"]) for p in pairs_[:4]] == [(2.0, 0.0), (2.0, 0.0), (2.0, 1.0),
                                                                                  (2.0, 0.0)]
         assert len(pairs_) == 3 * 4
