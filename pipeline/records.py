@@ -342,30 +342,36 @@ def iter_jsonl(path: str | Path, cls: type[R]) -> Iterator[R]:
     path = Path(path)
     if not path.exists():
         raise RecordError(f"{path}: not found")
-    seen: dict[str, int] = {}
     with path.open("rb") as fh:
-        for lineno, raw_line in enumerate(fh, start=1):
-            where = f"{path}:{lineno}: "
-            try:
-                line = raw_line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise RecordError(f"{where}not valid UTF-8 (byte {e.start + 1} of the line)") from None
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line.rstrip("\r\n"), object_pairs_hook=_unique_keys)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"{where}invalid JSON — {e.msg} (column {e.colno})") from None
-            except _DuplicateKey as e:
-                raise RecordError(f'{where}key "{e.args[0]}" appears twice in one object — JSON readers keep only '
-                                  "one of them; keep one") from None
-            row = cls.from_dict(raw, where)
-            if cls.ID_FIELD:
-                rid = getattr(row, cls.ID_FIELD)
-                if rid in seen:
-                    raise RecordError(f'{where}duplicate {cls.ID_FIELD} "{rid}" (first on line {seen[rid]})')
-                seen[rid] = lineno
-            yield row  # type: ignore[misc]
+        yield from iter_jsonl_lines(fh, path, cls)
+
+
+def iter_jsonl_lines(lines: Iterable[bytes], name: str | Path, cls: type[R]) -> Iterator[R]:
+    """Rows of ``cls`` from the raw lines of a JSONL file called ``name`` in messages (a file on disk, or one
+    read from a past git revision through ``dvc.api``)."""
+    seen: dict[str, int] = {}
+    for lineno, raw_line in enumerate(lines, start=1):
+        where = f"{name}:{lineno}: "
+        try:
+            line = raw_line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise RecordError(f"{where}not valid UTF-8 (byte {e.start + 1} of the line)") from None
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line.rstrip("\r\n"), object_pairs_hook=_unique_keys)
+        except json.JSONDecodeError as e:
+            raise RecordError(f"{where}invalid JSON — {e.msg} (column {e.colno})") from None
+        except _DuplicateKey as e:
+            raise RecordError(f'{where}key "{e.args[0]}" appears twice in one object — JSON readers keep only '
+                              "one of them; keep one") from None
+        row = cls.from_dict(raw, where)
+        if cls.ID_FIELD:
+            rid = getattr(row, cls.ID_FIELD)
+            if rid in seen:
+                raise RecordError(f'{where}duplicate {cls.ID_FIELD} "{rid}" (first on line {seen[rid]})')
+            seen[rid] = lineno
+        yield row  # type: ignore[misc]
 
 
 def read_jsonl(path: str | Path, cls: type[R]) -> list[R]:

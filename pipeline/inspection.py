@@ -1,0 +1,702 @@
+"""Reading an iteration's rows back: tables with filters, the trace behind one id, and diffs.
+
+The ``selfreward`` command (selfreward/cli.py) and the report page (pipeline/page.py) are views of what this
+module computes. An iteration is read from the working tree, or from a git revision or DVC experiment through
+``dvc.api`` (past versions of DVC-tracked outputs come from the DVC cache), with the same validation as the
+stages' own reads.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import judging, pairs as pairs_rules
+from pipeline.errors import PipelineError, RecordError
+from pipeline.records import (Judgment, MetaJudgment, PreferencePair, Prompt, Rating, Reflection, Response, Row,
+                              Verification, iter_jsonl_lines)
+
+
+class InspectError(PipelineError, ValueError):
+    """A bad request to the inspection tools (unknown id, column, revision); the message says what to change."""
+
+
+# What an iteration wrote, per table: its files under data/<key>/ and their row type.
+FILES: dict[str, tuple[tuple[str, ...], type[Row]]] = {
+    "prompts": (("prompts.jsonl",), Prompt),
+    "responses": (("responses.jsonl",), Response),
+    "verifications": (("verifications.jsonl",), Verification),
+    "reflections": (("reflections.jsonl",), Reflection),
+    "judgments": (("judgments.jsonl", "extra_judgments.jsonl"), Judgment),
+    "meta_judgments": (("meta_judgments.jsonl",), MetaJudgment),
+    "ratings": (("ratings.jsonl",), Rating),
+    "pairs": (("response_pairs.jsonl", "judgment_pairs.jsonl", "reflection_pairs.jsonl"), PreferencePair),
+}
+METRICS = ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo", "eval")
+
+
+# --------------------------------------------------------------------------------------------------- reading
+Reader = Callable[[str], "bytes | None"]  # a repository-relative path -> its bytes, or None when absent
+
+
+def local_reader(root: str | Path = ".") -> Reader:
+    base = Path(root)
+
+    def read(path: str) -> bytes | None:
+        p = base / path
+        return p.read_bytes() if p.is_file() else None
+    return read
+
+
+def revision_reader(root: str | Path, rev: str) -> Reader:
+    """Files as they were at ``rev`` (a commit, branch, tag or DVC experiment name), through ``dvc.api``."""
+    import dvc.api
+    from dvc.exceptions import DvcException
+    from scmrepo.exceptions import SCMError
+
+    def read(path: str) -> bytes | None:
+        try:
+            data = dvc.api.read(path, repo=str(root), rev=rev, mode="rb")
+        except FileNotFoundError:
+            return None
+        except (DvcException, SCMError) as e:
+            name = type(e).__name__
+            if "PathMissing" in name or "OutputNotFound" in name or "NotFound" in name and "Revision" not in name:
+                return None
+            raise InspectError(f"{root}@{rev}: cannot read {path} — {e}") from None
+        return data if isinstance(data, bytes) else data.encode()
+    _check_revision(root, rev)
+    return read
+
+
+def _check_revision(root: str | Path, rev: str) -> None:
+    from dvc.repo import Repo
+    try:
+        with Repo(str(root)) as repo:
+            with repo.switch(rev):
+                pass
+    except Exception as e:  # noqa: BLE001 - dvc and scmrepo raise many kinds for an unknown revision
+        raise InspectError(f'{root}: no git revision or DVC experiment "{rev}" ({type(e).__name__}: '
+                           f"{str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+@dataclass
+class Iteration:
+    """Every row one iteration wrote, indexed by id, and its metrics."""
+
+    key: str
+    source: str  # where it was read: "data/M1" or "data/M1@HEAD~1"
+    prompts: dict[str, Prompt] = field(default_factory=dict)
+    responses: dict[str, Response] = field(default_factory=dict)
+    verifications: dict[str, Verification] = field(default_factory=dict)
+    reflections: dict[str, Reflection] = field(default_factory=dict)
+    judgments: dict[str, Judgment] = field(default_factory=dict)
+    meta_judgments: dict[str, MetaJudgment] = field(default_factory=dict)
+    ratings: dict[str, Rating] = field(default_factory=dict)
+    pairs: dict[str, PreferencePair] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # table -> the file(s) it came from, or "" when absent
+
+    def __post_init__(self) -> None:
+        self.index()
+
+    def index(self) -> None:
+        self.responses_of: dict[str, list[Response]] = defaultdict(list)
+        for r in self.responses.values():
+            self.responses_of[r.prompt_id].append(r)
+        for rs in self.responses_of.values():
+            rs.sort(key=lambda r: r.sample_index)
+        self.judgments_of: dict[str, list[Judgment]] = defaultdict(list)
+        for j in self.judgments.values():
+            self.judgments_of[j.response_id].append(j)
+        for js in self.judgments_of.values():
+            js.sort(key=lambda j: j.judge_index)
+        self.meta_of: dict[str, list[MetaJudgment]] = defaultdict(list)
+        for m in self.meta_judgments.values():
+            self.meta_of[m.response_id].append(m)
+        self.reflections_of: dict[str, list[Reflection]] = defaultdict(list)
+        for rf in self.reflections.values():
+            self.reflections_of[rf.response_id].append(rf)
+        self.pairs_of: dict[str, list[PreferencePair]] = defaultdict(list)  # any row id -> pairs using it
+        for p in self.pairs.values():
+            for rid in (p.chosen_id, p.rejected_id, p.prompt_id):
+                self.pairs_of[rid].append(p)
+
+    def score(self, response_id: str) -> float | None:
+        """The response's score as pairs saw it: the mean of its judge.jsonl judgments (not the meta-judge's
+        extra ones)."""
+        return judging.response_score([j.score for j in self.judgments_of.get(response_id, [])
+                                       if not j.provenance.get("extra")])
+
+    def kind_of(self, row_id: str) -> str | None:
+        for table in FILES:
+            if row_id in getattr(self, table):
+                return table
+        return None
+
+
+def load_iteration(key: str, root: str | Path = ".", rev: str | None = None,
+                   reader: Reader | None = None) -> Iteration:
+    """Read data/<key>/ and metrics/<key>/ at ``rev`` (None: the working tree). Missing files are empty tables
+    (an iteration may not have run every stage); an iteration with no rows at all is an error."""
+    read = reader or (revision_reader(root, rev) if rev else local_reader(root))
+    source = f"data/{key}" + (f"@{rev}" if rev else "")
+    it = Iteration.__new__(Iteration)
+    it.key, it.source = key, source
+    it.files, it.metrics = {}, {}
+    found = False
+    for table, (names, cls) in FILES.items():
+        rows: dict[str, Row] = {}
+        used = []
+        for name in names:
+            path = f"data/{key}/{name}"
+            data = read(path)
+            if data is None:
+                continue
+            used.append(path)
+            found = True
+            for row in iter_jsonl_lines(data.splitlines(), f"{path}" + (f"@{rev}" if rev else ""), cls):
+                rid = getattr(row, cls.ID_FIELD or "")
+                if rid in rows:
+                    raise RecordError(f'{path}: duplicate {cls.ID_FIELD} "{rid}" (also in {used[0]})')
+                rows[rid] = row
+        setattr(it, table, rows)
+        it.files[table] = ", ".join(used)
+    if not found:
+        where = f"{root}@{rev}" if rev else str(Path(root).resolve())
+        raise InspectError(f"{where}: no rows for iteration {key} (data/{key}/ has none of "
+                           f"{', '.join(n for names, _ in FILES.values() for n in names)}) — did `dvc repro` run it?")
+    import json
+    for stage in METRICS:
+        data = read(f"metrics/{key}/{stage}.json")
+        if data is not None:
+            try:
+                it.metrics[stage] = json.loads(data)
+            except ValueError:
+                it.metrics[stage] = {}
+    it.index()
+    return it
+
+
+def parse_ref(text: str) -> tuple[str, str | None]:
+    """``M2`` -> ("M2", None); ``M2@HEAD~1`` or ``M2@exp-name`` -> ("M2", rev)."""
+    key, _, rev = text.partition("@")
+    if not key:
+        raise InspectError(f'"{text}": expected an iteration key such as M1, optionally @REVISION')
+    return key, (rev or None)
+
+
+# ---------------------------------------------------------------------------------------------------- tables
+def _chars(text: str | None) -> int:
+    return len(text or "")
+
+
+def _category(prompt: Prompt | None) -> str:
+    if prompt is None:
+        return ""
+    return str(prompt.provenance.get("category") or prompt.source)
+
+
+def _verdict_name(v: int) -> str:
+    return {1: "first", -1: "second", 0: "tie"}[v]
+
+
+def table_rows(it: Iteration, table: str) -> list[dict[str, Any]]:
+    """One flat dict per row of ``table``: the columns users filter and sort on (ids, scores, methods,
+    lengths, verifier results, margins) and a short text column."""
+    if table not in FILES:
+        raise InspectError(_unknown("table", table, list(FILES)))
+    prompts = it.prompts
+    out: list[dict[str, Any]] = []
+    if table == "prompts":
+        for p in prompts.values():
+            rs = it.responses_of.get(p.prompt_id, [])
+            checked = [it.verifications[r.response_id] for r in rs if r.response_id in it.verifications]
+            out.append({"prompt_id": p.prompt_id, "category": _category(p), "source": p.source,
+                        "responses": len(rs), "pairs": len(it.pairs_of.get(p.prompt_id, [])),
+                        "correct": (sum(v.correct for v in checked) / len(checked)) if checked else None,
+                        "answer": p.answer, "verifier": p.verifier, "chars": _chars(p.instruction),
+                        "text": p.instruction})
+    elif table == "responses":
+        for r in it.responses.values():
+            v = it.verifications.get(r.response_id)
+            js = it.judgments_of.get(r.response_id, [])
+            out.append({"response_id": r.response_id, "prompt_id": r.prompt_id,
+                        "category": _category(prompts.get(r.prompt_id)), "sample": r.sample_index,
+                        "score": it.score(r.response_id), "judgments": len(js),
+                        "correct": v.correct if v else None, "level": v.level if v else None,
+                        "answer_method": v.method if v else None, "parse_ok": r.parse_ok,
+                        "finish": r.finish_reason, "tokens": r.num_tokens, "chars": _chars(r.response),
+                        "thought_chars": _chars(r.thought),
+                        "pairs": len(it.pairs_of.get(r.response_id, [])), "text": r.response})
+    elif table == "verifications":
+        for v in it.verifications.values():
+            out.append({"response_id": v.response_id, "prompt_id": v.prompt_id, "verifier": v.verifier,
+                        "method": v.method, "correct": v.correct, "level": v.level, "extracted": v.extracted,
+                        "text": v.detail})
+    elif table == "reflections":
+        for rf in it.reflections.values():
+            out.append({"reflection_id": rf.reflection_id, "response_id": rf.response_id,
+                        "prompt_id": rf.prompt_id, "index": rf.reflection_index, "retry_correct": rf.retry_correct,
+                        "retry_method": rf.retry_method, "retry_answer": rf.retry_extracted,
+                        "chars": _chars(rf.text), "tokens": rf.num_tokens, "text": rf.text})
+    elif table == "judgments":
+        for j in it.judgments.values():
+            rt = it.ratings.get(j.judgment_id)
+            out.append({"judgment_id": j.judgment_id, "response_id": j.response_id, "prompt_id": j.prompt_id,
+                        "category": _category(prompts.get(j.prompt_id)), "index": j.judge_index,
+                        "score": j.score, "method": j.method, "extra": bool(j.provenance.get("extra")),
+                        "elo": rt.elo if rt else None, "tokens": j.num_tokens, "chars": _chars(j.text),
+                        "pairs": len(it.pairs_of.get(j.judgment_id, [])), "text": j.text})
+    elif table == "meta_judgments":
+        for m in it.meta_judgments.values():
+            out.append({"meta_id": m.meta_id, "response_id": m.response_id, "prompt_id": m.prompt_id,
+                        "first_id": m.first_id, "second_id": m.second_id, "verdict": _verdict_name(m.verdict),
+                        "method": m.method, "forced_margin": m.forced_margin, "chars": _chars(m.text),
+                        "text": m.text})
+    elif table == "ratings":
+        for rt in it.ratings.values():
+            out.append({"judgment_id": rt.judgment_id, "response_id": rt.response_id, "prompt_id": rt.prompt_id,
+                        "elo": rt.elo, "wins": rt.wins, "losses": rt.losses,
+                        "score": (it.judgments[rt.judgment_id].score if rt.judgment_id in it.judgments else None)})
+    elif table == "pairs":
+        for p in it.pairs.values():
+            out.append({"pair_id": p.pair_id, "kind": pair_kind(p), "prompt_id": p.prompt_id,
+                        "category": _category(prompts.get(p.prompt_id)), "chosen_id": p.chosen_id,
+                        "rejected_id": p.rejected_id, "chosen_score": p.chosen_score,
+                        "rejected_score": p.rejected_score, "margin": p.chosen_score - p.rejected_score,
+                        "chosen_chars": _chars(p.chosen[-1]["content"]),
+                        "rejected_chars": _chars(p.rejected[-1]["content"]),
+                        "reference": "reused" if p.generated else "computed",
+                        "text": prompts[p.prompt_id].instruction if p.prompt_id in prompts
+                        else p.prompt[-1]["content"]})
+    return out
+
+
+def pair_kind(p: PreferencePair) -> str:
+    """response (judge-scored), verified (a verifier's levels), judgment (Elo) or reflection (retry verified)."""
+    if p.kind == "response" and str(p.provenance.get("reward", "")).startswith("verifier:"):
+        return "verified"
+    return p.kind
+
+
+def _unknown(what: str, name: str, known: Sequence[str]) -> str:
+    near = difflib.get_close_matches(name, known, n=1)
+    hint = f'did you mean "{near[0]}"?' if near else f"known: {', '.join(known)}"
+    return f'unknown {what} "{name}" — {hint}'
+
+
+# ------------------------------------------------------------------------------------------------- filtering
+OPERATORS = ("!=", ">=", "<=", "=", ">", "<", "~")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``column OP value``: = != > >= < <= compare (numbers as numbers, true/false/none as such); ~ finds text
+    case-insensitively."""
+
+    column: str
+    op: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> Condition:
+        for op in OPERATORS:  # two-character operators first
+            col, sep, value = text.partition(op)
+            if sep and col.strip():
+                return cls(col.strip(), op, value.strip())
+        raise InspectError(f'"{text}": a condition is COLUMN OP VALUE with OP one of {" ".join(OPERATORS)} '
+                           "(e.g. score>=4, method=strict, text~python)")
+
+    def test(self, row: dict[str, Any]) -> bool:
+        cell = row.get(self.column)
+        if self.op == "~":
+            return self.value.lower() in ("" if cell is None else str(cell)).lower()
+        want = _literal(self.value)
+        if self.op in ("=", "!="):
+            same = _equal(cell, want)
+            return same if self.op == "=" else not same
+        if cell is None or isinstance(cell, str) != isinstance(want, str) or want is None:
+            return False
+        try:
+            return {">": cell > want, ">=": cell >= want, "<": cell < want, "<=": cell <= want}[self.op]
+        except TypeError:
+            return False
+
+
+def _literal(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null", ""):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _equal(cell: Any, want: Any) -> bool:
+    if want is None or isinstance(want, bool) or cell is None or isinstance(cell, bool):
+        return cell == want if not (isinstance(cell, bool) and isinstance(want, float)) else float(cell) == want
+    if isinstance(want, float) and isinstance(cell, (int, float)):
+        return math.isclose(float(cell), want, abs_tol=1e-9)
+    return str(cell) == str(want if not isinstance(want, float) or not want.is_integer() else int(want)) \
+        or str(cell) == str(want)
+
+
+def select(rows: list[dict[str, Any]], where: Sequence[str] = (), search: str | None = None,
+           sort: str | None = None) -> list[dict[str, Any]]:
+    """Rows passing every condition and containing ``search`` in any text cell, sorted by ``sort`` (``-col``
+    for descending; empty cells last)."""
+    conds = [Condition.parse(w) for w in where]
+    columns = list(rows[0]) if rows else []
+    for c in conds:
+        if rows and c.column not in columns:
+            raise InspectError(_unknown("column", c.column, columns))
+    out = [r for r in rows if all(c.test(r) for c in conds)]
+    if search:
+        needle = search.lower()
+        out = [r for r in out if any(needle in str(v).lower() for v in r.values() if isinstance(v, str))]
+    if sort:
+        desc = sort.startswith("-")
+        col = sort.lstrip("-")
+        if rows and col not in columns:
+            raise InspectError(_unknown("column", col, columns))
+        present = [r for r in out if r.get(col) is not None]
+        missing = [r for r in out if r.get(col) is None]
+        present.sort(key=lambda r: (isinstance(r[col], str), r[col]), reverse=desc)
+        out = present + missing
+    return out
+
+
+def page(rows: list[Any], number: int, size: int) -> tuple[list[Any], int]:
+    """Rows of page ``number`` (from 1) and how many pages there are."""
+    pages = max(1, math.ceil(len(rows) / size)) if size > 0 else 1
+    if number < 1 or number > pages:
+        raise InspectError(f"page {number} does not exist — there are {pages} pages of {size} rows")
+    return (rows[(number - 1) * size: number * size] if size > 0 else rows), pages
+
+
+# ---------------------------------------------------------------------------------------------------- trace
+def prompt_origin(p: Prompt) -> str:
+    """Where a prompt came from, in words: a task file, a self-instruct request, or a seed file."""
+    pv = p.provenance
+    if p.source.startswith("task:"):
+        return (f"task {pv.get('task_id', '?')} of family {p.source[5:]} from {pv.get('task_source', 'a task file')}"
+                f" (answer {p.answer!r}, verifier {p.verifier})")
+    if p.source == "self_instruct":
+        return (f"self-instruct: request {pv.get('request', '?')} of iteration {pv.get('iteration', '?')}, written "
+                f"by {pv.get('model', '?')} (sha256 {pv.get('model_sha256', '?')}) with template "
+                f"{pv.get('template_sha', '?')}")
+    return f"{p.source}" + (f" ({pv.get('file') or pv.get('path')})" if pv.get("file") or pv.get("path") else "")
+
+
+def explain_pair(it: Iteration, p: PreferencePair) -> dict[str, Any]:
+    """Why this pair: the rule that made it, every candidate it chose among, and whether re-applying the rule
+    to the rows on disk picks the same two (a check that the rows and the pair agree)."""
+    kind = pair_kind(p)
+    pv = p.provenance
+    if kind == "response":
+        rho = float(pv.get("length_rho", 0.0))
+        cands = []
+        for r in it.responses_of.get(p.prompt_id, []):
+            s = it.score(r.response_id)
+            if r.parse_ok and s is not None:
+                cands.append(pairs_rules.Candidate(r.response_id, s, len(r.response)))
+            elif not r.parse_ok and pv.get("unparsed_response") == "reject":
+                cands.append(pairs_rules.Candidate(r.response_id, pairs_rules.UNPARSED_SCORE, len(r.output)))
+        normalized = pv.get("length_control") == "normalized"
+        rule = pairs_rules.select_response_pair_normalized if normalized else pairs_rules.select_response_pair
+        picked = rule(cands, rho) if cands else None
+        scores = [c.score for c in cands]
+        band = None
+        if scores and not normalized:
+            hi, lo = max(scores), min(scores)
+            band = {"chosen_at_least": (1 - rho) * hi + rho * lo, "rejected_at_most": (1 - rho) * lo + rho * hi}
+        return {"rule": ("TPO length control: highest z(score) - rho*z(length) chosen, lowest rejected" if normalized
+                         else "highest mean judge score chosen (shortest within the rho band), lowest rejected "
+                              "(longest within its band)"),
+                "rho": rho, "band": band,
+                "candidates": [{"id": c.id, "score": c.score, "chars": c.length} for c in cands],
+                "reselected": None if picked is None else [picked[0].id, picked[1].id],
+                "agrees": picked is not None and (picked[0].id, picked[1].id) == (p.chosen_id, p.rejected_id)}
+    if kind == "verified":
+        levels = [(r.response_id, it.verifications[r.response_id].level)
+                  for r in it.responses_of.get(p.prompt_id, []) if r.response_id in it.verifications]
+        per_prompt = sum(q.prompt_id == p.prompt_id and pair_kind(q) == "verified" for q in it.pairs.values())
+        picked = pairs_rules.select_verified_pairs(levels, per_prompt)
+        return {"rule": "verifier levels: highest level chosen, lower levels rejected, lowest first (IRPO)",
+                "candidates": [{"id": rid, "level": lv} for rid, lv in levels],
+                "reselected": [list(x) for x in picked],
+                "agrees": (p.chosen_id, p.rejected_id) in picked}
+    if kind == "judgment":
+        rid = str(pv.get("response_id", ""))
+        rated = [pairs_rules.RatedJudgment(rt.judgment_id, rt.elo, len(it.judgments[rt.judgment_id].text))
+                 for rt in it.ratings.values() if rt.response_id == rid and rt.judgment_id in it.judgments]
+        picked = pairs_rules.select_judgment_pair(rated, int(pv.get("max_judgment_chars", 1100)))
+        return {"rule": "meta-judge Elo: highest-rated judgment chosen, lowest rejected (judgments longer than "
+                        f"{pv.get('max_judgment_chars', 1100)} characters left out)",
+                "candidates": [{"id": j.id, "elo": j.elo, "chars": j.chars} for j in rated],
+                "reselected": None if picked is None else [picked[0].id, picked[1].id],
+                "agrees": picked is not None and (picked[0].id, picked[1].id) == (p.chosen_id, p.rejected_id)}
+    rfs = it.reflections_of.get(str(pv.get("attempt_id", "")), [])
+    return {"rule": "Reflect, Retry, Reward: a reflection whose retry was right chosen over one whose retry was "
+                    "wrong; the completion is the reflection only",
+            "candidates": [{"id": r.reflection_id, "retry_correct": r.retry_correct} for r in rfs],
+            "reselected": None, "agrees": any(r.reflection_id == p.chosen_id and r.retry_correct for r in rfs)}
+
+
+def response_view(it: Iteration, r: Response, role: str = "") -> dict[str, Any]:
+    v = it.verifications.get(r.response_id)
+    return {"id": r.response_id, "role": role, "sample_index": r.sample_index, "thought": r.thought,
+            "response": r.response, "parse_ok": r.parse_ok, "finish_reason": r.finish_reason,
+            "tokens": r.num_tokens, "score": it.score(r.response_id),
+            "verification": None if v is None else {"correct": v.correct, "level": v.level, "method": v.method,
+                                                     "extracted": v.extracted, "verifier": v.verifier,
+                                                     "detail": v.detail},
+            "judgments": [judgment_view(it, j) for j in it.judgments_of.get(r.response_id, [])],
+            "battles": [battle_view(m) for m in it.meta_of.get(r.response_id, [])],
+            "reflections": [{"id": rf.reflection_id, "text": rf.text, "retry": rf.retry,
+                             "retry_correct": rf.retry_correct} for rf in it.reflections_of.get(r.response_id, [])],
+            "model": r.provenance.get("model"), "model_sha256": r.provenance.get("model_sha256"),
+            "template": r.provenance.get("template"), "template_sha": r.provenance.get("template_sha"),
+            "sampling": r.provenance.get("sampling")}
+
+
+def judgment_view(it: Iteration, j: Judgment) -> dict[str, Any]:
+    rt = it.ratings.get(j.judgment_id)
+    return {"id": j.judgment_id, "index": j.judge_index, "score": j.score, "method": j.method, "text": j.text,
+            "extra": bool(j.provenance.get("extra")), "elo": rt.elo if rt else None,
+            "wins": rt.wins if rt else None, "losses": rt.losses if rt else None,
+            "template_sha": j.provenance.get("template_sha"), "model_sha256": j.provenance.get("model_sha256")}
+
+
+def battle_view(m: MetaJudgment) -> dict[str, Any]:
+    return {"id": m.meta_id, "first": m.first_id, "second": m.second_id, "verdict": _verdict_name(m.verdict),
+            "method": m.method, "forced_margin": m.forced_margin, "text": m.text,
+            "template_sha": m.provenance.get("template_sha")}
+
+
+def _reference_view(p: PreferencePair) -> dict[str, Any] | None:
+    """The DPO reference log-probs the pair carries (reused by dpo instead of a reference forward pass)."""
+    g = p.generated
+    if not g:
+        return None
+    side = {}
+    for name in ("chosen", "rejected"):
+        s = g.get(name) or {}
+        side[name] = {"logprob": s.get("logprob"), "stop_logprob": s.get("stop_logprob"),
+                      "tokens": len(s.get("token_ids") or [])}
+    return {"model_sha256": g.get("model_sha256"), **side}
+
+
+def pair_view(it: Iteration, p: PreferencePair) -> dict[str, Any]:
+    return {"id": p.pair_id, "kind": pair_kind(p), "prompt_id": p.prompt_id, "chosen_id": p.chosen_id,
+            "rejected_id": p.rejected_id, "chosen_score": p.chosen_score, "rejected_score": p.rejected_score,
+            "margin": p.chosen_score - p.rejected_score, "prompt": p.prompt[-1]["content"],
+            "chosen": p.chosen[-1]["content"], "rejected": p.rejected[-1]["content"],
+            "chosen_chars": len(p.chosen[-1]["content"]), "rejected_chars": len(p.rejected[-1]["content"]),
+            "provenance": p.provenance, "reference": _reference_view(p), "why": explain_pair(it, p)}
+
+
+def trace(it: Iteration, row_id: str) -> dict[str, Any]:
+    """Everything behind one row id (a pair, prompt, response, judgment, meta-judgment, reflection or rating):
+    its prompt and origin, every response to that prompt with its judgments, battles and ratings, the pairs
+    made from it and why, and the hashes of the models and templates involved."""
+    table = it.kind_of(row_id)
+    if table is None:
+        known = [i for t in FILES for i in getattr(it, t)]
+        near = difflib.get_close_matches(row_id, known, n=1, cutoff=0.8)
+        hint = f' — did you mean "{near[0]}"?' if near else (
+            " — ids start with p- (prompt), r- (response), j- (judgment), mj- (meta-judgment), rp-/vp-/jp-/fp- "
+            "(pairs)")
+        raise InspectError(f'{it.source}: no row with id "{row_id}"{hint}')
+    focus: dict[str, Any] = {"id": row_id, "table": table}
+    if table == "pairs":
+        prompt_id = it.pairs[row_id].prompt_id
+    elif table == "prompts":
+        prompt_id = row_id
+    else:
+        prompt_id = getattr(getattr(it, table)[row_id], "prompt_id")
+    p = it.prompts.get(prompt_id)
+    pairs = sorted({q.pair_id: q for q in it.pairs_of.get(prompt_id, [])}.values(), key=lambda q: q.pair_id)
+    roles: dict[str, str] = {}
+    for q in pairs:
+        if q.pair_id == row_id or table != "pairs":
+            roles.setdefault(q.chosen_id, "chosen")
+            roles.setdefault(q.rejected_id, "rejected")
+    responses = [response_view(it, r, roles.get(r.response_id, "")) for r in it.responses_of.get(prompt_id, [])]
+    if table == "pairs":
+        focus["pair"] = pair_view(it, it.pairs[row_id])
+    hashes: dict[str, set[str]] = defaultdict(set)
+    for rows in (it.responses_of.get(prompt_id, []),
+                 [j for r in it.responses_of.get(prompt_id, []) for j in it.judgments_of.get(r.response_id, [])],
+                 [m for r in it.responses_of.get(prompt_id, []) for m in it.meta_of.get(r.response_id, [])]):
+        for row in rows:
+            pv = row.provenance
+            if pv.get("model_sha256"):
+                hashes[f"model {pv.get('model', '?')}"].add(str(pv["model_sha256"]))
+            if pv.get("template_sha"):
+                hashes[f"template {pv.get('template') or type(row).__name__.lower()}"].add(str(pv["template_sha"]))
+    for q in pairs:
+        if q.generated and q.generated.get("model_sha256"):
+            hashes["reference log-probs from model"].add(str(q.generated["model_sha256"]))
+    return {"iteration": it.key, "source": it.source, "focus": focus,
+            "prompt": None if p is None else {"id": p.prompt_id, "instruction": p.instruction, "input": p.input,
+                                              "source": p.source, "origin": prompt_origin(p), "answer": p.answer,
+                                              "verifier": p.verifier, "provenance": p.provenance},
+            "responses": responses,
+            "pairs": [pair_view(it, q) for q in pairs],
+            "hashes": {k: sorted(v) for k, v in sorted(hashes.items())}}
+
+
+def linked_ids(t: dict[str, Any]) -> set[str]:
+    """Every row id a trace names (tests check each resolves)."""
+    ids: set[str] = set()
+    if t["prompt"]:
+        ids.add(t["prompt"]["id"])
+    for r in t["responses"]:
+        ids.add(r["id"])
+        ids.update(j["id"] for j in r["judgments"])
+        for b in r["battles"]:
+            ids.update((b["id"], b["first"], b["second"]))
+        ids.update(x["id"] for x in r["reflections"])
+    for q in t["pairs"]:
+        ids.update((q["id"], q["chosen_id"], q["rejected_id"], q["prompt_id"]))
+    return ids
+
+
+# ----------------------------------------------------------------------------------------------------- diff
+def _summary(values: Iterable[float | None]) -> dict[str, Any]:
+    xs = sorted(float(v) for v in values if v is not None)
+    if not xs:
+        return {"n": 0}
+    q = statistics.quantiles(xs, n=4) if len(xs) >= 2 else [xs[0]] * 3
+    return {"n": len(xs), "mean": statistics.fmean(xs), "sd": statistics.pstdev(xs) if len(xs) > 1 else 0.0,
+            "min": xs[0], "p25": q[0], "median": q[1], "p75": q[2], "max": xs[-1]}
+
+
+def position_bias(meta: Iterable[MetaJudgment]) -> dict[str, Any]:
+    """Of the meta-judge's decisive verdicts, the share that went to the judgment shown first (0.5 = none)."""
+    verdicts = [m.verdict for m in meta if m.verdict != 0]
+    first = sum(v == 1 for v in verdicts)
+    n = len(verdicts)
+    share = first / n if n else None
+    se = math.sqrt(share * (1 - share) / n) if n else None
+    return {"decisive": n, "first_wins": share, "se": se}
+
+
+def profile(it: Iteration) -> dict[str, Any]:
+    """Counts, distributions and rates of one iteration: what ``diff`` compares."""
+    judgments = list(it.judgments.values())
+    methods = Counter(j.method for j in judgments)
+    checked = list(it.verifications.values())
+    pairs = list(it.pairs.values())
+    kinds = Counter(pair_kind(p) for p in pairs)
+    return {
+        "counts": {t: len(getattr(it, t)) for t in FILES},
+        "pairs_by_kind": dict(sorted(kinds.items())),
+        "judge_score": _summary(j.score for j in judgments),
+        "judge_methods": {m: c / len(judgments) for m, c in sorted(methods.items())} if judgments else {},
+        "response_chars": _summary(len(r.response) for r in it.responses.values()),
+        "response_parse_rate": (sum(r.parse_ok for r in it.responses.values()) / len(it.responses)
+                                if it.responses else None),
+        "correct_rate": (sum(v.correct for v in checked) / len(checked)) if checked else None,
+        "pair_margin": {k: _summary(p.chosen_score - p.rejected_score for p in pairs if pair_kind(p) == k)
+                        for k in sorted(kinds)},
+        "chosen_chars": _summary(len(p.chosen[-1]["content"]) for p in pairs),
+        "rejected_chars": _summary(len(p.rejected[-1]["content"]) for p in pairs),
+        "elo": _summary(rt.elo for rt in it.ratings.values()),
+        "position_bias": position_bias(it.meta_judgments.values()),
+    }
+
+
+def _prompt_key(p: Prompt) -> str:
+    return " ".join(p.instruction.split()).lower()
+
+
+def _response_key(it: Iteration, r: Response) -> tuple[str, str]:
+    p = it.prompts.get(r.prompt_id)
+    return (_prompt_key(p) if p else r.prompt_id, " ".join(r.response.split()))
+
+
+def diff(a: Iteration, b: Iteration, examples: int = 5) -> dict[str, Any]:
+    """What changed from ``a`` to ``b``: profiles side by side, prompts and pairs new and gone (prompts matched
+    by their instruction text, pairs by id), and judge drift on the responses both judged (matched by prompt
+    text and response text, so the same answer judged in two iterations or two revisions counts)."""
+    pa, pb = {_prompt_key(p): p for p in a.prompts.values()}, {_prompt_key(p): p for p in b.prompts.values()}
+    new_prompts = [pb[k].prompt_id for k in pb if k not in pa]
+    gone_prompts = [pa[k].prompt_id for k in pa if k not in pb]
+    new_pairs = sorted(set(b.pairs) - set(a.pairs))
+    gone_pairs = sorted(set(a.pairs) - set(b.pairs))
+    ra = {_response_key(a, r): r for r in a.responses.values()}
+    rb = {_response_key(b, r): r for r in b.responses.values()}
+    shared = [(ra[k], rb[k]) for k in ra if k in rb]
+    drift = []
+    for x, y in shared:
+        sx, sy = a.score(x.response_id), b.score(y.response_id)
+        if sx is not None and sy is not None:
+            drift.append((x.response_id, y.response_id, sx, sy))
+    deltas = [sy - sx for _, _, sx, sy in drift]
+    corr = None
+    if len(drift) >= 3:
+        xs, ys = [d[2] for d in drift], [d[3] for d in drift]
+        if statistics.pstdev(xs) > 0 and statistics.pstdev(ys) > 0:
+            corr = statistics.correlation(xs, ys)
+    metric_changes = {}
+    for stage in sorted(set(a.metrics) | set(b.metrics)):
+        fa, fb = _flatten(a.metrics.get(stage, {})), _flatten(b.metrics.get(stage, {}))
+        for k in sorted(set(fa) | set(fb)):
+            if k.endswith("seconds") or fa.get(k) == fb.get(k):
+                continue
+            metric_changes[f"{stage}.{k}"] = (fa.get(k), fb.get(k))
+    return {
+        "a": a.source, "b": b.source, "profile": {"a": profile(a), "b": profile(b)},
+        "prompts": {"shared": len(set(pa) & set(pb)), "new": len(new_prompts), "gone": len(gone_prompts),
+                    "new_examples": [(i, b.prompts[i].instruction) for i in new_prompts[:examples]],
+                    "gone_examples": [(i, a.prompts[i].instruction) for i in gone_prompts[:examples]]},
+        "pairs": {"shared": len(set(a.pairs) & set(b.pairs)), "new": len(new_pairs), "gone": len(gone_pairs),
+                  "new_examples": new_pairs[:examples], "gone_examples": gone_pairs[:examples]},
+        "judge_drift": {
+            "shared_responses": len(shared), "scored_in_both": len(drift),
+            "mean_change": statistics.fmean(deltas) if deltas else None,
+            "mean_abs_change": statistics.fmean(abs(d) for d in deltas) if deltas else None,
+            "changed_by_1_or_more": sum(abs(d) >= 1 for d in deltas),
+            "correlation": corr,
+            "largest": [{"a": x, "b": y, "score_a": sx, "score_b": sy}
+                        for x, y, sx, sy in sorted(drift, key=lambda d: -abs(d[3] - d[2]))[:examples]
+                        if sx != sy]},
+        "metrics": metric_changes,
+    }
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+    elif isinstance(obj, (int, float, str, bool)) or obj is None:
+        out[prefix.rstrip(".")] = obj
+    return out
+
+
+def available_iterations(root: str | Path = ".") -> list[str]:
+    """Iteration keys with data in the working tree, in params.yaml's order (then any others, sorted)."""
+    base = Path(root)
+    markers = ("responses.jsonl", "response_pairs.jsonl")  # not data/seed, data/eval (their own formats)
+    present = sorted(d.name for d in (base / "data").glob("*/") if d.is_dir()
+                     and any((d / n).is_file() for n in markers))
+    order: list[str] = []
+    try:
+        import yaml
+        order = list((yaml.safe_load((base / "params.yaml").read_text()) or {}).get("iterations") or {})
+    except (OSError, ValueError, AttributeError):
+        pass
+    return [k for k in order if k in present] + [k for k in present if k not in order]

@@ -1,0 +1,1 @@
+"""The ``selfreward`` command: inspect what each iteration trained on (see selfreward/cli.py)."""

@@ -1,0 +1,5 @@
+import sys
+
+from selfreward.cli import main
+
+sys.exit(main())
