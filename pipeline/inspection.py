@@ -161,7 +161,8 @@ def load_iteration(key: str, root: str | Path = ".", rev: str | None = None,
                 continue
             used.append(path)
             found = True
-            for row in iter_jsonl_lines(data.splitlines(), f"{path}" + (f"@{rev}" if rev else ""), cls):
+            for row in iter_jsonl_lines(data.splitlines(), f"{path}" + (f"@{rev}" if rev else ""), cls,
+                                        drop=("token_ids",)):
                 rid = getattr(row, cls.ID_FIELD or "")
                 if rid in rows:
                     raise RecordError(f'{path}: duplicate {cls.ID_FIELD} "{rid}" (also in {used[0]})')
@@ -645,6 +646,11 @@ def diff(a: Iteration, b: Iteration, examples: int = 5) -> dict[str, Any]:
         if sx is not None and sy is not None:
             drift.append((x.response_id, y.response_id, sx, sy))
     deltas = [sy - sx for _, _, sx, sy in drift]
+    judged_a = {(_response_key(a, a.responses[j.response_id]), j.judge_index, bool(j.provenance.get("extra"))): j
+                for j in a.judgments.values() if j.response_id in a.responses}
+    judged_b = {(_response_key(b, b.responses[j.response_id]), j.judge_index, bool(j.provenance.get("extra"))): j
+                for j in b.judgments.values() if j.response_id in b.responses}
+    same_judgments = [(judged_a[k], judged_b[k]) for k in judged_a if k in judged_b]
     corr = None
     if len(drift) >= 3:
         xs, ys = [d[2] for d in drift], [d[3] for d in drift]
@@ -670,6 +676,9 @@ def diff(a: Iteration, b: Iteration, examples: int = 5) -> dict[str, Any]:
             "mean_abs_change": statistics.fmean(abs(d) for d in deltas) if deltas else None,
             "changed_by_1_or_more": sum(abs(d) >= 1 for d in deltas),
             "correlation": corr,
+            # the same judgment slot (response text, judge index) in both: how many scores differ
+            "judgments_compared": len(same_judgments),
+            "judgments_changed": sum(x.score != y.score for x, y in same_judgments),
             "largest": [{"a": x, "b": y, "score_a": sx, "score_b": sy}
                         for x, y, sx, sy in sorted(drift, key=lambda d: -abs(d[3] - d[2]))[:examples]
                         if sx != sy]},

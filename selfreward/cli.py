@@ -236,7 +236,8 @@ def print_diff(d: dict[str, Any]) -> None:
     con.print(f"[bold]judge drift[/bold] on {dr['scored_in_both']} responses scored in both "
               f"({dr['shared_responses']} shared): mean change {_fmt(dr['mean_change'])}, mean |change| "
               f"{_fmt(dr['mean_abs_change'])}, {dr['changed_by_1_or_more']} moved by 1 point or more, correlation "
-              f"{_fmt(dr['correlation'])}")
+              f"{_fmt(dr['correlation'])}; {dr['judgments_changed']} of {dr['judgments_compared']} judgments in the "
+              "same slot (response, judge index) scored differently")
     for e in dr["largest"]:
         con.print(f"  {e['a']} {e['score_a']:.3g} → {e['b']} {e['score_b']:.3g}")
     if d["metrics"]:

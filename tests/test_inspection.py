@@ -1,0 +1,389 @@
+"""The inspection tools (pipeline/inspection.py, pipeline/export.py, the `selfreward` command) on the rows real
+stage entry points wrote (scripted generation, as in test_presets), and on a fixture git + DVC repository whose
+data changed between two commits."""
+
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline import inspection
+from pipeline.inspection import Condition, InspectError, load_iteration, select, table_rows, trace
+from tests.inprocess import run_stage
+from tests.test_iteration import REPO
+from tests.test_presets import SIZES, choice, scripted_model, shrunk
+
+
+def _prompts(root, key, numbers):
+    from pipeline.records import Prompt, write_jsonl
+    write_jsonl(root / f"data/{key}/prompts.jsonl", [
+        Prompt(prompt_id=f"p{i}", instruction=f"Write one sentence about the number {i}.", source="test")
+        for i in numbers])
+
+
+def _project(root, tiny_model_dir, preset, keys, stages, sizes, reply=scripted_model):
+    """Run ``stages`` of ``preset`` for each iteration key (every key's predecessor is M0_sft: no DPO needed)."""
+    from stages import _generate
+    from tests.fakes import ScriptedEngine
+
+    for name in ("prompts", "data/seed", "data/eval", "data/tasks"):
+        shutil.copytree(REPO / name, root / name)
+    shutil.copytree(tiny_model_dir, root / "models" / "M0_sft")
+    params = shrunk(preset, sizes) if preset else _shrunk_default(sizes)
+    params["iterations"] = {k: {"prev": "M0_sft"} for k in keys}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setattr(_generate, "open_engine", lambda params: lambda d: ScriptedEngine(reply, choice))
+        for key in keys:
+            for stage in stages(key):
+                proc = run_stage(stage, "--iteration", key)
+                assert proc.returncode == 0, f"{stage}@{key}: {proc.stderr}"
+    return root
+
+
+def _shrunk_default(sizes):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in sizes.items():
+        params.setdefault(section, {}).update(values)
+    return params
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, tiny_model_dir):
+    """The demo's params (Meta-Rewarding with calibrated forced verdicts): M1 on prompts 0-2, M2 on prompts 1-3
+    (two shared), sample to pairs; K = 3 judgments, 3 meta-judged."""
+    root = tmp_path_factory.mktemp("project")
+    _prompts(root, "M1", [0, 1, 2])
+    _prompts(root, "M2", [1, 2, 3])
+    sizes = {**SIZES, "sample": {"max_new_tokens": 200, "n": 4}, "judge": {"max_new_tokens": 60},
+             "meta_judge": {"num_judgments": 3, "max_new_tokens": 40}}
+    return _project(root, tiny_model_dir, None, ["M1", "M2"],
+                    lambda key: ("sample", "verify", "reflect", "judge", "meta_judge", "pairs"), sizes, meta_reply)
+
+
+@pytest.fixture(scope="module")
+def irpo_project(tmp_path_factory, tiny_model_dir):
+    """IRPO rules on 3 arithmetic tasks, 8 scripted answers each (right and wrong, in format or not)."""
+    root = tmp_path_factory.mktemp("irpo")
+    sizes = {**SIZES, "sample": {"max_new_tokens": 200, "n": 8}, "self_instruct": {"tasks": 3},
+             "judge": {"max_new_tokens": 60, "verifiable_prompts": 2}, "pairs": {"verified_per_prompt": 4}}
+    return _project(root, tiny_model_dir, "irpo", ["M1"],
+                    lambda key: ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "pairs"),
+                    sizes)
+
+
+def meta_reply(prompt, i):
+    """The scripted model, but as a meta-judge it prefers the judgment with the higher score whichever side it
+    is shown on (ties: no winner), so Elo ratings spread and judgment pairs exist."""
+    if "Judgment A:" in prompt:
+        a, b = prompt.split("Judgment A:")[-1].split("Judgment B:")
+        sa, sb = (re.findall(r"Score: (\d)", x) for x in (a, b))
+        if sa and sb and sa[-1] != sb[-1]:
+            return "Winner: Judgement " + ("A" if sa[-1] > sb[-1] else "B")
+        return "Hard to say."
+    return scripted_model(prompt, i)
+
+
+def cli(*args):
+    """The `selfreward` command in-process: (exit code, stdout, stderr)."""
+    from selfreward.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def test_load_iteration_reads_every_table(project):
+    it = load_iteration("M1", project)
+    assert len(it.prompts) == 3 and len(it.responses) == 3 * 4
+    raw = [json.loads(x) for name in ("judgments.jsonl", "extra_judgments.jsonl")
+           for x in (project / "data/M1" / name).read_text().splitlines()]
+    assert set(it.judgments) == {j["judgment_id"] for j in raw}  # both files, one table
+    pairs_on_disk = sum(len((project / "data/M1" / f).read_text().splitlines())
+                        for f in ("response_pairs.jsonl", "judgment_pairs.jsonl", "reflection_pairs.jsonl"))
+    assert len(it.pairs) == pairs_on_disk > 0
+    assert {inspection.pair_kind(p) for p in it.pairs.values()} == {"response", "judgment"}
+    assert set(it.metrics) >= {"sample", "judge", "meta_judge", "pairs"}
+    assert inspection.available_iterations(project) == ["M1", "M2"]  # params order; data/seed is not one
+
+
+def test_load_iteration_errors_name_the_problem(project, tmp_path):
+    with pytest.raises(InspectError, match=r"no rows for iteration M9 .* did `dvc repro` run it\?"):
+        load_iteration("M9", project)
+    shutil.copytree(project / "data/M1", tmp_path / "data/M1")
+    with (tmp_path / "data/M1/judgments.jsonl").open("a") as fh:
+        fh.write('{"judgment_id": "j-x"}\n')
+    n = len((tmp_path / "data/M1/judgments.jsonl").read_text().splitlines())
+    with pytest.raises(Exception, match=rf'data/M1/judgments.jsonl:{n}: missing field "response_id"'):
+        load_iteration("M1", tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ filtering
+def test_conditions_compare_numbers_booleans_and_text():
+    row = {"score": 4.0, "method": "strict", "correct": True, "text": "The Answer is 7", "elo": None}
+    assert Condition.parse("score>=4").test(row) and not Condition.parse("score>4").test(row)
+    assert Condition.parse("score=4").test(row) and Condition.parse("score!=3.5").test(row)
+    assert Condition.parse("method=strict").test(row) and not Condition.parse("method=forced").test(row)
+    assert Condition.parse("correct=true").test(row) and not Condition.parse("correct=false").test(row)
+    assert Condition.parse("text~answer IS").test(row)  # case-insensitive substring
+    assert Condition.parse("elo=none").test(row) and not Condition.parse("elo>0").test(row)  # empty cells
+    assert Condition.parse("method>=3").test(row) is False  # text against a number: no match, no crash
+    with pytest.raises(InspectError, match="a condition is COLUMN OP VALUE"):
+        Condition.parse("score")
+
+
+def test_select_filters_sorts_and_pages_judgments(project):
+    it = load_iteration("M1", project)
+    rows = table_rows(it, "judgments")
+    got = select(rows, ["score>=2", "extra=false"], sort="-score")
+    expected = sorted((r for r in rows if r["score"] is not None and r["score"] >= 2 and not r["extra"]),
+                      key=lambda r: -r["score"])
+    assert [r["judgment_id"] for r in got] == [r["judgment_id"] for r in expected] and got
+    assert [r["score"] for r in got] == sorted((r["score"] for r in got), reverse=True)
+    forced = select(rows, ["method=forced"])
+    assert {r["judgment_id"] for r in forced} == {j.judgment_id for j in it.judgments.values()
+                                                  if j.method == "forced"}
+    first, pages = inspection.page(got, 1, 2)
+    assert first == got[:2] and pages == -(-len(got) // 2)
+    with pytest.raises(InspectError, match="page 99 does not exist"):
+        inspection.page(got, 99, 2)
+    with pytest.raises(InspectError, match='unknown column "scroe" — did you mean "score"\\?'):
+        select(rows, ["scroe>=2"])
+
+
+def test_pair_table_columns_and_filters(project):
+    it = load_iteration("M1", project)
+    rows = table_rows(it, "pairs")
+    for r in rows:
+        p = it.pairs[r["pair_id"]]
+        assert r["margin"] == p.chosen_score - p.rejected_score
+        assert r["chosen_chars"] == len(p.chosen[-1]["content"])
+    judgment_pairs = select(rows, ["kind=judgment"])
+    assert judgment_pairs and all(it.pairs[r["pair_id"]].kind == "judgment" for r in judgment_pairs)
+    wide = select(rows, ["kind=response", f"margin>={max(r['margin'] for r in rows if r['kind'] == 'response')}"])
+    assert len(wide) >= 1 and all(r["kind"] == "response" for r in wide)
+
+
+# ---------------------------------------------------------------------------------------------------- trace
+def test_trace_of_every_pair_resolves_every_linked_id_and_its_rule(project):
+    it = load_iteration("M1", project)
+    for pair_id, p in it.pairs.items():
+        t = trace(it, pair_id)
+        assert t["focus"]["pair"]["id"] == pair_id and t["prompt"]["id"] == p.prompt_id
+        unresolved = {i for i in inspection.linked_ids(t) if it.kind_of(i) is None}
+        assert not unresolved, (pair_id, unresolved)
+        why = t["focus"]["pair"]["why"]
+        assert why["agrees"], (pair_id, why)  # the selection rule re-applied to the rows picks this pair
+        if p.kind == "response":
+            assert {c["id"] for c in why["candidates"]} >= {p.chosen_id, p.rejected_id}
+            roles = {r["id"]: r["role"] for r in t["responses"]}
+            assert roles[p.chosen_id] == "chosen" and roles[p.rejected_id] == "rejected"
+            # every judgment of every response to the prompt is in the trace
+            assert sum(len(r["judgments"]) for r in t["responses"]) == sum(
+                1 for j in it.judgments.values() if j.prompt_id == p.prompt_id)
+        else:
+            rid = p.provenance["response_id"]
+            response = next(r for r in t["responses"] if r["id"] == rid)
+            assert response["battles"] and {b["id"] for b in response["battles"]} == {
+                m.meta_id for m in it.meta_judgments.values() if m.response_id == rid}
+            assert all(j["elo"] is not None for j in response["judgments"] if j["id"] in (p.chosen_id,
+                                                                                       p.rejected_id))
+        ref = t["focus"]["pair"]["reference"]
+        assert ref is not None and ref["chosen"]["logprob"] == p.generated["chosen"]["logprob"]
+        assert t["hashes"]  # model and template hashes of what made the rows
+
+
+def test_trace_of_any_row_leads_to_its_prompt(project):
+    it = load_iteration("M1", project)
+    j = next(iter(it.judgments.values()))
+    m = next(iter(it.meta_judgments.values()))
+    for row_id in (j.judgment_id, j.response_id, m.meta_id, j.prompt_id):
+        t = trace(it, row_id)
+        assert t["prompt"]["id"] == j.prompt_id if row_id != m.meta_id else t["prompt"]["id"] == m.prompt_id
+        assert t["focus"]["id"] == row_id
+    with pytest.raises(InspectError, match=r'no row with id "r-nope" — ids start with p- \(prompt\)'):
+        trace(it, "r-nope")
+    near = j.judgment_id[:-1] + ("0" if j.judgment_id[-1] != "0" else "1")
+    with pytest.raises(InspectError, match=f'did you mean "{j.judgment_id}"'):
+        trace(it, near)
+
+
+def test_trace_of_verified_pairs_shows_levels_and_answers(irpo_project):
+    it = load_iteration("M1", irpo_project)
+    verified = [p for p in it.pairs.values() if inspection.pair_kind(p) == "verified"]
+    assert len(verified) == 3 * 4
+    for p in verified:
+        t = trace(it, p.pair_id)
+        why = t["focus"]["pair"]["why"]
+        assert why["agrees"] and [p.chosen_id, p.rejected_id] in why["reselected"]
+        levels = {c["id"]: c["level"] for c in why["candidates"]}
+        assert levels[p.chosen_id] == p.chosen_score > levels[p.rejected_id] == p.rejected_score
+        chosen = next(r for r in t["responses"] if r["id"] == p.chosen_id)
+        assert chosen["verification"]["correct"] and chosen["role"] == "chosen"
+        assert t["prompt"]["origin"].startswith("task ") and t["prompt"]["answer"] is not None
+
+
+# ----------------------------------------------------------------------------------------------------- diff
+def test_diff_between_two_iterations(project):
+    a, b = load_iteration("M1", project), load_iteration("M2", project)
+    d = inspection.diff(a, b)
+    assert d["prompts"]["shared"] == 2 and d["prompts"]["new"] == 1 and d["prompts"]["gone"] == 1
+    assert d["prompts"]["new_examples"] == [("p3", "Write one sentence about the number 3.")]
+    assert d["pairs"]["new"] == len(set(b.pairs) - set(a.pairs))
+    assert d["pairs"]["gone"] == len(set(a.pairs) - set(b.pairs))
+    assert d["profile"]["a"]["counts"]["responses"] == 12 == d["profile"]["b"]["counts"]["responses"]
+    # The scripted model answers a prompt the same way in both iterations: the shared prompts' responses are
+    # the same texts, judged the same: no drift.
+    assert d["judge_drift"]["shared_responses"] == 8 and d["judge_drift"]["mean_abs_change"] == 0.0
+    pb = d["profile"]["a"]["position_bias"]
+    decisive = [m.verdict for m in a.meta_judgments.values() if m.verdict]
+    assert pb["decisive"] == len(decisive) and pb["first_wins"] == sum(v == 1 for v in decisive) / len(decisive)
+
+
+def _git(repo, *args):
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env=env)
+
+
+def _dvc(repo, *args):
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def versioned(project, tmp_path_factory):
+    """A git + DVC repository: data/M1 tracked by DVC; commit v1, then v2 with one judgment's score raised by 2
+    and one response pair dropped. The working tree holds v2; v1 lives only in the DVC cache."""
+    repo = tmp_path_factory.mktemp("versioned")
+    _git(repo, "init", "-q")
+    _dvc(repo, "init", "-q")
+    shutil.copytree(project / "data/M1", repo / "data/M1")
+    (repo / "params.yaml").write_text("iterations: {M1: {prev: M0}}\n")
+    _dvc(repo, "add", "-q", "data/M1")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "v1")
+    _git(repo, "tag", "v1")
+    path = repo / "data/M1/judgments.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    target = next(r for r in rows if r["score"] is not None and r["score"] <= 3)
+    target["score"] += 2
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pairs_path = repo / "data/M1/response_pairs.jsonl"
+    pairs = pairs_path.read_text().splitlines()
+    pairs_path.write_text("".join(x + "\n" for x in pairs[1:]))
+    _dvc(repo, "add", "-q", "data/M1")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "v2")
+    return repo, target, json.loads(pairs[0])["pair_id"]
+
+
+def test_diff_between_two_git_revisions_reads_the_old_one_from_the_dvc_cache(versioned):
+    repo, changed, dropped_pair = versioned
+    old = load_iteration("M1", repo, "v1")
+    new = load_iteration("M1", repo, "HEAD")
+    assert old.source == "data/M1@v1" and dropped_pair in old.pairs and dropped_pair not in new.pairs
+    assert old.judgments[changed["judgment_id"]].score == changed["score"] - 2
+    assert new.judgments[changed["judgment_id"]].score == changed["score"]
+    assert load_iteration("M1", repo, "HEAD~1").judgments[changed["judgment_id"]].score == changed["score"] - 2
+    d = inspection.diff(old, new)
+    assert d["pairs"]["gone"] == 1 and d["pairs"]["gone_examples"] == [dropped_pair] and d["pairs"]["new"] == 0
+    drift = d["judge_drift"]
+    assert drift["shared_responses"] == len(new.responses) and drift["judgments_changed"] == 1
+    assert drift["judgments_compared"] == len(new.judgments)
+    n = drift["scored_in_both"]
+    k = sum(1 for j in new.judgments.values() if j.response_id == changed["response_id"]
+            and not j.provenance.get("extra") and j.score is not None)
+    assert drift["mean_change"] == pytest.approx(2 / k / n)  # one response's mean moved by 2/k
+    assert drift["largest"][0]["a"] == changed["response_id"]
+
+
+def test_an_unknown_revision_is_one_clear_error(versioned):
+    repo, _, _ = versioned
+    with pytest.raises(InspectError, match='no git revision or DVC experiment "nope"'):
+        load_iteration("M1", repo, "nope")
+
+
+# ------------------------------------------------------------------------------------------------ command
+def test_cli_list_filters_and_prints_jsonl_csv_and_tables(project):
+    code, out, err = cli("--root", str(project), "list", "pairs", "-i", "M1", "--where", "kind=judgment",
+                         "--format", "jsonl")
+    assert code == 0, err
+    got = [json.loads(x) for x in out.splitlines()]
+    it = load_iteration("M1", project)
+    assert {r["pair_id"] for r in got} == {p.pair_id for p in it.pairs.values() if p.kind == "judgment"}
+    code, out, _ = cli("--root", str(project), "list", "judgments", "-i", "M1", "--sort", "score", "--desc",
+                       "-c", "judgment_id,score", "--format", "csv")
+    lines = out.splitlines()
+    assert lines[0] == "judgment_id,score" and len(lines) == 1 + len(it.judgments)
+    scores = [float(x.split(",")[1]) for x in lines[1:] if x.split(",")[1]]
+    assert scores == sorted(scores, reverse=True)
+    code, out, _ = cli("--root", str(project), "list", "responses", "-n", "5", "-p", "2")  # default: last key
+    assert code == 0 and "responses of data/M2: 12 rows, page 2 of 3" in " ".join(out.split())
+    code, _, err = cli("--root", str(project), "list", "pairs", "--where", "margn>1")
+    assert code == 2 and err == 'error: unknown column "margn" — did you mean "margin"?\n'
+
+
+def test_cli_trace_and_diff_print_and_json(project):
+    it = load_iteration("M1", project)
+    pair = next(p for p in it.pairs.values() if p.kind == "response")
+    code, out, err = cli("--root", str(project), "trace", pair.pair_id)  # found without -i
+    assert code == 0, err
+    text = " ".join(out.split())
+    for must in (pair.pair_id, pair.chosen_id, pair.rejected_id, pair.prompt_id, "picks this pair: yes",
+                 "DPO reference log-probs"):
+        assert must in text
+    code, out, _ = cli("--root", str(project), "trace", pair.pair_id, "-i", "M1", "--json")
+    assert json.loads(out)["focus"]["pair"]["chosen_id"] == pair.chosen_id
+    code, out, _ = cli("--root", str(project), "diff", "M1", "M2")
+    assert code == 0 and "prompts: 2 shared, 1 new, 1 gone" in out and "judge drift on" in out
+    code, out, _ = cli("--root", str(project), "diff", "M1", "M2", "--json")
+    assert json.loads(out)["prompts"]["new"] == 1
+    code, _, err = cli("--root", str(project), "trace", "rp-000000000000")
+    assert code == 2 and err.startswith('error: no iteration under ') and "rp-000000000000" in err
+
+
+def test_cli_diff_of_revisions(versioned):
+    repo, _, dropped = versioned
+    code, out, err = cli("--root", str(repo), "diff", "M1@v1", "M1")
+    assert code == 0, err
+    assert "pairs: " in out and f"gone: {dropped}" in out and "1 of " in " ".join(out.split())
+
+
+# ---------------------------------------------------------------------------------------------------- export
+def test_export_parquet_and_hf_dataset_with_a_card(project, tmp_path):
+    import datasets
+
+    it = load_iteration("M1", project)
+    code, out, err = cli("--root", str(project), "export", "M1", "--out", str(tmp_path / "pq"))
+    assert code == 0, err
+    ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "pq/pairs.parquet"), split="train")
+    assert sorted(ds["pair_id"]) == sorted(it.pairs) and ds[0]["chosen"][0]["role"] == "assistant"
+    row = next(r for r in ds if r["pair_id"] == sorted(it.pairs)[0])
+    p = it.pairs[row["pair_id"]]
+    assert (row["prompt"], row["chosen"], row["rejected"]) == (p.prompt, p.chosen, p.rejected)
+    assert json.loads(row["provenance"]) == p.provenance
+    card = (tmp_path / "pq/README.md").read_text()
+    kinds = {k: sum(1 for q in it.pairs.values() if q.kind == k) for k in ("response", "judgment")}
+    assert f"## Counts ({len(it.pairs)} pairs)" in card and f"| judgment | {kinds['judgment']} |" in card
+    assert f"Command: `selfreward --root {project} export M1 --out {tmp_path / 'pq'}`" in card
+    assert "params.yaml sha256" in card and "M0_sft (sha256 " in card
+    code, _, err = cli("--root", str(project), "export", "M1", "--out", str(tmp_path / "hf"), "--format", "hf",
+                       "--kind", "judgment")
+    assert code == 0, err
+    hf = datasets.load_from_disk(str(tmp_path / "hf"))
+    assert len(hf) == kinds["judgment"] and set(hf["kind"]) == {"judgment"}
+    code, _, err = cli("--root", str(project), "export", "M1", "--out", str(tmp_path / "hf"))
+    assert code == 2 and "exists and is not an empty folder" in err
+    code, _, err = cli("--root", str(project), "export", "M1", "--out", str(tmp_path / "none"), "--kind",
+                       "reflection")
+    assert code == 2 and "no pairs of kind reflection to export" in err and not (tmp_path / "none").exists()
