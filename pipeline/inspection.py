@@ -123,6 +123,9 @@ class Iteration:
         self.reflections_of: dict[str, list[Reflection]] = defaultdict(list)
         for rf in self.reflections.values():
             self.reflections_of[rf.response_id].append(rf)
+        self.ratings_of: dict[str, list[Rating]] = defaultdict(list)
+        for rt in self.ratings.values():
+            self.ratings_of[rt.response_id].append(rt)
         self.pairs_of: dict[str, list[PreferencePair]] = defaultdict(list)  # any row id -> pairs using it
         for p in self.pairs.values():
             for rid in (p.chosen_id, p.rejected_id, p.prompt_id):
@@ -431,7 +434,8 @@ def explain_pair(it: Iteration, p: PreferencePair) -> dict[str, Any]:
     if kind == "verified":
         levels = [(r.response_id, it.verifications[r.response_id].level)
                   for r in it.responses_of.get(p.prompt_id, []) if r.response_id in it.verifications]
-        per_prompt = sum(q.prompt_id == p.prompt_id and pair_kind(q) == "verified" for q in it.pairs.values())
+        per_prompt = len({q.pair_id for q in it.pairs_of.get(p.prompt_id, [])
+                          if q.prompt_id == p.prompt_id and pair_kind(q) == "verified"})
         picked = pairs_rules.select_verified_pairs(levels, per_prompt)
         return {"rule": "verifier levels: highest level chosen, lower levels rejected, lowest first (IRPO)",
                 "candidates": [{"id": rid, "level": lv} for rid, lv in levels],
@@ -440,7 +444,7 @@ def explain_pair(it: Iteration, p: PreferencePair) -> dict[str, Any]:
     if kind == "judgment":
         rid = str(pv.get("response_id", ""))
         rated = [pairs_rules.RatedJudgment(rt.judgment_id, rt.elo, len(it.judgments[rt.judgment_id].text))
-                 for rt in it.ratings.values() if rt.response_id == rid and rt.judgment_id in it.judgments]
+                 for rt in it.ratings_of.get(rid, []) if rt.judgment_id in it.judgments]
         picked = pairs_rules.select_judgment_pair(rated, int(pv.get("max_judgment_chars", 1100)))
         return {"rule": "meta-judge Elo: highest-rated judgment chosen, lowest rejected (judgments longer than "
                         f"{pv.get('max_judgment_chars', 1100)} characters left out)",
