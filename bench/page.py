@@ -40,10 +40,11 @@ def open_times(html: Path, opens: int, screenshot: Path | None) -> dict[str, Any
             tab.on("pageerror", lambda e: errors.append(str(e)))
             tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             start = time.perf_counter()
-            tab.goto(html.as_uri(), timeout=120_000)
+            tab.goto(html.resolve().as_uri(), timeout=120_000)
             tab.wait_for_selector("article.pair", timeout=120_000)  # the first page of pairs is rendered
             times.append(time.perf_counter() - start)
-            if screenshot is not None and i == 0:
+            if screenshot is not None and i == 0:  # the controls and the first cards, the page's working part
+                tab.locator("#search").evaluate("e => e.closest('section, div').scrollIntoView()")
                 tab.screenshot(path=str(screenshot))
             context.close()
         browser.close()
