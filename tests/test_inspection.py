@@ -387,3 +387,35 @@ def test_export_parquet_and_hf_dataset_with_a_card(project, tmp_path):
     code, _, err = cli("--root", str(project), "export", "M1", "--out", str(tmp_path / "none"), "--kind",
                        "reflection")
     assert code == 2 and "no pairs of kind reflection to export" in err and not (tmp_path / "none").exists()
+
+
+def test_diff_against_a_dvc_experiment(project, tmp_path):
+    """`dvc exp run -S ...` makes an experiment; KEY@<experiment name> reads its outputs (dvc.api, DVC cache)."""
+    repo = tmp_path / "exp"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _dvc(repo, "init", "-q")
+    shutil.copytree(project / "data/M1", repo / "source")
+    (repo / "make.py").write_text(
+        "import json, pathlib, shutil, yaml\n"
+        "bump = yaml.safe_load(open('params.yaml'))['bump']\n"
+        "out = pathlib.Path('data/M1'); shutil.rmtree(out, ignore_errors=True); shutil.copytree('source', out)\n"
+        "rows = [json.loads(x) for x in (out / 'judgments.jsonl').read_text().splitlines()]\n"
+        "rows[0]['score'] = None if bump is None else float(bump)\n"
+        "rows[0]['method'] = 'dropped' if bump is None else 'strict'\n"
+        "(out / 'judgments.jsonl').write_text(''.join(json.dumps(r) + '\\n' for r in rows))\n")
+    (repo / "params.yaml").write_text("bump: 0\niterations: {M1: {prev: M0}}\n")
+    (repo / "dvc.yaml").write_text("stages:\n  make:\n    cmd: python make.py\n    deps: [make.py, source]\n"
+                                   "    params: [bump]\n    outs: [data/M1]\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "init")
+    _dvc(repo, "repro", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "bump 0")
+    _dvc(repo, "exp", "run", "-q", "-S", "bump=5", "-n", "bump-five")
+    _git(repo, "checkout", "-q", "--", ".")  # the workspace back to the commit; the experiment stays in the cache
+    first = json.loads((project / "data/M1/judgments.jsonl").read_text().splitlines()[0])["judgment_id"]
+    base, exp = load_iteration("M1", repo, "HEAD"), load_iteration("M1", repo, "bump-five")
+    assert (base.judgments[first].score, exp.judgments[first].score) == (0.0, 5.0)
+    d = inspection.diff(base, exp)
+    assert d["judge_drift"]["judgments_changed"] == 1 and d["a"] == "data/M1@HEAD" and d["b"] == "data/M1@bump-five"
