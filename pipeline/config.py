@@ -151,6 +151,8 @@ class SelfInstructConfig:
     openai_model: str | None = knob(None, "generator: openai — the model name to ask the server for.")
     api_key_env: str | None = knob("OPENAI_API_KEY", "generator: openai — environment variable that holds the API "
                                    "key (null: the server needs none).")
+    openai_max_concurrency: int = knob(8, "generator: openai — requests in flight at once (each retried on its "
+                                       "own; results keep their order).", at_least(1))
     num_prompts: int = knob(16, "New instructions to accept per iteration (0: none; then no generator loads).",
                             at_least(0))
     tasks: int = knob(0, "Tasks with known answers (data.train_tasks) added to the iteration's prompts: a random "
@@ -369,6 +371,9 @@ class EvaluateConfig:
     openai_model: str | None = knob(None, "Model name to ask the server for.")
     api_key_env: str | None = knob("OPENAI_API_KEY", "Environment variable that holds the API key (never written "
                                    "anywhere; null: the server needs none).")
+    openai_max_concurrency: int = knob(8, "evaluator: openai — requests in flight at once (each retried on its own; "
+                                       "results keep their order). 32 turns hours of a hosted judge into minutes.",
+                                       at_least(1))
     max_prompts: int | None = knob(None, "Win rates on the first N held-out prompts (None: all; 0: no win rates).",
                                    at_least(0))
     temperature: float = knob(0.0, "Sampling temperature of the answers (0: greedy).", temperature_check)

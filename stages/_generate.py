@@ -27,11 +27,12 @@ def cache(it: Iteration, *inputs: Any, templates: tuple[str, ...] = (), model_di
     return ShardCache(it.stage, it.key, [models.model_ref(d), *inputs, [template_hash(t) for t in templates]])
 
 
-def openai_generation(it: Iteration, url: str, model: str, key_env: str | None, *inputs: Any) -> Generation:
+def openai_generation(it: Iteration, url: str, model: str, key_env: str | None, *inputs: Any,
+                      max_concurrency: int = 8) -> Generation:
     """An OpenAI-compatible server as the generator, checked first, resumable like a local model."""
     from pipeline.engines.openai import OpenAIEngine
 
-    server = OpenAIEngine(url, model, key_env)
+    server = OpenAIEngine(url, model, key_env, max_concurrency=max_concurrency)
     server.preflight(it.stage)
     return Generation(server, ShardCache(it.stage, it.key, [url, model, *inputs]), it.params.shard_size(it.stage))
 

@@ -28,7 +28,8 @@ def engine_opener(params: Params) -> Callable[[str], Engine]:
     cfg, load = params.evaluate, _generate.open_engine(params)
     if cfg.evaluator != "openai":
         return load
-    server = OpenAIEngine(cfg.openai_url or "", cfg.openai_model or "", cfg.api_key_env)
+    server = OpenAIEngine(cfg.openai_url or "", cfg.openai_model or "", cfg.api_key_env,
+                          max_concurrency=cfg.openai_max_concurrency)
     server.preflight("evaluate")
     return lambda d: server if d == "openai" else load(d)
 

@@ -42,7 +42,7 @@ def generate(it: _common.Iteration) -> tuple[list[Prompt], dict[str, Any]]:
     template = (cfg.template or self_instruct.TEMPLATE,)
     if cfg.generator == "openai":  # a fixed prompt generator behind an OpenAI-compatible server
         gen = _generate.openai_generation(it, cfg.openai_url or "", cfg.openai_model or "", cfg.api_key_env,
-                                          cfg.__dict__, template)
+                                          cfg.__dict__, template, max_concurrency=cfg.openai_max_concurrency)
         made_by = {"model": f"openai:{cfg.openai_model}", "model_sha256": "", "iteration": it.key}
     else:
         generator = it.model(cfg.generator)

@@ -5,7 +5,9 @@ Before any generation, :meth:`OpenAIEngine.preflight` checks what would otherwis
 loaded: the URL is well formed, the API key variable is set, the server answers and lists the model. Requests
 that fail for a reason that may pass (a timeout, a refused connection, HTTP 429 or 5xx) are retried with bounded
 exponential backoff, honouring ``Retry-After``; a 4xx or an answer that is not the expected JSON fails at once
-with one line (:class:`ServerError`). Every retry is counted (``retries``, ``retry_seconds``).
+with one line (:class:`ServerError`). Every retry is counted (``retries``, ``retry_seconds``). Up to
+``max_concurrency`` requests are in flight at once (threads: the work is waiting on the network), each retried on
+its own; results come back in input order.
 
 The API key is read from the environment variable named in params at call time; it is never written to any
 output, log or metric. Forced verdicts need next-token log-probs of a given prefix, which chat servers do not
@@ -14,9 +16,11 @@ offer: :meth:`choice_logprobs` raises :class:`NoLogprobsError`, and callers coun
 
 from __future__ import annotations
 
+import concurrent.futures
 import email.utils
 import json
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -63,8 +67,12 @@ class OpenAIEngine(Engine):
 
     def __init__(self, url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY", timeout: float = 120.0,
                  retries: int = 5, backoff: float = 1.0, max_backoff: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, max_concurrency: int = 8) -> None:
         super().__init__(model, tokenizer=None)
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.max_concurrency = max_concurrency  # requests in flight at once (each with its own retries)
+        self._lock = threading.Lock()
         self.url = url.rstrip("/")
         self.model = model
         self.api_key_env = api_key_env
@@ -110,8 +118,9 @@ class OpenAIEngine(Engine):
                 raise ServerError(f"{self.url}{path}: no answer after {max_retries + 1} attempts (last: "
                                   f"{failure}) — is the server up?") from None
             delay = min(self.max_backoff, wait if wait is not None else self.backoff * 2 ** attempt)
-            self.retries += 1
-            self.retry_seconds += delay
+            with self._lock:
+                self.retries += 1
+                self.retry_seconds += delay
             self.sleep(delay)
         try:
             return json.loads(body.decode("utf-8"))
@@ -143,16 +152,34 @@ class OpenAIEngine(Engine):
 
     def generate(self, conversations: Sequence[Conversation], settings: SamplingSettings,
                  desc: str = "generate") -> list[list[Completion]]:
+        """One request per conversation, up to ``max_concurrency`` in flight; results in input order. A request
+        that still fails after its retries stops the batch: the requests not yet sent are cancelled, those in
+        flight are awaited, and the first failure is raised (finished shards of the stage are kept)."""
         from tqdm.auto import tqdm
 
-        out = []
-        for conv in tqdm(conversations, desc=desc, leave=False):
+        def one(conv: Conversation) -> list[Completion]:
             body = self._request("/chat/completions", {
                 "model": self.model, "messages": list(conv), "n": settings.n, "temperature": settings.temperature,
                 "top_p": settings.top_p, "max_tokens": settings.max_new_tokens, "seed": settings.seed,
                 **({"stop": list(settings.stop)} if settings.stop else {})})
-            out.append(self._completions(body, settings))
-        return out
+            return self._completions(body, settings)
+
+        out: list[list[Completion] | None] = [None] * len(conversations)
+        bar = tqdm(total=len(conversations), desc=desc, leave=False, unit="req")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(1, len(conversations))),
+                                                   thread_name_prefix="openai") as pool:
+            futures = {pool.submit(one, conv): i for i, conv in enumerate(conversations)}
+            try:
+                for fut in concurrent.futures.as_completed(futures):
+                    out[futures[fut]] = fut.result()
+                    bar.update(1)
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+            finally:
+                bar.close()
+        return [row for row in out if row is not None]
 
     def _completions(self, body: Any, settings: SamplingSettings) -> list[Completion]:
         try:
