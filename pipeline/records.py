@@ -352,12 +352,9 @@ def iter_jsonl(path: str | Path, cls: type[R]) -> Iterator[R]:
         yield from iter_jsonl_lines(fh, path, cls)
 
 
-def iter_jsonl_lines(lines: Iterable[bytes], name: str | Path, cls: type[R], drop: tuple[str, ...] = ()
-                     ) -> Iterator[R]:
-    """Rows of ``cls`` from the raw lines of a JSONL file called ``name`` in messages (a file on disk, or one
-    read from a past git revision through ``dvc.api``). Fields in ``drop`` (optional ones only) are left out
-    unread: token ids are most of a large file and a reader that only shows text does not need them."""
-    seen: dict[str, int] = {}
+def json_lines(lines: Iterable[bytes], name: str | Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object) of each non-blank line of a JSONL file called ``name`` in messages; a line
+    that is not UTF-8, not JSON, or repeats a key fails with ``name:line: reason``."""
     for lineno, raw_line in enumerate(lines, start=1):
         where = f"{name}:{lineno}: "
         try:
@@ -367,12 +364,22 @@ def iter_jsonl_lines(lines: Iterable[bytes], name: str | Path, cls: type[R], dro
         if not line.strip():
             continue
         try:
-            raw = json.loads(line.rstrip("\r\n"), object_pairs_hook=_unique_keys)
+            yield lineno, json.loads(line.rstrip("\r\n"), object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
             raise RecordError(f"{where}invalid JSON — {e.msg} (column {e.colno})") from None
         except _DuplicateKey as e:
             raise RecordError(f'{where}key "{e.args[0]}" appears twice in one object — JSON readers keep only '
                               "one of them; keep one") from None
+
+
+def iter_jsonl_lines(lines: Iterable[bytes], name: str | Path, cls: type[R], drop: tuple[str, ...] = ()
+                     ) -> Iterator[R]:
+    """Rows of ``cls`` from the raw lines of a JSONL file called ``name`` in messages (a file on disk, or one
+    read from a past git revision through ``dvc.api``). Fields in ``drop`` (optional ones only) are left out
+    unread: token ids are most of a large file and a reader that only shows text does not need them."""
+    seen: dict[str, int] = {}
+    for lineno, raw in json_lines(lines, name):
+        where = f"{name}:{lineno}: "
         if drop and isinstance(raw, dict):
             for key in drop:
                 raw.pop(key, None)

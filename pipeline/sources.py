@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from pipeline import records
 from pipeline.errors import RecordError
-from pipeline.records import _DuplicateKey, _unique_keys
+from pipeline.records import _DuplicateKey, _unique_keys, json_lines
 
 FORMATS: dict[str, str] = {
     ".jsonl": "JSON Lines: one object per line (N is the line)",
@@ -89,21 +89,7 @@ def _decode(path: Path, data: bytes) -> str:
 
 def _iter_jsonl(path: Path, item: str) -> Iterator[tuple[int, Any]]:
     with path.open("rb") as fh:
-        for lineno, raw_line in enumerate(fh, start=1):
-            where = f"{path}:{lineno}: "
-            try:
-                line = raw_line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise RecordError(f"{where}not valid UTF-8 (byte {e.start + 1} of the line)") from None
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line.rstrip("\r\n"), object_pairs_hook=_unique_keys)
-            except json.JSONDecodeError as e:
-                raise RecordError(f"{where}invalid JSON — {e.msg} (column {e.colno})") from None
-            except _DuplicateKey as e:
-                raise RecordError(f'{where}key "{e.args[0]}" appears twice in one object — JSON readers keep only '
-                                  "one of them; keep one") from None
+        yield from json_lines(fh, path)
 
 
 def _iter_json(path: Path, item: str) -> Iterator[tuple[int, Any]]:
