@@ -174,8 +174,10 @@ def load_iteration(key: str, root: str | Path = ".", rev: str | None = None,
         it.files[table] = ", ".join(used)
     if not found:
         where = f"{root}@{rev}" if rev else str(Path(root).resolve())
+        have = available_iterations(root) if not rev else []
         raise InspectError(f"{where}: no rows for iteration {key} (data/{key}/ has none of "
-                           f"{', '.join(n for names, _ in FILES.values() for n in names)}) — did `dvc repro` run it?")
+                           f"{', '.join(n for names, _ in FILES.values() for n in names)}) — did `dvc repro` run it?"
+                           + (f" Iterations with data: {', '.join(have)}" if have else ""))
     import json
     for stage in METRICS:
         data = read(f"metrics/{key}/{stage}.json")
