@@ -329,6 +329,30 @@ class LoraSpec:
                                      "Linear layers that get adapters (names inside the model).")
 
 
+def _launch_config_check(value: Any) -> str | None:
+    from pipeline.launch import TRL_CONFIGS
+
+    if value in ("zero3", "fsdp1", "fsdp2"):  # the saved model would need the shards gathered first
+        return ("shards the weights across processes, and saving a sharded model is not supported yet — use "
+                "multi_gpu, zero1 or zero2 (full weights on every process), or LoRA")
+    if value is None or value in TRL_CONFIGS or Path(str(value)).is_file():
+        return None
+    return f"neither a TRL accelerate config ({', '.join(TRL_CONFIGS)}) nor an existing file"
+
+
+@dataclass
+class LaunchSpec:
+    processes: int = knob(1, "Training processes per machine (one per GPU; on a CPU, gloo processes). Above 1 "
+                          "the stage runs itself again under the launcher.", at_least(1))
+    machines: int = knob(1, "Machines in the job; run the stage on each with its machine_rank.", at_least(1))
+    machine_rank: int = knob(0, "This machine's rank (0: the main one, which writes the outputs).", at_least(0))
+    main_process_ip: str = knob("127.0.0.1", "Address of machine 0 (the rendezvous).")
+    main_process_port: int = knob(29500, "Port of the rendezvous on machine 0.", at_least(1))
+    accelerate_config: str | None = knob(None, "accelerate launch with this config: one of TRL's shipped ones "
+                                         "(multi_gpu, zero1, zero2, zero3, fsdp1, fsdp2) or a path; null: torchrun "
+                                         "(DDP).", _launch_config_check)
+
+
 @dataclass
 class DpoConfig:
     beta: float = knob(0.1, "DPO beta.", positive)
@@ -352,6 +376,9 @@ class DpoConfig:
     save_steps: int = knob(50, "Checkpoint every this many steps (resume point).", at_least(1))
     lora: LoraSpec | None = knob(None, "Train LoRA adapters ({r, alpha, dropout, target_modules}, via peft) "
                                  "instead of all weights; the adapter is merged into the saved model.")
+    launch: LaunchSpec | None = knob(None, "Several processes / GPUs / machines ({processes, machines, "
+                                     "machine_rank, main_process_ip, main_process_port, accelerate_config}); "
+                                     "batch_size is per process. null: one process.")
     seed: int = knob(0, "Training seed.")
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline import models
+from pipeline import launch, models
 from pipeline.config import DpoConfig
 from pipeline.errors import StageError
 from pipeline.models import load_model
@@ -137,7 +137,7 @@ def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, 
     if resume is not None:
         log.info("dpo: resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
-    trained = trainer.model
+    trained = trainer.accelerator.unwrap_model(trainer.model)  # the plain model under DDP / several processes
     if peft_config is not None:  # the next iteration loads a plain model: fold the adapter into the weights
         trained = trained.merge_and_unload()
     return trained, tok, {**log_summary(trainer.state.log_history), **stats}
@@ -160,11 +160,14 @@ def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Se
     work = work_root / f"dpo-{out_dir.name}-{digest(ref, dataclasses.asdict(cfg), rows)}"
     start = time.time()
     model, tok, summary = train_dpo(prev_dir, reference_dir, rows, cfg, work, reference_sha=ref["model_sha256"])
-    saved = models.save_model(model, tok, out_dir, {
-        **card, "reference": cfg.reference,
-        "training": {"pairs": len(rows), "response_pairs": len(response_pairs),
-                     "judgment_pairs": len(judgment_pairs), "reflection_pairs": len(reflection_pairs),
-                     **dataclasses.asdict(cfg)}})
+    saved: dict[str, Any] = {"weights_sha256": None}
+    if launch.is_main():  # under several processes every one holds the same weights; one writes them
+        saved = models.save_model(model, tok, out_dir, {
+            **card, "reference": cfg.reference,
+            "training": {"pairs": len(rows), "response_pairs": len(response_pairs),
+                         "judgment_pairs": len(judgment_pairs), "reflection_pairs": len(reflection_pairs),
+                         **dataclasses.asdict(cfg)}})
+    launch.barrier()
     steps = [h for h in summary["log"] if "loss" in h]
 
     def mean(key: str) -> float | None:
@@ -172,8 +175,9 @@ def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Se
         return statistics.fmean(vals) if vals else None
 
     seconds = time.time() - start
-    for stale in work_root.glob(f"dpo-{out_dir.name}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    if launch.is_main():
+        for stale in work_root.glob(f"dpo-{out_dir.name}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     return {"pairs": len(rows), "response_pairs": len(response_pairs), "judgment_pairs": len(judgment_pairs),
             "reflection_pairs": len(reflection_pairs),
             "steps": summary["steps"], "first_loss": summary["first_loss"], "last_loss": summary["last_loss"],

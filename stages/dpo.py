@@ -5,18 +5,28 @@
 Reads: models/<prev> (and models/M0 when dpo.reference: base), data/<key>/response_pairs.jsonl,
 data/<key>/judgment_pairs.jsonl. Writes: models/<key>/, metrics/<key>/dpo.json (loss, reward margins and
 accuracies per step). Checkpoints every dpo.save_steps under .work/ and resumes from the last one.
+With dpo.launch (processes > 1) it runs itself again under torchrun or accelerate launch; process 0 writes.
 """
 
 from __future__ import annotations
 
-from pipeline import dpo, models, paths
+import sys
+
+from pipeline import dpo, launch, models, paths
 from pipeline.records import PreferencePair
 from stages import _common
 
 
 def main() -> None:
-    it = _common.Iteration(_common.parser(__doc__).parse_args(), "dpo")
+    args = _common.parser(__doc__).parse_args()
+    it = _common.Iteration(args, "dpo")
     cfg = it.params.dpo
+    if launch.wanted(cfg.launch) and not launch.under_launcher():  # dpo.launch: run again on several processes
+        code = launch.relaunch(cfg.launch, "stages.dpo", sys.argv[1:])
+        if code:
+            raise _common.StageError(f"dpo {it.key}: the launched processes failed (exit {code}); their errors are "
+                                     "above")
+        return
     response_pairs = it.read("response_pairs.jsonl", PreferencePair, allow_empty=True)
     judgment_pairs = it.read("judgment_pairs.jsonl", PreferencePair, allow_empty=True) if it.params.pairs.judge_pairs else []
     reflection_pairs = it.read("reflection_pairs.jsonl", PreferencePair, allow_empty=True)
@@ -28,9 +38,10 @@ def main() -> None:
             "data_sha256": hashes}
     metrics = dpo.dpo_iteration(it.prev_dir, reference, response_pairs, judgment_pairs, cfg, paths.model_dir(it.key),
                                 card, paths.WORK, reflection_pairs)
-    it.write({}, metrics)
-    _common.log.info("dpo %s: %d pairs, loss %s -> %s", it.key, metrics["pairs"], metrics["first_loss"],
-                     metrics["last_loss"])
+    if launch.is_main():
+        it.write({}, metrics)
+        _common.log.info("dpo %s: %d pairs, loss %s -> %s", it.key, metrics["pairs"], metrics["first_loss"],
+                         metrics["last_loss"])
 
 
 if __name__ == "__main__":
