@@ -87,6 +87,30 @@ class EngineConfig:
                            at_least(1))
 
 
+def _launch_config_check(value: Any) -> str | None:
+    from pipeline.launch import TRL_CONFIGS
+
+    if value in ("zero3", "fsdp1", "fsdp2"):  # the saved model would need the shards gathered first
+        return ("shards the weights across processes, and saving a sharded model is not supported yet — use "
+                "multi_gpu, zero1 or zero2 (full weights on every process), or LoRA")
+    if value is None or value in TRL_CONFIGS or Path(str(value)).is_file():
+        return None
+    return f"neither a TRL accelerate config ({', '.join(TRL_CONFIGS)}) nor an existing file"
+
+
+@dataclass
+class LaunchSpec:
+    processes: int = knob(1, "Training processes per machine (one per GPU; on a CPU, gloo processes). Above 1 "
+                          "the stage runs itself again under the launcher.", at_least(1))
+    machines: int = knob(1, "Machines in the job; run the stage on each with its machine_rank.", at_least(1))
+    machine_rank: int = knob(0, "This machine's rank (0: the main one, which writes the outputs).", at_least(0))
+    main_process_ip: str = knob("127.0.0.1", "Address of machine 0 (the rendezvous).")
+    main_process_port: int = knob(29500, "Port of the rendezvous on machine 0.", at_least(1))
+    accelerate_config: str | None = knob(None, "accelerate launch with this config: one of TRL's shipped ones "
+                                         "(multi_gpu, zero1, zero2, zero3, fsdp1, fsdp2) or a path; null: torchrun "
+                                         "(DDP).", _launch_config_check)
+
+
 @dataclass
 class SftConfig:
     enabled: bool = knob(True, "Fine-tune M0 on the seed data before the loop. Off: M0_sft is a copy of M0.")
@@ -104,6 +128,8 @@ class SftConfig:
     heldout_eft: int = knob(12, "EFT examples held back from training to measure the judge's strict-parse rate "
                             "before and after SFT.", at_least(0))
     eval_max_new_tokens: int = knob(160, "Tokens the judge may write on the held-back EFT examples.", at_least(8))
+    launch: LaunchSpec | None = knob(None, "Several processes / GPUs / machines, as dpo.launch; batch_size is per "
+                                     "process. null: one process.")
     seed: int = knob(0, "Seed for shuffling and the held-back split.")
 
 
@@ -327,30 +353,6 @@ class LoraSpec:
     dropout: float = knob(0.05, "Dropout on the LoRA input.", between(0.0, 0.9))
     target_modules: list[str] = knob(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
                                      "Linear layers that get adapters (names inside the model).")
-
-
-def _launch_config_check(value: Any) -> str | None:
-    from pipeline.launch import TRL_CONFIGS
-
-    if value in ("zero3", "fsdp1", "fsdp2"):  # the saved model would need the shards gathered first
-        return ("shards the weights across processes, and saving a sharded model is not supported yet — use "
-                "multi_gpu, zero1 or zero2 (full weights on every process), or LoRA")
-    if value is None or value in TRL_CONFIGS or Path(str(value)).is_file():
-        return None
-    return f"neither a TRL accelerate config ({', '.join(TRL_CONFIGS)}) nor an existing file"
-
-
-@dataclass
-class LaunchSpec:
-    processes: int = knob(1, "Training processes per machine (one per GPU; on a CPU, gloo processes). Above 1 "
-                          "the stage runs itself again under the launcher.", at_least(1))
-    machines: int = knob(1, "Machines in the job; run the stage on each with its machine_rank.", at_least(1))
-    machine_rank: int = knob(0, "This machine's rank (0: the main one, which writes the outputs).", at_least(0))
-    main_process_ip: str = knob("127.0.0.1", "Address of machine 0 (the rendezvous).")
-    main_process_port: int = knob(29500, "Port of the rendezvous on machine 0.", at_least(1))
-    accelerate_config: str | None = knob(None, "accelerate launch with this config: one of TRL's shipped ones "
-                                         "(multi_gpu, zero1, zero2, zero3, fsdp1, fsdp2) or a path; null: torchrun "
-                                         "(DDP).", _launch_config_check)
 
 
 @dataclass

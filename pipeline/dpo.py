@@ -23,7 +23,8 @@ from pipeline.errors import StageError
 from pipeline.models import load_model
 from pipeline.records import PreferencePair
 from pipeline.shards import digest
-from pipeline.training import StopOnNonFiniteLoss, check_disk, common_args, last_checkpoint, log_summary
+from pipeline.training import (StopOnNonFiniteLoss, check_disk, common_args, last_checkpoint, log_summary,
+                               training_record)
 
 log = logging.getLogger("pipeline")
 
@@ -166,7 +167,7 @@ def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Se
             **card, "reference": cfg.reference,
             "training": {"pairs": len(rows), "response_pairs": len(response_pairs),
                          "judgment_pairs": len(judgment_pairs), "reflection_pairs": len(reflection_pairs),
-                         **dataclasses.asdict(cfg)}})
+                         **training_record(cfg)}})
     launch.barrier()
     steps = [h for h in summary["log"] if "loss" in h]
 

@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline import judging, models, sampling, templates
+from pipeline import judging, launch, models, sampling, templates
 from pipeline.config import SampleConfig, SftConfig
 from pipeline.engines.base import Engine, SamplingSettings
 from pipeline.judging import judge_conversation
 from pipeline.records import JudgeExample, SeedInstruction, user_query
 from pipeline.shards import digest
-from pipeline.training import StopOnNonFiniteLoss, common_args, last_checkpoint, log_summary
+from pipeline.training import StopOnNonFiniteLoss, common_args, last_checkpoint, log_summary, training_record
 
 
 def eft_target(example: JudgeExample) -> str:
@@ -85,7 +85,7 @@ def train_sft(model_dir: Path, rows: list[dict[str, Any]], cfg: SftConfig, check
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
                          callbacks=[StopOnNonFiniteLoss()])
     trainer.train(resume_from_checkpoint=last_checkpoint(str(checkpoint_dir)))
-    return trainer.model, tok, log_summary(trainer.state.log_history)
+    return trainer.accelerator.unwrap_model(trainer.model), tok, log_summary(trainer.state.log_history)
 
 
 def ift_thoughts(cfg: SftConfig, sample_thoughts: str) -> str:
@@ -126,24 +126,31 @@ def seed_sft(m0: Path, out: Path, ift: Sequence[SeedInstruction], eft: Sequence[
     rows = sft_examples(ift, eft_train, cfg.data, cfg.max_examples, cfg.seed, thoughts, scfg.template, judge_template)
 
     def check(model_dir: Path) -> dict[str, Any]:
+        if not launch.is_main():  # under several processes, process 0 checks the judge; the others wait
+            launch.barrier()
+            return {}
         engine = open_engine(model_dir)
         try:
             return judge_check(engine, heldout, cfg.eval_max_new_tokens, judge_template)
         finally:
             engine.close()
+            launch.barrier()
 
-    before = check(m0)
+    before = check(m0)  # before training, so no trained model holds memory while the engine runs
     parent_sha = models.read_card(m0).get("weights_sha256")
     work = work_root / f"sft-{digest(parent_sha, cfg.__dict__, rows)}"
-    model, tok, summary = train_sft(m0, rows, cfg, work)
-    card = models.save_model(model, tok, out, {
-        "name": out.name, "parent": m0.name, "parent_sha256": parent_sha,
-        "data_sha256": data_sha256,
-        "training": {"examples": len(rows), **cfg.__dict__}})
+    model, tok, summary = train_sft(m0, rows, cfg, work)  # the other processes wait here for process 0
+    card: dict[str, Any] = {"weights_sha256": None}
+    if launch.is_main():
+        card = models.save_model(model, tok, out, {
+            "name": out.name, "parent": m0.name, "parent_sha256": parent_sha,
+            "data_sha256": data_sha256,
+            "training": {"examples": len(rows), **training_record(cfg)}})
     del model
     after = check(out)
-    for stale in work_root.glob("sft-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    if launch.is_main():
+        for stale in work_root.glob("sft-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     return {"enabled": True, "examples": len(rows), "heldout_eft": len(heldout), "ift_thoughts": thoughts,
             "judge_before": before, "judge_after": after, "first_loss": summary["first_loss"],
             "last_loss": summary["last_loss"], "steps": summary["steps"], "weights_sha256": card["weights_sha256"]}

@@ -84,3 +84,14 @@ def log_summary(history: list[dict[str, Any]]) -> dict[str, Any]:
     steps = [h for h in history if "loss" in h]
     return {"steps": len(steps), "first_loss": steps[0]["loss"] if steps else None,
             "last_loss": steps[-1]["loss"] if steps else None, "log": history}
+
+
+def training_record(cfg: Any) -> dict[str, Any]:
+    """A training section's params for the model card; ``launch`` only when set, so a one-process run writes the
+    same card as before launching existed."""
+    import dataclasses
+
+    record = dataclasses.asdict(cfg)
+    if record.get("launch") is None:
+        record.pop("launch", None)
+    return record

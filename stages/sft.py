@@ -4,13 +4,15 @@
 
 Reads: models/M0, params data.seed_instructions and data.seed_judgments, params (sft, sample.thoughts, engine).
 Writes: models/M0_sft/, metrics/M0_sft/sft.json. With sft.enabled: false, M0_sft is a copy of M0.
+With sft.launch (processes > 1) it runs itself again under torchrun or accelerate launch; process 0 writes.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
-from pipeline import models, paths, records, sft
+from pipeline import launch, models, paths, records, sft
 from pipeline.records import JudgeExample, SeedInstruction
 from stages import _common, _data, _generate
 
@@ -18,6 +20,11 @@ from stages import _common, _data, _generate
 def main() -> None:
     params = _common.load(_common.parser(__doc__, iteration=False).parse_args())
     start, cfg = time.time(), params.sft
+    if cfg.enabled and launch.wanted(cfg.launch) and not launch.under_launcher():  # sft.launch: several processes
+        code = launch.relaunch(cfg.launch, "stages.sft", sys.argv[1:])
+        if code:
+            raise _common.StageError(f"sft: the launched processes failed (exit {code}); their errors are above")
+        return
     m0, out = paths.model_dir("M0"), paths.model_dir("M0_sft")
     metrics_path = paths.metrics_dir("M0_sft") / "sft.json"
     if not cfg.enabled:
@@ -30,6 +37,8 @@ def main() -> None:
     hashes = {"ift": _data.digest(params.data.seed_instructions), "eft": _data.digest(params.data.seed_judgments)}
     metrics = sft.seed_sft(m0, out, ift, eft, cfg, params.sample, params.judge.template,
                            _generate.open_engine(params), paths.WORK, hashes)
+    if not launch.is_main():
+        return
     records.write_json(metrics_path, {**metrics, "seconds": round(time.time() - start, 1)})
     _common.log.info("sft: judge strict-parse rate %.0f%% -> %.0f%% on %d held-back EFT examples",
                      100 * metrics["judge_before"].get("strict_parse_rate", 0),

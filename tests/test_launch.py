@@ -72,3 +72,27 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tiny_workdir):
     assert losses(two) == pytest.approx(losses(one), abs=1e-5)
     two_weights = load_file(str(tiny_workdir / "models/M1/model.safetensors"))
     assert max((one_weights[k] - two_weights[k]).abs().max().item() for k in one_weights) < 1e-4
+
+
+@pytest.mark.slow
+def test_seed_sft_on_two_processes_matches_one(tiny_workdir):
+    """The sft stage under sft.launch: process 0 checks the judge before and after and writes; the losses match
+    one process with the same global batch."""
+    import shutil
+
+    shutil.copytree(tiny_workdir / "models/M0_sft", tiny_workdir / "models/M0")
+    base = {**TINY_PARAMS, "sft": {"epochs": 1, "batch_size": 4, "max_examples": 8, "heldout_eft": 2,
+                                   "eval_max_new_tokens": 8, "max_length": 256}}
+    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(base))
+    run_stage("sft")
+    one = json.loads((tiny_workdir / "metrics/M0_sft/sft.json").read_text())
+    two_params = {**base, "sft": {**base["sft"], "batch_size": 2, "launch": {"processes": 2,
+                                                                             "main_process_port": 29518}}}
+    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(two_params))
+    proc = run_stage("sft")
+    assert proc.stderr.count("pipeline done in") == 3  # the two launched processes, then the launching stage
+    two = json.loads((tiny_workdir / "metrics/M0_sft/sft.json").read_text())
+    assert one["steps"] == two["steps"] and one["judge_before"] == two["judge_before"]
+    assert two["first_loss"] == pytest.approx(one["first_loss"], abs=1e-5)
+    assert two["last_loss"] == pytest.approx(one["last_loss"], abs=1e-4)
+    assert (tiny_workdir / "models/M0_sft/model.safetensors").exists()
