@@ -60,9 +60,22 @@ def launch_command(spec: Any, module: str, args: list[str], python: str = sys.ex
             "-m", module, *args]
 
 
+def _stop_with_parent() -> None:
+    """In the launcher's process, before it starts: SIGTERM it when the stage that started it dies (even by
+    SIGKILL), so no training goes on behind a killed stage; the launcher then stops its workers."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+
+
 def relaunch(spec: Any, module: str, args: list[str]) -> int:
     """Run the stage again under the launcher and return its exit code (the children print their own errors)."""
     import subprocess
 
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    return subprocess.run(launch_command(spec, module, args), env=env).returncode
+    return subprocess.run(launch_command(spec, module, args), env=env,
+                          preexec_fn=_stop_with_parent if sys.platform.startswith("linux") else None).returncode

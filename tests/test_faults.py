@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -77,10 +78,12 @@ def complete_checkpoints(workdir: Path) -> list[Path]:
     return [Path(c) for c in found if c is not None]
 
 
-def dpo_killed_and_resumed(workdir: Path, pairs: int) -> bool:
-    """One attempt; False when training finished before the kill landed."""
+def dpo_killed_and_resumed(workdir: Path, pairs: int, launch: dict | None = None) -> bool:
+    """One attempt; False when training finished before the kill landed. With ``launch`` the stage trains on
+    several processes, and the kill hits the stage only: its launcher and workers must stop with it (else they
+    would still hold the rendezvous port the re-run needs, and write a model)."""
     params = {**TINY_PARAMS, "dpo": {"batch_size": 1, "max_length": 64, "learning_rate": 1e-4, "save_steps": 2,
-                                     "precompute_ref_log_probs": False}}
+                                     "precompute_ref_log_probs": False, **({"launch": launch} if launch else {})}}
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     write_pairs(workdir, pairs)
     logs = workdir / "logs" / f"dpo-{pairs}"
@@ -92,14 +95,27 @@ def dpo_killed_and_resumed(workdir: Path, pairs: int) -> bool:
     resume = complete_checkpoints(workdir)  # after the kill: a later checkpoint may have completed meanwhile
     assert resume, f"no complete checkpoint within the deadline:\n{stage.err()[-3000:]}"
     assert not (workdir / "models/M1/config.json").exists()
+    if launch:
+        time.sleep(5)  # long enough for orphaned workers to reach another checkpoint or the end
+        assert not (workdir / "models/M1/config.json").exists(), "training went on after the stage was killed"
 
     rerun = run_stage("dpo", "--iteration", "M1", logs=logs)
     logged = re.search(r"dpo: resuming from (\S+)$", rerun.err(), re.MULTILINE)
     assert logged and Path(logged[1]).resolve() == resume[0].resolve(), rerun.err()[-3000:]
     log = json.loads((workdir / "metrics/M1/dpo.json").read_text())
-    assert log["steps"] == pairs and log["pairs"] == pairs
+    processes = launch["processes"] if launch else 1
+    assert log["steps"] == pairs // processes and log["pairs"] == pairs
     assert not list((workdir / ".work").glob("dpo-M1-*")), "checkpoints are removed after success"
     return True
+
+
+@pytest.mark.slow
+def test_dpo_on_two_processes_killed_resumes_and_leaves_no_orphans(tiny_workdir):
+    """dpo.launch with 2 processes: SIGKILL the stage; its launcher and workers stop too; the re-run resumes."""
+    for pairs in DPO_PAIRS:
+        if dpo_killed_and_resumed(tiny_workdir, pairs, {"processes": 2, "main_process_port": 29521}):
+            return
+    pytest.fail(f"dpo finished before every kill, even with {pairs} pairs")
 
 
 @pytest.mark.slow
