@@ -20,5 +20,5 @@ demo-irpo: setup  ## Iterative RPO on built-in arithmetic: params.yaml <- params
 test: setup  ## the full CPU test suite (what CI runs); GPU tests skip without a GPU
 	python -m pytest -m "not gpu" -q
 
-test-fast: setup  ## everything but the real model and vLLM CPU (about 2.5 minutes)
+test-fast: setup  ## everything but the real model and vLLM CPU (about 3 minutes)
 	python -m pytest -m "not slow and not gpu" -q
