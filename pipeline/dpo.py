@@ -23,8 +23,14 @@ from pipeline.errors import StageError
 from pipeline.models import load_model
 from pipeline.records import PreferencePair
 from pipeline.shards import digest
-from pipeline.training import (StopOnNonFiniteLoss, check_disk, common_args, last_checkpoint, log_summary,
-                               training_record)
+from pipeline.training import (
+    StopOnNonFiniteLoss,
+    check_disk,
+    common_args,
+    last_checkpoint,
+    log_summary,
+    training_record,
+)
 
 log = logging.getLogger("pipeline")
 

@@ -9,6 +9,7 @@ stages' own reads.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import statistics
 from collections import Counter, defaultdict
@@ -17,10 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import judging, pairs as pairs_rules
+from pipeline import judging
+from pipeline import pairs as pairs_rules
 from pipeline.errors import PipelineError, RecordError
-from pipeline.records import (Judgment, MetaJudgment, PreferencePair, Prompt, Rating, Reflection, Response, Row,
-                              Verification, iter_jsonl_lines)
+from pipeline.records import (
+    Judgment,
+    MetaJudgment,
+    PreferencePair,
+    Prompt,
+    Rating,
+    Reflection,
+    Response,
+    Row,
+    Verification,
+    iter_jsonl_lines,
+)
 
 
 class InspectError(PipelineError, ValueError):
@@ -78,9 +90,8 @@ def revision_reader(root: str | Path, rev: str) -> Reader:
 def _check_revision(root: str | Path, rev: str) -> None:
     from dvc.repo import Repo
     try:
-        with Repo(str(root)) as repo:
-            with repo.switch(rev):
-                pass
+        with Repo(str(root)) as repo, repo.switch(rev):
+            pass
     except Exception as e:  # noqa: BLE001 - dvc and scmrepo raise many kinds for an unknown revision
         raise InspectError(f'{root}: no git revision or DVC experiment "{rev}" ({type(e).__name__}: '
                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
@@ -178,7 +189,6 @@ def load_iteration(key: str, root: str | Path = ".", rev: str | None = None,
         raise InspectError(f"{where}: no rows for iteration {key} (data/{key}/ has none of "
                            f"{', '.join(n for names, _ in FILES.values() for n in names)}) — did `dvc repro` run it?"
                            + (f" Iterations with data: {', '.join(have)}" if have else ""))
-    import json
     for stage in METRICS:
         data = read(f"metrics/{key}/{stage}.json")
         if data is not None:
@@ -349,12 +359,12 @@ def _literal(text: str) -> Any:
 
 
 def _equal(cell: Any, want: Any) -> bool:
-    if want is None or isinstance(want, bool) or cell is None or isinstance(cell, bool):
-        return cell == want if not (isinstance(cell, bool) and isinstance(want, float)) else float(cell) == want
-    if isinstance(want, float) and isinstance(cell, (int, float)):
+    if isinstance(want, float) and isinstance(cell, (int, float)):  # bools count as 0 / 1
         return math.isclose(float(cell), want, abs_tol=1e-9)
-    return str(cell) == str(want if not isinstance(want, float) or not want.is_integer() else int(want)) \
-        or str(cell) == str(want)
+    if want is None or isinstance(want, bool) or cell is None or isinstance(cell, bool):
+        return cell == want
+    as_int = str(int(want)) if isinstance(want, float) and want.is_integer() else str(want)  # "3" = 3.0
+    return str(cell) in (as_int, str(want))
 
 
 def select(rows: list[dict[str, Any]], where: Sequence[str] = (), search: str | None = None,
@@ -460,14 +470,18 @@ def explain_pair(it: Iteration, p: PreferencePair) -> dict[str, Any]:
             "reselected": None, "agrees": any(r.reflection_id == p.chosen_id and r.retry_correct for r in rfs)}
 
 
+def verification_view(v: Verification | None) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    return {"correct": v.correct, "level": v.level, "method": v.method, "extracted": v.extracted,
+            "verifier": v.verifier, "detail": v.detail}
+
+
 def response_view(it: Iteration, r: Response, role: str = "") -> dict[str, Any]:
-    v = it.verifications.get(r.response_id)
     return {"id": r.response_id, "role": role, "sample_index": r.sample_index, "thought": r.thought,
             "response": r.response, "parse_ok": r.parse_ok, "finish_reason": r.finish_reason,
             "tokens": r.num_tokens, "score": it.score(r.response_id),
-            "verification": None if v is None else {"correct": v.correct, "level": v.level, "method": v.method,
-                                                     "extracted": v.extracted, "verifier": v.verifier,
-                                                     "detail": v.detail},
+            "verification": verification_view(it.verifications.get(r.response_id)),
             "judgments": [judgment_view(it, j) for j in it.judgments_of.get(r.response_id, [])],
             "battles": [battle_view(m) for m in it.meta_of.get(r.response_id, [])],
             "reflections": [{"id": rf.reflection_id, "text": rf.text, "retry": rf.retry,
@@ -531,7 +545,7 @@ def trace(it: Iteration, row_id: str) -> dict[str, Any]:
     elif table == "prompts":
         prompt_id = row_id
     else:
-        prompt_id = getattr(getattr(it, table)[row_id], "prompt_id")
+        prompt_id = getattr(it, table)[row_id].prompt_id
     p = it.prompts.get(prompt_id)
     pairs = sorted({q.pair_id: q for q in it.pairs_of.get(prompt_id, [])}.values(), key=lambda q: q.pair_id)
     roles: dict[str, str] = {}

@@ -33,8 +33,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from pipeline.inspection import FILES, Iteration, pair_kind, pair_view, profile
-from pipeline.records import PreferencePair, Response
+from pipeline.inspection import FILES, Iteration, pair_kind, pair_view, profile, verification_view
+from pipeline.records import Response
 
 ASSETS = Path(__file__).resolve().parent / "page_assets"
 PAGE_SIZE = 50  # cards per page (the page's script reads it from the data)
@@ -64,14 +64,6 @@ def _span(whole: str, part: str, start: int = 0) -> str | list[int]:
     return [a, a + _utf16_len(part)]
 
 
-def _verification(it: Iteration, rid: str) -> dict[str, Any] | None:
-    v = it.verifications.get(rid)
-    if v is None:
-        return None
-    return {"correct": v.correct, "level": v.level, "method": v.method, "extracted": v.extracted,
-            "verifier": v.verifier, "detail": v.detail}
-
-
 def _response(it: Iteration, r: Response, with_judgments: bool) -> dict[str, Any]:
     out = r.output or ""
     thought = _span(out, r.thought)
@@ -79,7 +71,7 @@ def _response(it: Iteration, r: Response, with_judgments: bool) -> dict[str, Any
     text = _span(out, r.response, after)  # the final text usually follows the thought
     return {"prompt_id": r.prompt_id, "sample_index": r.sample_index, "output": out, "thought": thought,
             "response": text, "parse_ok": r.parse_ok, "finish_reason": r.finish_reason, "tokens": r.num_tokens,
-            "score": it.score(r.response_id), "verification": _verification(it, r.response_id),
+            "score": it.score(r.response_id), "verification": verification_view(it.verifications.get(r.response_id)),
             "judgments": ([j.judgment_id for j in it.judgments_of.get(r.response_id, [])] if with_judgments
                           else None)}
 

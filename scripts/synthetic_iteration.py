@@ -54,10 +54,26 @@ if str(REPO) not in sys.path:
 
 from pipeline import records, templates
 from pipeline.judging import judge_conversation, response_score, score_variance
-from pipeline.pairs import (Candidate, RatedJudgment, generation_record, select_judgment_pair,
-                            select_response_pair, select_verified_pairs)
-from pipeline.records import (Judgment, MetaJudgment, PreferencePair, Prompt, Rating, Reflection,
-                              Response, Verification, stable_id, user_query)
+from pipeline.pairs import (
+    Candidate,
+    RatedJudgment,
+    generation_record,
+    select_judgment_pair,
+    select_response_pair,
+    select_verified_pairs,
+)
+from pipeline.records import (
+    Judgment,
+    MetaJudgment,
+    PreferencePair,
+    Prompt,
+    Rating,
+    Reflection,
+    Response,
+    Verification,
+    stable_id,
+    user_query,
+)
 from pipeline.reflection import reflection_request
 from pipeline.rewards import reward_level
 from pipeline.sampling import RESPONSE_MARKERS, THOUGHT_HEADER, response_prompt
@@ -77,44 +93,9 @@ VERIFIED_PER_PROMPT = 2  # pairs.verified_per_prompt
 REFLECTIONS = 4  # reflect.reflections
 PER_ATTEMPT = 2  # reflect.per_attempt
 
-TOPICS = """
-algebra alpine anatomy antibiotics aquarium archery astronomy auction avalanche bakery ballet bamboo banking
-baroque beekeeping bicycle biology blockchain bonsai botany bridges budgeting calculus calligraphy camping
-canals carbon carpentry cartography castles ceramics chess chemistry chocolate cinema climate clocks coffee
-comets compilers composting copyright coral cricket cryptography cycling dairy databases deserts diabetes
-dinosaurs diplomacy drones earthquakes ecology economics elections electricity embroidery encryption energy
-entropy etiquette evolution fermentation ferries fishing folklore forestry fossils fractals frogs galaxies
-gardening genetics geology geometry glaciers glassblowing grammar gravity harbours harvest hedgehogs
-heraldry hiking honey hurricanes hydraulics immunology inflation insurance irrigation jazz journalism
-kayaking kites knitting languages lasers lighthouses linguistics literature logistics lullabies magnetism
-mangroves marathons margarine meditation metallurgy meteorology microbes migration minerals monsoons
-mosaics mountains mushrooms museums mythology nanotech navigation neurons nutrition oceans olives opera
-optics orchards origami owls painting pandemics paper parrots penguins perfume philosophy photography
-physics pianos pilgrimage plankton plastics poetry polymers pottery printing probability proteins puzzles
-pyramids quantum quilting radar railways rainforests recycling reefs rhetoric rivers robotics rockets
-sailing salt satellites sculpture seismology semiconductors sewing shipwrecks silk skating sleep soap
-soil solar sonar spices statistics steam submarines sundials surfing swamps symphonies tapestry tariffs
-tea telescopes tides timber tornadoes tourism trains translation tunnels typography umbrellas vaccines
-vineyards violins volcanoes voting weaving whales windmills wolves yoghurt zebras zoology
-""".split()
+TOPICS = ["algebra", "alpine", "anatomy", "antibiotics", "aquarium", "archery", "astronomy", "auction", "avalanche", "bakery", "ballet", "bamboo", "banking", "baroque", "beekeeping", "bicycle", "biology", "blockchain", "bonsai", "botany", "bridges", "budgeting", "calculus", "calligraphy", "camping", "canals", "carbon", "carpentry", "cartography", "castles", "ceramics", "chess", "chemistry", "chocolate", "cinema", "climate", "clocks", "coffee", "comets", "compilers", "composting", "copyright", "coral", "cricket", "cryptography", "cycling", "dairy", "databases", "deserts", "diabetes", "dinosaurs", "diplomacy", "drones", "earthquakes", "ecology", "economics", "elections", "electricity", "embroidery", "encryption", "energy", "entropy", "etiquette", "evolution", "fermentation", "ferries", "fishing", "folklore", "forestry", "fossils", "fractals", "frogs", "galaxies", "gardening", "genetics", "geology", "geometry", "glaciers", "glassblowing", "grammar", "gravity", "harbours", "harvest", "hedgehogs", "heraldry", "hiking", "honey", "hurricanes", "hydraulics", "immunology", "inflation", "insurance", "irrigation", "jazz", "journalism", "kayaking", "kites", "knitting", "languages", "lasers", "lighthouses", "linguistics", "literature", "logistics", "lullabies", "magnetism", "mangroves", "marathons", "margarine", "meditation", "metallurgy", "meteorology", "microbes", "migration", "minerals", "monsoons", "mosaics", "mountains", "mushrooms", "museums", "mythology", "nanotech", "navigation", "neurons", "nutrition", "oceans", "olives", "opera", "optics", "orchards", "origami", "owls", "painting", "pandemics", "paper", "parrots", "penguins", "perfume", "philosophy", "photography", "physics", "pianos", "pilgrimage", "plankton", "plastics", "poetry", "polymers", "pottery", "printing", "probability", "proteins", "puzzles", "pyramids", "quantum", "quilting", "radar", "railways", "rainforests", "recycling", "reefs", "rhetoric", "rivers", "robotics", "rockets", "sailing", "salt", "satellites", "sculpture", "seismology", "semiconductors", "sewing", "shipwrecks", "silk", "skating", "sleep", "soap", "soil", "solar", "sonar", "spices", "statistics", "steam", "submarines", "sundials", "surfing", "swamps", "symphonies", "tapestry", "tariffs", "tea", "telescopes", "tides", "timber", "tornadoes", "tourism", "trains", "translation", "tunnels", "typography", "umbrellas", "vaccines", "vineyards", "violins", "volcanoes", "voting", "weaving", "whales", "windmills", "wolves", "yoghurt", "zebras", "zoology"]
 
-WORDS = """
-the a an of to and in that is for it as with on by this be are from at or which can not have has more most
-some many each other such these those when where while because although however therefore thus also often
-usually rarely always never first second third next then finally before after during between among within
-without through across around about above below under over into onto upon toward against along beyond
-simple complex careful clear quick slow large small early late common rare useful practical important
-general specific typical unusual modern ancient local global natural social public private formal basic
-advanced strong weak bright quiet steady gentle rough smooth warm cold open closed direct indirect
-approach method process system structure pattern example reason result effect cause answer question
-detail point step part whole level range scale rate value measure balance change growth limit risk
-benefit cost choice option source record history future context purpose problem solution idea theory
-practice model design material surface layer signal region period season community market network
-explain describe compare consider notice suggest improve reduce increase support require include avoid
-allow build create develop keep follow share test check choose measure observe study learn teach plan
-people student reader writer teacher expert worker family traveller researcher engineer artist visitor
-naïve café façade déjà résumé — “quoted” ‘single’ <b>bold</b> a<b a&b x>y &amp; `code` 5% ✓ …
-""".split()
+WORDS = ["the", "a", "an", "of", "to", "and", "in", "that", "is", "for", "it", "as", "with", "on", "by", "this", "be", "are", "from", "at", "or", "which", "can", "not", "have", "has", "more", "most", "some", "many", "each", "other", "such", "these", "those", "when", "where", "while", "because", "although", "however", "therefore", "thus", "also", "often", "usually", "rarely", "always", "never", "first", "second", "third", "next", "then", "finally", "before", "after", "during", "between", "among", "within", "without", "through", "across", "around", "about", "above", "below", "under", "over", "into", "onto", "upon", "toward", "against", "along", "beyond", "simple", "complex", "careful", "clear", "quick", "slow", "large", "small", "early", "late", "common", "rare", "useful", "practical", "important", "general", "specific", "typical", "unusual", "modern", "ancient", "local", "global", "natural", "social", "public", "private", "formal", "basic", "advanced", "strong", "weak", "bright", "quiet", "steady", "gentle", "rough", "smooth", "warm", "cold", "open", "closed", "direct", "indirect", "approach", "method", "process", "system", "structure", "pattern", "example", "reason", "result", "effect", "cause", "answer", "question", "detail", "point", "step", "part", "whole", "level", "range", "scale", "rate", "value", "measure", "balance", "change", "growth", "limit", "risk", "benefit", "cost", "choice", "option", "source", "record", "history", "future", "context", "purpose", "problem", "solution", "idea", "theory", "practice", "model", "design", "material", "surface", "layer", "signal", "region", "period", "season", "community", "market", "network", "explain", "describe", "compare", "consider", "notice", "suggest", "improve", "reduce", "increase", "support", "require", "include", "avoid", "allow", "build", "create", "develop", "keep", "follow", "share", "test", "check", "choose", "measure", "observe", "study", "learn", "teach", "plan", "people", "student", "reader", "writer", "teacher", "expert", "worker", "family", "traveller", "researcher", "engineer", "artist", "visitor", "naïve", "café", "façade", "déjà", "résumé", "—", "“quoted”", "‘single’", "<b>bold</b>", "a<b", "a&b", "x>y", "&amp;", "`code`", "5%", "✓", "…"]
 SAFE_WORDS = [w for w in WORDS if w.isalpha()]  # digits and markup stay out of verifiable responses
 
 VERBS = ("Explain", "Describe", "Summarize", "Write a short essay about", "Compare two views on",
