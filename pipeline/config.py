@@ -64,8 +64,9 @@ class ModelConfig:
 
 @dataclass
 class EngineConfig:
-    backend: Literal["auto", "hf", "vllm"] = knob(
-        "auto", "Generation backend. auto: vllm when a CUDA GPU and vllm are present, else hf.")
+    backend: Literal["auto", "hf", "vllm", "server"] = knob(
+        "auto", "Generation backend. auto: vllm when a CUDA GPU and vllm are present, else hf. server: running vLLM "
+        "servers (engine.servers), each serving a model under its key.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = knob(
         "auto", "Compute dtype for generation (auto: bfloat16 on GPU, float32 on CPU).")
     batch_size: int = knob(32, "hf: sequences generated per batch (prompts x n).", at_least(1))
@@ -82,20 +83,32 @@ class EngineConfig:
         0, "vllm-cpu: cores kept free of the model's OpenMP threads (VLLM_CPU_NUM_OF_RESERVED_CPU). vLLM's own "
         "default, 1, leaves one core of a 2-core machine idle: 0 measured 1.6x faster here.", at_least(0))
     seed: int = knob(0, "Seed of the engine (vLLM is seeded per engine, hf per shard).")
+    servers: list[str] = knob([], "server: base URLs of OpenAI-compatible vLLM servers (http://HOST:PORT/v1), each "
+                              "serving models under their keys (`vllm serve models/M1 --served-model-name M1`); "
+                              "requests go round-robin to those that serve the stage's model.",
+                              lambda v: next((f"{u!r} — {p}" for u in v if (p := url_check(u))), None))
+    server_api_key_env: str | None = knob(None, "server: environment variable holding the servers' API key "
+                                          "(vllm serve --api-key); null: none.")
+    server_max_concurrency: int = knob(64, "server: requests in flight at once, over all servers.", at_least(1))
+    server_timeout: float = knob(600.0, "server: seconds to wait for one answer before retrying it.", positive)
     shard_size: int = knob(64, "Conversations per resumable shard: a finished shard survives a crash (the "
                            "default of sample, judge, meta_judge and evaluate, whose own shard_size: 0).",
                            at_least(1))
 
+    def __post_init__(self) -> None:
+        if self.backend == "server" and not self.servers:
+            raise ConfigError("engine.servers: empty, but engine.backend is server — list the servers' base URLs, "
+                              "e.g. [http://127.0.0.1:8000/v1]")
+
 
 def _launch_config_check(value: Any) -> str | None:
-    from pipeline.launch import TRL_CONFIGS
+    from pipeline.launch import TRL_CONFIGS, config_problem
 
-    if value in ("zero3", "fsdp1", "fsdp2"):  # the saved model would need the shards gathered first
-        return ("shards the weights across processes, and saving a sharded model is not supported yet — use "
-                "multi_gpu, zero1 or zero2 (full weights on every process), or LoRA")
-    if value is None or value in TRL_CONFIGS or Path(str(value)).is_file():
+    if value is None:
         return None
-    return f"neither a TRL accelerate config ({', '.join(TRL_CONFIGS)}) nor an existing file"
+    if value not in TRL_CONFIGS and not Path(str(value)).is_file():
+        return f"neither a TRL accelerate config ({', '.join(TRL_CONFIGS)}) nor an existing file"
+    return config_problem(str(value))
 
 
 @dataclass
@@ -387,6 +400,13 @@ class DpoConfig:
         if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
             raise ConfigError(f"dpo.loss_weights: {self.loss_weights} — needs one weight per loss_type "
                               f"({len(self.loss_type)})")
+        if self.lora is not None and self.launch is not None and self.launch.accelerate_config:
+            from pipeline.launch import config_problem
+
+            problem = config_problem(self.launch.accelerate_config, lora=True)
+            if problem:
+                raise ConfigError(f"dpo.launch.accelerate_config: {self.launch.accelerate_config!r} with dpo.lora — "
+                                  f"{problem}")
 
 
 @dataclass

@@ -29,6 +29,7 @@ from pipeline.training import (
     common_args,
     last_checkpoint,
     log_summary,
+    trained_model,
     training_record,
 )
 
@@ -144,10 +145,10 @@ def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, 
     if resume is not None:
         log.info("dpo: resuming from %s", resume)
     trainer.train(resume_from_checkpoint=resume)
-    trained = trainer.accelerator.unwrap_model(trainer.model)  # the plain model under DDP / several processes
+    trained, state = trained_model(trainer)  # every process: gathering ZeRO-3 / FSDP shards is collective
     if peft_config is not None:  # the next iteration loads a plain model: fold the adapter into the weights
-        trained = trained.merge_and_unload()
-    return trained, tok, {**log_summary(trainer.state.log_history), **stats}
+        trained = trained.merge_and_unload()  # (params refuse LoRA with sharded weights)
+    return trained, tok, {**log_summary(trainer.state.log_history), **stats, "state_dict": state}
 
 
 def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Sequence[PreferencePair],
@@ -169,11 +170,12 @@ def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Se
     model, tok, summary = train_dpo(prev_dir, reference_dir, rows, cfg, work, reference_sha=ref["model_sha256"])
     saved: dict[str, Any] = {"weights_sha256": None}
     if launch.is_main():  # under several processes every one holds the same weights; one writes them
-        saved = models.save_model(model, tok, out_dir, {
+        saved = models.save_model(model, tok, out_dir, state_dict=summary.pop("state_dict"), card={
             **card, "reference": cfg.reference,
             "training": {"pairs": len(rows), "response_pairs": len(response_pairs),
                          "judgment_pairs": len(judgment_pairs), "reflection_pairs": len(reflection_pairs),
                          **training_record(cfg)}})
+    summary.pop("state_dict", None)
     launch.barrier()
     steps = [h for h in summary["log"] if "loss" in h]
 

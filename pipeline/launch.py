@@ -24,9 +24,65 @@ def trl_config_path(name: str) -> Path:
     return Path(name)
 
 
+def accelerate_settings(name: str) -> dict[str, Any]:
+    """An accelerate config (a TRL name or a path) as a dict, with a DeepSpeed JSON it points to read in under
+    ``deepspeed_json``."""
+    import json
+
+    import yaml
+
+    path = trl_config_path(name)
+    settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(settings, dict):
+        raise ValueError("not a mapping")
+    ds_file = (settings.get("deepspeed_config") or {}).get("deepspeed_config_file")
+    if ds_file:
+        settings["deepspeed_json"] = json.loads((path.parent / ds_file).read_text(encoding="utf-8"))
+    return settings
+
+
+def shards_weights(settings: dict[str, Any]) -> bool:
+    """Whether processes under this accelerate config hold only a shard of the weights (ZeRO-3, FSDP)."""
+    kind = str(settings.get("distributed_type", "")).upper()
+    if kind == "FSDP":
+        return True
+    if kind == "DEEPSPEED":
+        stage = (settings.get("deepspeed_config") or {}).get("zero_stage")
+        stage = ((settings.get("deepspeed_json") or {}).get("zero_optimization") or {}).get("stage", stage)
+        return stage == 3
+    return False
+
+
+def config_problem(name: str, lora: bool = False) -> str | None:
+    """Why training under this accelerate config would fail only after it ran (None: it can run here)."""
+    import importlib.util
+
+    import yaml
+
+    try:
+        settings = accelerate_settings(name)
+    except (OSError, ValueError, yaml.YAMLError) as e:  # json errors are ValueErrors
+        return f"cannot read it as an accelerate config ({str(e).splitlines()[0]})"
+    kind = str(settings.get("distributed_type", "")).upper()
+    if kind == "DEEPSPEED" and shards_weights(settings):
+        ds = settings.get("deepspeed_json") or {}
+        gather = ((ds.get("zero_optimization") or {}).get("stage3_gather_16bit_weights_on_model_save")
+                  if ds else (settings.get("deepspeed_config") or {}).get("zero3_save_16bit_model"))
+        if not gather:
+            return ("ZeRO-3 without zero3_save_16bit_model (stage3_gather_16bit_weights_on_model_save): the trained "
+                    "weights could not be gathered into one model — set it true, as TRL's zero3 config does")
+    if lora and shards_weights(settings):
+        return ("shards the weights, and merging a LoRA adapter into sharded weights is not supported — LoRA fits "
+                "on every GPU: use multi_gpu or zero2, or train all weights under zero3/fsdp")
+    if kind == "DEEPSPEED" and importlib.util.find_spec("deepspeed") is None:
+        return "needs DeepSpeed, which is not installed — pip install deepspeed (on the GPU machines)"
+    return None
+
+
 def wanted(spec: Any) -> bool:
-    """Whether params ask for more than one process in all."""
-    return spec is not None and spec.processes * spec.machines > 1
+    """Whether params ask for a launcher: more than one process in all, or an accelerate config (ZeRO-3 or FSDP
+    with offloading may be worth it on one GPU)."""
+    return spec is not None and (spec.processes * spec.machines > 1 or spec.accelerate_config is not None)
 
 
 def under_launcher() -> bool:

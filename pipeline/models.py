@@ -240,18 +240,45 @@ def _publish(out_dir: Path, fill: Callable[[Path], dict[str, Any]]) -> dict[str,
     return card
 
 
-def save_model(model: Any, tokenizer: Any, out_dir: str | Path, card: dict[str, Any]) -> dict[str, Any]:
-    """Save weights (safetensors), tokenizer, chat template and model_card.json; atomic at the folder level."""
+def save_model(model: Any, tokenizer: Any, out_dir: str | Path, card: dict[str, Any],
+               state_dict: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Save weights (safetensors), tokenizer, chat template and model_card.json; atomic at the folder level.
+
+    ``state_dict``: the weights to write instead of the model's own (a model trained under ZeRO-3 or FSDP holds
+    only its shard; :func:`pipeline.training.trained_model` gathers the whole).
+    """
 
     def fill(tmp: Path) -> dict[str, Any]:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, **({} if state_dict is None else {"state_dict": state_dict}))
         tokenizer.save_pretrained(tmp)
-        return {**card, "weights_sha256": weights_sha256(tmp),
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        if state_dict is None:
+            count, dtype = sum(p.numel() for p in model.parameters()), next(model.parameters()).dtype
+        else:  # what was written (tied weights once), not the shard this process held
+            count, dtype = saved_parameters(tmp)
+        return {**card, "weights_sha256": weights_sha256(tmp), "parameters": count,
+                "dtype": str(dtype).replace("torch.", ""),
                 "architecture": type(model).__name__}  # no clock time: a re-run must hash the same
 
     return _publish(Path(out_dir), fill)
+
+
+def saved_parameters(model_dir: str | Path) -> tuple[int, Any]:
+    """Parameters in a saved model's safetensors files, and the dtype of its first floating-point tensor."""
+    from safetensors import safe_open
+
+    count, dtype = 0, None
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            for name in st.keys():  # noqa: SIM118 (safe_open is not a dict)
+                t = st.get_slice(name)
+                numel = 1
+                for d in t.get_shape():
+                    numel *= d
+                count += numel
+                if dtype is None and t.get_dtype().startswith(("F", "BF")):
+                    dtype = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}.get(
+                        t.get_dtype(), t.get_dtype())
+    return count, dtype
 
 
 def read_card(model_dir: str | Path) -> dict[str, Any]:

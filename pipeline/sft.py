@@ -19,7 +19,14 @@ from pipeline.engines.base import Engine, SamplingSettings
 from pipeline.judging import judge_conversation
 from pipeline.records import JudgeExample, SeedInstruction, user_query
 from pipeline.shards import digest
-from pipeline.training import StopOnNonFiniteLoss, common_args, last_checkpoint, log_summary, training_record
+from pipeline.training import (
+    StopOnNonFiniteLoss,
+    common_args,
+    last_checkpoint,
+    log_summary,
+    trained_model,
+    training_record,
+)
 
 
 def eft_target(example: JudgeExample) -> str:
@@ -85,7 +92,8 @@ def train_sft(model_dir: Path, rows: list[dict[str, Any]], cfg: SftConfig, check
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
                          callbacks=[StopOnNonFiniteLoss()])
     trainer.train(resume_from_checkpoint=last_checkpoint(str(checkpoint_dir)))
-    return trainer.accelerator.unwrap_model(trainer.model), tok, log_summary(trainer.state.log_history)
+    model, state = trained_model(trainer)  # every process: gathering ZeRO-3 / FSDP shards is collective
+    return model, tok, {**log_summary(trainer.state.log_history), "state_dict": state}
 
 
 def ift_thoughts(cfg: SftConfig, sample_thoughts: str) -> str:
@@ -142,11 +150,12 @@ def seed_sft(m0: Path, out: Path, ift: Sequence[SeedInstruction], eft: Sequence[
     model, tok, summary = train_sft(m0, rows, cfg, work)  # the other processes wait here for process 0
     card: dict[str, Any] = {"weights_sha256": None}
     if launch.is_main():
-        card = models.save_model(model, tok, out, {
+        card = models.save_model(model, tok, out, state_dict=summary.pop("state_dict"), card={
             "name": out.name, "parent": m0.name, "parent_sha256": parent_sha,
             "data_sha256": data_sha256,
             "training": {"examples": len(rows), **training_record(cfg)}})
     del model
+    summary.pop("state_dict", None)
     after = check(out)
     if launch.is_main():
         for stale in work_root.glob("sft-*"):

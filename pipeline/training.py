@@ -86,6 +86,28 @@ def log_summary(history: list[dict[str, Any]]) -> dict[str, Any]:
             "last_loss": steps[-1]["loss"] if steps else None, "log": history}
 
 
+def trained_model(trainer: Any) -> tuple[Any, dict[str, Any] | None]:
+    """The trained model as a plain module, and, where processes hold only shards of it (DeepSpeed ZeRO-3, FSDP),
+    its whole weights gathered onto the main process (None elsewhere, and whenever every process holds the whole
+    model: one process, DDP, ZeRO-1/2).
+
+    Every process must call this: gathering the shards is a collective step (accelerate's ``get_state_dict``; under
+    ZeRO-3 it needs ``zero3_save_16bit_model``, as TRL's zero3 config sets, and gives 16-bit weights).
+    """
+    from accelerate.utils import DistributedType
+
+    from pipeline import launch
+
+    acc = trainer.accelerator
+    model = acc.unwrap_model(trainer.model)
+    sharded = acc.distributed_type == DistributedType.FSDP or (
+        acc.distributed_type == DistributedType.DEEPSPEED and acc.deepspeed_config["zero_optimization"]["stage"] == 3)
+    if not sharded:
+        return model, None
+    state = acc.get_state_dict(trainer.model_wrapped)
+    return model, (state if launch.is_main() else None)
+
+
 def training_record(cfg: Any) -> dict[str, Any]:
     """A training section's params for the model card; ``launch`` only when set, so a one-process run writes the
     same card as before launching existed."""

@@ -59,6 +59,7 @@ class Iteration:
         self.data = paths.data_dir(self.key)
         self.metrics = paths.metrics_dir(self.key)
         self.started = time.time()
+        self.engines: list[Any] = []  # engines opened for this stage (their report() goes into its metrics)
         require_model(self.prev_dir, self.prev)
 
     def model(self, name: str) -> Path:
@@ -82,8 +83,10 @@ class Iteration:
         """Each ``data/<key>/<file>: rows`` and ``metrics/<key>/<stage>.json`` (with the stage's seconds)."""
         for file, rows in outputs.items():
             records.write_jsonl(self.data / file, rows)
+        reports = [r for e in self.engines if (r := e.report())]
+        served = {"server": reports} if reports else {}  # nothing added for local engines
         records.write_json(self.metrics / f"{name or self.stage}.json",
-                           {**metrics, "seconds": round(time.time() - self.started, 1)})
+                           {**metrics, **served, "seconds": round(time.time() - self.started, 1)})
 
 
 def require_model(model_dir: Path, name: str) -> None:

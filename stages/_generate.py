@@ -16,9 +16,17 @@ from pipeline.templates import template_hash
 from stages._common import Iteration
 
 
-def open_engine(params: Params) -> Callable[[Any], Engine]:
-    """A function that loads the generation engine params ask for on a model directory."""
-    return lambda model_dir: make_engine(model_dir, params.engine, params.model.trust_remote_code)
+def open_engine(params: Params, it: Iteration | None = None, local: bool = False) -> Callable[[Any], Engine]:
+    """A function that loads the generation engine params ask for on a model directory (``local``: never a
+    server); engines opened for ``it`` report into its metrics (servers: requests, retries, fallbacks)."""
+
+    def load(model_dir: Any) -> Engine:
+        engine = make_engine(model_dir, params.engine, params.model.trust_remote_code, local=local)
+        if it is not None:
+            it.engines.append(engine)
+        return engine
+
+    return load
 
 
 def cache(it: Iteration, *inputs: Any, templates: tuple[str, ...] = (), model_dir: Path | None = None) -> ShardCache:
@@ -41,5 +49,5 @@ def generation(it: Iteration, *inputs: Any, templates: tuple[str, ...] = (), mod
                ) -> Generation:
     """The engine on ``model_dir`` (default M_prev), resumable: finished shards survive a crash."""
     d = model_dir or it.prev_dir
-    return Generation(open_engine(it.params)(d), cache(it, *inputs, templates=templates, model_dir=d),
+    return Generation(open_engine(it.params, it)(d), cache(it, *inputs, templates=templates, model_dir=d),
                       it.params.shard_size(it.stage))

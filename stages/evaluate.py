@@ -22,10 +22,10 @@ from pipeline.records import EvalPrompt, LabelledPair
 from stages import _common, _data, _generate
 
 
-def engine_opener(params: Params) -> Callable[[str], Engine]:
+def engine_opener(params: Params, it: _common.Iteration | None = None) -> Callable[[str], Engine]:
     """Loads a model directory with the params' engine; ``openai`` is the OpenAI-compatible evaluator, checked
     (URL, key, server, model) before any model loads."""
-    cfg, load = params.evaluate, _generate.open_engine(params)
+    cfg, load = params.evaluate, _generate.open_engine(params, it)
     if cfg.evaluator != "openai":
         return load
     server = OpenAIEngine(cfg.openai_url or "", cfg.openai_model or "", cfg.api_key_env,
@@ -45,7 +45,7 @@ def main() -> None:
     for d in dict.fromkeys([*models.values(), *([evaluator] if prompts else [])]):  # current first, in order, once each
         if d != "openai":
             _common.require_model(Path(d), Path(d).name)
-    opener = engine_opener(p) if prompts else _generate.open_engine(p)
+    opener = engine_opener(p, it) if prompts else _generate.open_engine(p, it)
     cache = _generate.cache(it, [it.made_by(d) for d in models.values()], evaluator, cfg.__dict__, p.judge.__dict__,
                             p.sample.__dict__, templates=(cfg.compare_template or evaluation.TEMPLATE,
                                                                       p.judge.template or judging.TEMPLATE))

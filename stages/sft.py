@@ -36,7 +36,7 @@ def main() -> None:
     _common.require_model(m0, "M0")
     hashes = {"ift": _data.digest(params.data.seed_instructions), "eft": _data.digest(params.data.seed_judgments)}
     metrics = sft.seed_sft(m0, out, ift, eft, cfg, params.sample, params.judge.template,
-                           _generate.open_engine(params), paths.WORK, hashes)
+                           _generate.open_engine(params, local=True), paths.WORK, hashes)
     if not launch.is_main():
         return
     records.write_json(metrics_path, {**metrics, "seconds": round(time.time() - start, 1)})

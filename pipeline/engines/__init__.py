@@ -20,8 +20,20 @@ def resolve_backend(backend: str) -> str:
     return "vllm" if torch.cuda.is_available() and importlib.util.find_spec("vllm") else "hf"
 
 
-def make_engine(model_path: str | Path, cfg: EngineConfig, trust_remote_code: bool = False) -> Engine:
+def make_engine(model_path: str | Path, cfg: EngineConfig, trust_remote_code: bool = False,
+                local: bool = False) -> Engine:
+    """The engine ``cfg`` asks for on a model directory; ``local``: never a server (a model that no server can
+    serve yet, such as the seed SFT's own output), hf in its place."""
     backend = resolve_backend(cfg.backend)
+    if backend == "server" and local:
+        backend = "hf"
+    if backend == "server":
+        from pipeline.engines.server import ServerEngine
+
+        server = ServerEngine(model_path, cfg.servers, cfg.server_api_key_env, max_concurrency=cfg.server_max_concurrency,
+                              timeout=cfg.server_timeout, trust_remote_code=trust_remote_code)
+        server.preflight()
+        return server
     if backend == "vllm":
         from pipeline.engines.vllm import VLLMEngine
 

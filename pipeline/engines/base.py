@@ -132,6 +132,10 @@ class Engine(abc.ABC):
         scores = iter(self._score_sequences(flat))
         return [[next(scores) for _ in toks] for toks in tokens]
 
+    def report(self) -> dict[str, Any]:
+        """What the stage's metrics should say about this engine (servers: requests, retries, fallbacks)."""
+        return {}
+
     def close(self) -> None:
         pass
 
@@ -156,3 +160,36 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, str | None]:
     if best is None:
         return text, None
     return text[: best[0]], best[1]
+
+
+def generation_eos_ids(model_path: str) -> list[int]:
+    """The end-of-sequence ids of a model directory's generation config (vLLM stops on these too)."""
+    from transformers import GenerationConfig
+
+    try:
+        eos = GenerationConfig.from_pretrained(str(model_path)).eos_token_id
+    except (OSError, ValueError):
+        return []
+    return [] if eos is None else (list(eos) if isinstance(eos, list) else [eos])
+
+
+def vllm_completion(text: str, token_ids: Sequence[int], logprobs: list[float] | None, finish_reason: str | None,
+                    stop_reason: Any, stop: Sequence[str], num_prompt_tokens: int, eos_ids: set[int],
+                    tokenizer_eos: int | None) -> Completion:
+    """A completion as vLLM reports it (offline or served), in this interface's terms: the ids without the
+    end-of-sequence token that ended it, and that token's log-prob kept only when it is the tokenizer's EOS (the
+    token TRL appends)."""
+    text, stop_string = truncate_at_stop(text, stop)
+    if stop_string is None and isinstance(stop_reason, str):
+        stop_string = stop_reason
+    ids = list(token_ids)
+    logps = None if logprobs is None else list(logprobs)
+    stop_logprob = None
+    if ids and ids[-1] in eos_ids and finish_reason != "length":
+        ended_by = ids.pop()
+        if logps is not None:
+            last = logps.pop()
+            stop_logprob = last if ended_by == tokenizer_eos else None
+    return Completion(text=text, num_tokens=len(ids), finish_reason="length" if finish_reason == "length" else "stop",
+                      num_prompt_tokens=num_prompt_tokens, stop_string=stop_string, token_ids=ids, logprobs=logps,
+                      stop_logprob=stop_logprob)

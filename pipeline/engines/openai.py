@@ -93,11 +93,13 @@ class OpenAIEngine(Engine):
         return headers
 
     def _request(self, path: str, payload: dict[str, Any] | None = None, timeout: float | None = None,
-                 retries: int | None = None) -> Any:
-        """One JSON request, retried while the failure may pass (``retries`` times, default the engine's)."""
+                 retries: int | None = None, base: str | None = None) -> Any:
+        """One JSON request to ``base`` (default: the engine's URL), retried while the failure may pass
+        (``retries`` times, default the engine's)."""
         max_retries = self.max_retries if retries is None else retries
         data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(f"{self.url}{path}", data=data, headers=self._headers(),
+        url = base or self.url
+        request = urllib.request.Request(f"{url}{path}", data=data, headers=self._headers(),
                                          method="GET" if payload is None else "POST")
         for attempt in range(max_retries + 1):
             wait: float | None = None
@@ -108,14 +110,14 @@ class OpenAIEngine(Engine):
             except urllib.error.HTTPError as e:
                 detail = e.read()[:200].decode("utf-8", "replace").strip()
                 if e.code not in RETRY_STATUS:
-                    raise ServerError(f"{self.url}{path}: HTTP {e.code} — {detail or e.reason} (not retried: the "
+                    raise ServerError(f"{url}{path}: HTTP {e.code} — {detail or e.reason} (not retried: the "
                                       "request itself is refused; check the URL, the model name and the key)") from None
                 failure = f"HTTP {e.code}"
                 wait = retry_after(e.headers.get("Retry-After"))
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 failure = str(getattr(e, "reason", e))
             if attempt == max_retries:
-                raise ServerError(f"{self.url}{path}: no answer after {max_retries + 1} attempts (last: "
+                raise ServerError(f"{url}{path}: no answer after {max_retries + 1} attempts (last: "
                                   f"{failure}) — is the server up?") from None
             delay = min(self.max_backoff, wait if wait is not None else self.backoff * 2 ** attempt)
             with self._lock:
@@ -125,7 +127,7 @@ class OpenAIEngine(Engine):
         try:
             return json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            raise ServerError(f"{self.url}{path}: the answer is not JSON ({body[:80]!r}) — is this an "
+            raise ServerError(f"{url}{path}: the answer is not JSON ({body[:80]!r}) — is this an "
                               "OpenAI-compatible API? (the URL usually ends in /v1)") from None
 
     def preflight(self, where: str = "evaluate") -> None:
@@ -152,10 +154,7 @@ class OpenAIEngine(Engine):
 
     def generate(self, conversations: Sequence[Conversation], settings: SamplingSettings,
                  desc: str = "generate") -> list[list[Completion]]:
-        """One request per conversation, up to ``max_concurrency`` in flight; results in input order. A request
-        that still fails after its retries stops the batch: the requests not yet sent are cancelled, those in
-        flight are awaited, and the first failure is raised (finished shards of the stage are kept)."""
-        from tqdm.auto import tqdm
+        """One request per conversation, up to ``max_concurrency`` in flight; results in input order."""
 
         def one(conv: Conversation) -> list[Completion]:
             body = self._request("/chat/completions", {
@@ -164,11 +163,19 @@ class OpenAIEngine(Engine):
                 **({"stop": list(settings.stop)} if settings.stop else {})})
             return self._completions(body, settings)
 
-        out: list[list[Completion] | None] = [None] * len(conversations)
-        bar = tqdm(total=len(conversations), desc=desc, leave=False, unit="req")
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(1, len(conversations))),
+        return self._in_flight(one, conversations, desc)
+
+    def _in_flight(self, one: Callable[[Any], Any], items: Sequence[Any], desc: str) -> list[Any]:
+        """``one(item)`` for every item, up to ``max_concurrency`` at once, results in input order. A request
+        that still fails after its retries stops the batch: the requests not yet sent are cancelled, those in
+        flight are awaited, and the first failure is raised (finished shards of the stage are kept)."""
+        from tqdm.auto import tqdm
+
+        out: list[Any] = [None] * len(items)
+        bar = tqdm(total=len(items), desc=desc, leave=False, unit="req")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(self.max_concurrency, max(1, len(items))),
                                                    thread_name_prefix="openai") as pool:
-            futures = {pool.submit(one, conv): i for i, conv in enumerate(conversations)}
+            futures = {pool.submit(one, item): i for i, item in enumerate(items)}
             try:
                 for fut in concurrent.futures.as_completed(futures):
                     out[futures[fut]] = fut.result()
@@ -179,7 +186,7 @@ class OpenAIEngine(Engine):
                 raise
             finally:
                 bar.close()
-        return [row for row in out if row is not None]
+        return out
 
     def _completions(self, body: Any, settings: SamplingSettings) -> list[Completion]:
         try:

@@ -11,7 +11,14 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.engines.base import Completion, Conversation, Engine, SamplingSettings, truncate_at_stop
+from pipeline.engines.base import (
+    Completion,
+    Conversation,
+    Engine,
+    SamplingSettings,
+    generation_eos_ids,
+    vllm_completion,
+)
 
 
 class VLLMEngine(Engine):
@@ -40,7 +47,7 @@ class VLLMEngine(Engine):
                        enforce_eager=(not gpu) if enforce_eager is None else enforce_eager, **llm_kwargs)
         super().__init__(str(model_path), self.llm.get_tokenizer())
         self.seed = seed
-        self._eos_ids = {self.tokenizer.eos_token_id, *_generation_eos_ids(model_path)} - {None}
+        self._eos_ids = {self.tokenizer.eos_token_id, *generation_eos_ids(model_path)} - {None}
 
     def generate(self, conversations: Sequence[Conversation], settings: SamplingSettings,
                  desc: str = "generate") -> list[list[Completion]]:
@@ -58,23 +65,11 @@ class VLLMEngine(Engine):
         for prompt, out in zip(prompts, outputs):
             row = []
             for c in out.outputs:
-                text, stop_string = truncate_at_stop(c.text, settings.stop)
-                if stop_string is None and isinstance(c.stop_reason, str):
-                    stop_string = c.stop_reason
-                ids = list(c.token_ids)
                 logps = None
                 if settings.logprobs and c.logprobs is not None:
-                    logps = [step[t].logprob for step, t in zip(c.logprobs, ids)]
-                stop_logprob = None
-                if ids and ids[-1] in self._eos_ids and c.finish_reason != "length":  # as hf: ids without the EOS
-                    ended_by = ids.pop()
-                    if logps is not None:  # kept only for the tokenizer's EOS, the token TRL appends
-                        last = logps.pop()
-                        stop_logprob = last if ended_by == self.tokenizer.eos_token_id else None
-                row.append(Completion(
-                    text=text, num_tokens=len(ids), finish_reason="length" if c.finish_reason == "length" else "stop",
-                    num_prompt_tokens=len(prompt), stop_string=stop_string, token_ids=ids,
-                    logprobs=logps, stop_logprob=stop_logprob))
+                    logps = [step[t].logprob for step, t in zip(c.logprobs, c.token_ids)]
+                row.append(vllm_completion(c.text, c.token_ids, logps, c.finish_reason, c.stop_reason, settings.stop,
+                                           len(prompt), self._eos_ids, self.tokenizer.eos_token_id))
             results.append(row)
         return results
 
@@ -92,15 +87,4 @@ class VLLMEngine(Engine):
 
     def close(self) -> None:
         del self.llm
-
-
-def _generation_eos_ids(model_path: str) -> list[int]:
-    """The end-of-sequence ids of the model's generation config (vLLM stops on these too)."""
-    from transformers import GenerationConfig
-
-    try:
-        eos = GenerationConfig.from_pretrained(str(model_path)).eos_token_id
-    except (OSError, ValueError):
-        return []
-    return [] if eos is None else (list(eos) if isinstance(eos, list) else [eos])
 
