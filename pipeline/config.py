@@ -83,6 +83,10 @@ class EngineConfig:
         0, "vllm-cpu: cores kept free of the model's OpenMP threads (VLLM_CPU_NUM_OF_RESERVED_CPU). vLLM's own "
         "default, 1, leaves one core of a 2-core machine idle: 0 measured 1.6x faster here.", at_least(0))
     seed: int = knob(0, "Seed of the engine (vLLM is seeded per engine, hf per shard).")
+    data_parallel_size: int = knob(1, "hf / vllm: engine replicas a generating stage runs at once; the stage runs "
+                                   "itself this many times, each replica on its own tensor_parallel_size GPUs (on a "
+                                   "CPU, a share of the cores), and they share the work shard by shard (rows as one "
+                                   "process makes them with hf). server: list several servers instead.", at_least(1))
     servers: list[str] = knob([], "server: base URLs of OpenAI-compatible vLLM servers (http://HOST:PORT/v1), each "
                               "serving models under their keys (`vllm serve models/M1 --served-model-name M1`); "
                               "requests go round-robin to those that serve the stage's model.",
@@ -96,6 +100,9 @@ class EngineConfig:
                            at_least(1))
 
     def __post_init__(self) -> None:
+        if self.backend == "server" and self.data_parallel_size > 1:
+            raise ConfigError(f"engine.data_parallel_size: {self.data_parallel_size} with engine.backend server — "
+                              "list several servers (or start one with vllm's --data-parallel-size) instead")
         if self.backend == "server" and not self.servers:
             raise ConfigError("engine.servers: empty, but engine.backend is server — list the servers' base URLs, "
                               "e.g. [http://127.0.0.1:8000/v1]")

@@ -135,3 +135,81 @@ def relaunch(spec: Any, module: str, args: list[str]) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     return subprocess.run(launch_command(spec, module, args), env=env,
                           preexec_fn=_stop_with_parent if sys.platform.startswith("linux") else None).returncode
+
+
+# ------------------------------------------------------------------------------------------ engine replicas
+REPLICA_ENV = "SELFREWARD_REPLICA"  # "r/n/run" in a process run_replicas started
+
+
+def replica() -> tuple[int, int, str] | None:
+    """(r, n, run id) in one of the n replicas of a generating stage (engine.data_parallel_size), else None."""
+    value = os.environ.get(REPLICA_ENV)
+    if not value:
+        return None
+    r, n, run = value.split("/", 2)
+    return int(r), int(n), run
+
+
+def writes_outputs() -> bool:
+    """Whether this process writes the stage's outputs: replica 0, or the only process."""
+    r = replica()
+    return r is None or r[0] == 0
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA devices this process may hand out (CUDA_VISIBLE_DEVICES, else every device torch sees)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [d for d in listed.split(",") if d.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def replica_envs(n: int, gpus_per_replica: int, run: str, gpus: list[str], cores: int) -> list[dict[str, str]]:
+    """The environment of each of n replicas: its index, and its own GPUs (or, without GPUs, a share of the
+    cores for its threads)."""
+    if gpus and len(gpus) < n * gpus_per_replica:
+        raise ValueError(f"{n} replicas x {gpus_per_replica} GPU(s) each need {n * gpus_per_replica} GPUs; "
+                         f"{len(gpus)} visible")
+    envs = []
+    for r in range(n):
+        env = {REPLICA_ENV: f"{r}/{n}/{run}"}
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[r * gpus_per_replica:(r + 1) * gpus_per_replica])
+        else:
+            env["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", str(max(1, cores // n)))
+        envs.append(env)
+    return envs
+
+
+def run_replicas(n: int, gpus_per_replica: int, module: str, args: list[str]) -> int:
+    """Run ``python -m module args`` n times at once, each a replica with its own GPUs, and return 0 when all
+    succeed; the first failure stops the others and its exit code is returned. The replicas stop too when this
+    process dies (PR_SET_PDEATHSIG)."""
+    import subprocess
+    import time
+    import uuid
+
+    envs = replica_envs(n, gpus_per_replica, uuid.uuid4().hex[:12], visible_gpus(), os.cpu_count() or 1)
+    procs = [subprocess.Popen([sys.executable, "-m", module, *args], env={**os.environ, **env},
+                              preexec_fn=_stop_with_parent if sys.platform.startswith("linux") else None)
+             for env in envs]
+    try:
+        while True:
+            codes = [p.poll() for p in procs]
+            failed = [c for c in codes if c not in (None, 0)]
+            if failed:
+                return failed[0]
+            if all(c == 0 for c in codes):
+                return 0
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipeline import models, paths, records
+from pipeline import launch, models, paths, records
 from pipeline.config import Params, load_params
 from pipeline.errors import PipelineError, StageError
 
@@ -80,7 +80,10 @@ class Iteration:
         return list(records.iter_jsonl(path, cls)) if allow_empty else records.read_jsonl(path, cls)
 
     def write(self, outputs: dict[str, Any], metrics: dict[str, Any], name: str | None = None) -> None:
-        """Each ``data/<key>/<file>: rows`` and ``metrics/<key>/<stage>.json`` (with the stage's seconds)."""
+        """Each ``data/<key>/<file>: rows`` and ``metrics/<key>/<stage>.json`` (with the stage's seconds); of the
+        replicas of engine.data_parallel_size, replica 0 alone writes."""
+        if not launch.writes_outputs():
+            return
         for file, rows in outputs.items():
             records.write_jsonl(self.data / file, rows)
         reports = [r for e in self.engines if (r := e.report())]

@@ -3,17 +3,21 @@ stages which generate nothing do not depend on the engines)."""
 
 from __future__ import annotations
 
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline import models
+from pipeline import launch, models
 from pipeline.config import Params
-from pipeline.engines import Engine, make_engine
+from pipeline.engines import Engine, make_engine, resolve_backend
+from pipeline.errors import StageError
 from pipeline.generation import Generation
+from pipeline.paths import WORK
 from pipeline.shards import ShardCache
 from pipeline.templates import template_hash
-from stages._common import Iteration
+from stages._common import Iteration, log
 
 
 def open_engine(params: Params, it: Iteration | None = None, local: bool = False) -> Callable[[Any], Engine]:
@@ -29,10 +33,32 @@ def open_engine(params: Params, it: Iteration | None = None, local: bool = False
     return load
 
 
+def replicate(it: Iteration) -> None:
+    """With engine.data_parallel_size > 1, run this stage as that many engine replicas (each with its own GPUs),
+    wait for them, clear their shards and end this process; inside a replica (or with one), do nothing."""
+    cfg = it.params.engine
+    if cfg.data_parallel_size <= 1 or launch.replica() is not None:
+        return
+    per_replica = cfg.tensor_parallel_size if resolve_backend(cfg.backend) == "vllm" else 1
+    try:
+        code = launch.run_replicas(cfg.data_parallel_size, per_replica, f"stages.{it.stage}", sys.argv[1:])
+    except ValueError as e:
+        raise StageError(f"engine.data_parallel_size: {e}") from None
+    if code:
+        raise StageError(f"{it.stage} {it.key}: a replica failed (exit {code}); its error is above")
+    for d in WORK.glob(f"{it.stage}-{it.key}-*"):
+        shutil.rmtree(d, ignore_errors=True)
+    log.info("%s %s: %d replicas done; replica 0 wrote the outputs", it.stage, it.key, cfg.data_parallel_size)
+    sys.exit(0)
+
+
 def cache(it: Iteration, *inputs: Any, templates: tuple[str, ...] = (), model_dir: Path | None = None) -> ShardCache:
-    """The stage's shard cache under .work/, keyed by the model, ``inputs`` and the templates' hashes."""
+    """The stage's shard cache under .work/, keyed by the model, ``inputs`` and the templates' hashes (shared by
+    the replicas of engine.data_parallel_size, which this starts first)."""
+    replicate(it)
     d = model_dir or it.prev_dir
-    return ShardCache(it.stage, it.key, [models.model_ref(d), *inputs, [template_hash(t) for t in templates]])
+    return ShardCache(it.stage, it.key, [models.model_ref(d), *inputs, [template_hash(t) for t in templates]],
+                      replica=launch.replica())
 
 
 def openai_generation(it: Iteration, url: str, model: str, key_env: str | None, *inputs: Any,
@@ -48,6 +74,7 @@ def openai_generation(it: Iteration, url: str, model: str, key_env: str | None, 
 def generation(it: Iteration, *inputs: Any, templates: tuple[str, ...] = (), model_dir: Path | None = None
                ) -> Generation:
     """The engine on ``model_dir`` (default M_prev), resumable: finished shards survive a crash."""
+    replicate(it)
     d = model_dir or it.prev_dir
     return Generation(open_engine(it.params, it)(d), cache(it, *inputs, templates=templates, model_dir=d),
                       it.params.shard_size(it.stage))

@@ -41,7 +41,7 @@ def _project(root, tiny_model_dir, preset, keys, stages, sizes, reply=scripted_m
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        mp.setattr(_generate, "open_engine", lambda params: lambda d: ScriptedEngine(reply, choice))
+        mp.setattr(_generate, "open_engine", lambda params, *a, **k: lambda d: ScriptedEngine(reply, choice))
         for key in keys:
             for stage in stages(key):
                 proc = run_stage(stage, "--iteration", key)

@@ -57,7 +57,7 @@ def model(prompt, i):
 def mortal(tiny_workdir, monkeypatch):  # noqa: F811
     from stages import _generate
 
-    monkeypatch.setattr(_generate, "open_engine", lambda params: lambda d: Mortal(
+    monkeypatch.setattr(_generate, "open_engine", lambda params, *a, **k: lambda d: Mortal(
         model, lambda ctx, opts: [-1.0 - 0.1 * k for k in range(len(opts))], cache_choices=True))
     params = {**TINY_PARAMS, "engine": {"backend": "hf", "shard_size": 2},
               "self_instruct": {"num_prompts": 6, "max_requests": 16, "shard_size": 2, "generator": "M0_sft"},

@@ -137,7 +137,7 @@ def preset_workdir(workdir, tiny_model_dir, monkeypatch):
     from tests.fakes import ScriptedEngine
 
     shutil.copytree(tiny_model_dir, workdir / "models" / "M0_sft")
-    monkeypatch.setattr(_generate, "open_engine", lambda params: lambda d: ScriptedEngine(scripted_model, choice))
+    monkeypatch.setattr(_generate, "open_engine", lambda params, *a, **k: lambda d: ScriptedEngine(scripted_model, choice))
     return workdir
 
 

@@ -1,0 +1,99 @@
+"""engine.data_parallel_size: a generating stage run as several engine replicas that share its shards."""
+
+import hashlib
+import shutil
+import threading
+import time
+
+import pytest
+import yaml
+
+from pipeline.engines.base import SamplingSettings
+from pipeline.launch import replica_envs
+from pipeline.shards import ShardCache
+from tests.fakes import ScriptedEngine
+from tests.test_iteration import TINY_PARAMS, run_stage, tiny_workdir, write_prompts  # noqa: F401 (fixture)
+
+CONVS = [[{"role": "user", "content": f"question {i}"}] for i in range(10)]
+SETTINGS = SamplingSettings(n=2, max_new_tokens=12, seed=3)
+
+
+class SlowScripted(ScriptedEngine):
+    """Each shard takes a little while, so two replicas overlap."""
+
+    def generate(self, conversations, settings, desc="generate"):
+        time.sleep(0.05)
+        return super().generate(conversations, settings, desc)
+
+
+def engine():
+    return SlowScripted(lambda prompt, i: f"{prompt[-11:]} #{i}")
+
+
+def test_replica_environments_split_the_gpus_or_the_cores():
+    envs = replica_envs(2, 2, "run1", ["0", "1", "2", "3", "4"], cores=8)
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0,1", "2,3"]
+    assert [e["SELFREWARD_REPLICA"] for e in envs] == ["0/2/run1", "1/2/run1"]
+    cpu = replica_envs(2, 1, "r", [], cores=8)
+    assert all("CUDA_VISIBLE_DEVICES" not in e for e in cpu)
+    with pytest.raises(ValueError, match="2 replicas x 4 GPU"):
+        replica_envs(2, 4, "r", ["0", "1", "2"], cores=8)
+
+
+def test_two_replicas_share_the_shards_and_return_what_one_process_returns(tmp_path):
+    alone = ShardCache("sample", "M1", ["in"], root=tmp_path / "alone").generate(engine(), CONVS, SETTINGS, 2)
+    results, caches = {}, {}
+
+    def replica(r):
+        caches[r] = ShardCache("sample", "M1", ["in"], root=tmp_path / "shared", replica=(r, 2, "run1"))
+        results[r] = caches[r].generate(engine(), CONVS, SETTINGS, 2)
+
+    threads = [threading.Thread(target=replica, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[0] == results[1] == alone
+    assert caches[0].generated + caches[1].generated == 5  # every shard made once
+    assert caches[0].generated >= 1 and caches[1].generated >= 1
+    for r in (0, 1):  # the other's shards: read once written, waiting for those still being made
+        assert caches[r].waited + caches[r].reused == caches[1 - r].generated
+    caches[0].finish()  # a replica leaves the shards to the launching process
+    assert any((tmp_path / "shared").iterdir())
+
+
+def test_a_claim_left_by_a_killed_run_is_ignored(tmp_path):
+    first = ShardCache("judge", "M1", ["in"], root=tmp_path, replica=(0, 2, "old"))
+    first._claim(first.dir / "shard-00000-x.jsonl")  # the old run claimed a shard, then died before writing it
+    again = ShardCache("judge", "M1", ["in"], root=tmp_path, replica=(0, 2, "new"))
+    assert again._claim(again.dir / "shard-00000-x.jsonl")
+
+
+def digests(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((root / "data/M1").glob("*.jsonl"))}
+
+
+@pytest.mark.slow
+def test_stages_on_two_replicas_write_what_one_process_writes(tiny_workdir, tmp_path):
+    """sample, judge and meta_judge on the tiny model with engine.data_parallel_size 2 (two hf replicas on this
+    CPU): the same bytes as one process, both replicas generated, no shards left (verify and reflect generate
+    nothing here and run as one process)."""
+    write_prompts(tiny_workdir, 6)
+    other = tmp_path / "one"
+    shutil.copytree(tiny_workdir, other)
+    stages = ("sample", "verify", "reflect", "judge", "meta_judge")
+    params = {**TINY_PARAMS, "engine": {**TINY_PARAMS["engine"], "shard_size": 2, "data_parallel_size": 2}}
+    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    logs = [run_stage(s, "--iteration", "M1").stderr for s in stages]
+    assert "replica 0 of 2 generated" in logs[0] and "replica 1 of 2 generated" in logs[0]
+    assert all("2 replicas done; replica 0 wrote the outputs" in log for log in (logs[0], logs[3], logs[4]))
+    assert not list((tiny_workdir / ".work").glob("*"))
+    import os
+
+    one = {**params, "engine": {**params["engine"], "data_parallel_size": 1}}
+    (other / "params.yaml").write_text(yaml.safe_dump(one))
+    os.chdir(other)
+    for s in stages:
+        run_stage(s, "--iteration", "M1")
+    assert digests(tiny_workdir) == digests(other)
