@@ -26,8 +26,8 @@ def open_engine(params: Params, it: Iteration | None = None, local: bool = False
 
     def load(model_dir: Any) -> Engine:
         engine = make_engine(model_dir, params.engine, params.model.trust_remote_code, local=local)
-        if it is not None:
-            it.engines.append(engine)
+        if it is not None and engine.report():  # servers only: a local engine must not be kept alive by this list
+            it.engines.append(engine)           # (evaluate frees each model before loading the next)
         return engine
 
     return load

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
@@ -82,10 +83,10 @@ def test_requests_spread_over_the_servers_that_serve_the_model(tiny_model_dir, s
 
 
 def test_preflight_says_which_server_to_start(tiny_model_dir, smol_tokenizer):
-    with VLLMStub("M0", smol_tokenizer.eos_token_id) as url:
-        with pytest.raises(ServerError, match=r"no server serves 'tiny' \(http://127\.0\.0\.1:\d+/v1: M0\) — start "
-                                              r"one .*--served-model-name tiny"):
-            served(tiny_model_dir, url)
+    with VLLMStub("M0", smol_tokenizer.eos_token_id) as url, pytest.raises(
+            ServerError, match=r"no server serves 'tiny' \(http://127\.0\.0\.1:\d+/v1: M0\) — start one .*"
+                               r"--served-model-name tiny"):
+        served(tiny_model_dir, url)
     with pytest.raises(ServerError, match="no answer after 2 attempts"):
         ServerEngine(tiny_model_dir, ["http://127.0.0.1:9/v1"], sleep=lambda s: None).preflight()
 
@@ -147,7 +148,7 @@ def start_vllm_server(model_dir, name, port, log):
     deadline = time.time() + 300
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"vllm server exited: {open(log).read()[-2000:]}")
+            raise RuntimeError(f"vllm server exited: {Path(log).read_text()[-2000:]}")
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2).read()
             return proc
@@ -196,3 +197,21 @@ def test_an_iteration_on_a_real_vllm_server(workdir, real_m0):
     run_stage("dpo", "--iteration", "M1")
     dpo = json.loads((workdir / "metrics/M1/dpo.json").read_text())
     assert dpo["reference_logprobs"] == "reused from generation" and dpo["sides_reused"] > 0
+
+
+def test_only_server_engines_are_kept_for_the_metrics(tiny_model_dir, smol_tokenizer, tmp_path):
+    """A stage keeps its server engines to report them; local engines are not held (evaluate frees each model
+    before it loads the next)."""
+    from types import SimpleNamespace
+
+    from stages import _generate
+
+    it = SimpleNamespace(engines=[])
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"engine": {"backend": "hf"}}))
+    _generate.open_engine(load_params(path), it)(tiny_model_dir)
+    assert it.engines == []
+    with VLLMStub("tiny", smol_tokenizer.eos_token_id) as url:
+        path.write_text(yaml.safe_dump({"engine": {"backend": "server", "servers": [url]}}))
+        engine = _generate.open_engine(load_params(path), it)(tiny_model_dir)
+    assert it.engines == [engine] and engine.report()["model"] == "tiny"
