@@ -36,7 +36,8 @@ def memory_gib(params: float, config: str, gpus: int, lora_params: float = 0.0) 
         "ZeRO-2": 2 * p + 14 * p / gpus,
         "ZeRO-3 / FSDP": 16 * p / gpus,
         "ZeRO-3 + CPU offload of the optimizer": 4 * p / gpus,
-        "LoRA (fp32 frozen weights, as dpo loads them)": 4 * p + 16 * lora_params,
+        "LoRA (float32 frozen weights: dpo.lora's default)": 4 * p + 16 * lora_params,
+        "LoRA, bfloat16 frozen weights (dpo.lora.base_dtype)": 2 * p + 16 * lora_params,
     }[config]
     return per_gpu / 2**30
 
@@ -81,7 +82,7 @@ def main() -> None:
     print("## Memory per GPU for model states (GiB; activations on top)\n")
     setups = [("8B", 8), ("70B", 16), ("70B", 32), ("70B", 64)]
     configs = ["DDP (multi_gpu)", "ZeRO-1", "ZeRO-2", "ZeRO-3 / FSDP", "ZeRO-3 + CPU offload of the optimizer",
-               "LoRA (fp32 frozen weights, as dpo loads them)"]
+               "LoRA (float32 frozen weights: dpo.lora's default)", "LoRA, bfloat16 frozen weights (dpo.lora.base_dtype)"]
     print("| config | " + " | ".join(f"{m} on {g} GPUs" for m, g in setups) + " |")
     print("|---|" + "---|" * len(setups))
     for c in configs:

@@ -373,6 +373,9 @@ class LoraSpec:
     dropout: float = knob(0.05, "Dropout on the LoRA input.", between(0.0, 0.9))
     target_modules: list[str] = knob(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
                                      "Linear layers that get adapters (names inside the model).")
+    base_dtype: Literal["float32", "bfloat16", "float16"] = knob(
+        "float32", "dtype of the frozen weights while the adapters train (bfloat16: half their memory; the adapters "
+        "stay float32; every weight is rounded to this dtype once, and the merge is done in float32).")
 
 
 @dataclass

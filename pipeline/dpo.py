@@ -111,8 +111,9 @@ def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, 
 
     from pipeline import reference
 
-    model, tok = load_model(model_dir)
-    ref = load_model(reference_dir)[0] if reference_dir is not None else None
+    dtype = cfg.lora.base_dtype if cfg.lora is not None else "float32"  # full training keeps float32 weights
+    model, tok = load_model(model_dir, dtype)
+    ref = load_model(reference_dir, dtype)[0] if reference_dir is not None else None
     started = time.time()
     reuse = reference_dir is None and cfg.reuse_generation_logprobs and reference_sha is not None
     stats: dict[str, Any] = {"reference_logprobs": "reused from generation" if reuse else
@@ -147,7 +148,10 @@ def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, 
     trainer.train(resume_from_checkpoint=resume)
     trained, state = trained_model(trainer)  # every process: gathering ZeRO-3 / FSDP shards is collective
     if peft_config is not None:  # the next iteration loads a plain model: fold the adapter into the weights
-        trained = trained.merge_and_unload()  # (params refuse LoRA with sharded weights)
+        # (params refuse LoRA with sharded weights), in float32: a small update is not lost to bfloat16 rounding
+        import torch
+
+        trained = trained.to(torch.float32).merge_and_unload()
     return trained, tok, {**log_summary(trainer.state.log_history), **stats, "state_dict": state}
 
 

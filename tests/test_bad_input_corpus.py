@@ -202,7 +202,7 @@ PARAMS_CASES = [
     Case("loss-type-a-string", "dpo@M1", params({"dpo": {"loss_type": "sigmoid"}}),
          (P + "dpo.loss_type: 'sigmoid' — ", "must be a list")),
     Case("lora-a-number", "dpo@M1", params({"dpo": {"lora": 16}}),
-         P + "dpo.lora: 16 — must be a mapping with keys r, alpha, dropout, target_modules or null"),
+         P + "dpo.lora: 16 — must be a mapping with keys r, alpha, dropout, target_modules, base_dtype or null"),
     # out of range, non-finite
     Case("n-one", "sample@M1", params({"sample": {"n": 1}}),
          P + "sample.n: 1 — must be at least 2 to form preference pairs"),
@@ -221,7 +221,7 @@ PARAMS_CASES = [
     Case("unknown-key-temprature", "judge@M1", params({"judge": {"temprature": 0.5}}),
          P + "judge.temprature: unknown key — did you mean 'temperature'?"),
     Case("unknown-lora-key", "dpo@M1", params({"dpo": {"lora": {"rank": 8}}}),
-         P + "dpo.lora.rank: unknown key — known keys: r, alpha, dropout, target_modules"),
+         P + "dpo.lora.rank: unknown key — known keys: r, alpha, dropout, target_modules, base_dtype"),
     Case("unknown-section-sampel", "sample@M1", params({"sampel": {"n": 4}}),
          P + "sampel: unknown key — did you mean 'sample'?"),
     Case("unknown-section-foo", "sample@M1", params({"foo": 1}),

@@ -35,6 +35,29 @@ def test_lora_dpo_saves_a_merged_model_the_next_iteration_loads(tiny_workdir):
     assert (tiny_workdir / "models/M2/model.safetensors").exists()
 
 
+def test_lora_over_bfloat16_frozen_weights_saves_a_float32_merge(tiny_workdir):
+    from safetensors.torch import load_file
+
+    params = {**TINY_PARAMS, "dpo": {"batch_size": 2, "max_length": 64, "learning_rate": 1e-3, "save_steps": 100,
+                                     "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj"],
+                                              "base_dtype": "bfloat16"}},
+              "iterations": {"M1": {"prev": "M0_sft"}}}
+    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    write_pairs(tiny_workdir, 6)
+    run_stage("dpo", "--iteration", "M1")
+    before = load_file(str(tiny_workdir / "models/M0_sft/model.safetensors"))
+    after = load_file(str(tiny_workdir / "models/M1/model.safetensors"))
+    assert all(t.dtype == torch.float32 for t in after.values())  # merged in float32, saved as the pipeline expects
+    for name, weight in after.items():
+        rounded = before[name].to(torch.bfloat16).to(torch.float32)  # the frozen weights went through bfloat16 once
+        if "q_proj" in name:
+            assert not torch.equal(weight, rounded), name  # the adapter's update survives the merge
+        else:
+            assert torch.equal(weight, rounded), name
+    card = json.loads((tiny_workdir / "models/M1/model_card.json").read_text())
+    assert card["dtype"] == "float32" and card["training"]["lora"]["base_dtype"] == "bfloat16"
+
+
 def test_lora_params_are_validated(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({"dpo": {"lora": {"r": 0}}}))
@@ -48,6 +71,10 @@ def test_lora_params_are_validated(tmp_path):
         load_params(path)
     path.write_text(yaml.safe_dump({"dpo": {"lora": {"r": 8}}}))
     assert load_params(path).dpo.lora.alpha == 32
+    assert load_params(path).dpo.lora.base_dtype == "float32"
+    path.write_text(yaml.safe_dump({"dpo": {"lora": {"base_dtype": "int8"}}}))
+    with pytest.raises(ConfigError, match=r"dpo\.lora\.base_dtype: 'int8' — must be 'float32' \| 'bfloat16'"):
+        load_params(path)
 
 
 def test_reused_logprob_rules():
