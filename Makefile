@@ -18,7 +18,7 @@ demo-irpo: setup  ## Iterative RPO on built-in arithmetic: params.yaml <- params
 	dvc repro
 
 test: setup  ## the full CPU test suite (what CI runs); GPU tests skip without a GPU
-	python -m pytest -m "not gpu" -q
+	python -m pytest -m "not gpu" -q --durations=15
 
 test-fast: setup  ## everything but the real model and vLLM CPU (about 3 minutes)
 	python -m pytest -m "not slow and not gpu" -q
