@@ -77,6 +77,18 @@ def workdir(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture()
+def tiny_workdir(workdir, tiny_model_dir) -> Path:
+    """``workdir`` with the tiny model as M0_sft and the tiny params (tests.test_iteration.TINY_PARAMS)."""
+    import yaml
+
+    from tests.test_iteration import TINY_PARAMS
+
+    shutil.copytree(tiny_model_dir, workdir / "models" / "M0_sft")
+    (workdir / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
+    return workdir
+
+
 @pytest.fixture(scope="session")
 def real_m0(tmp_path_factory) -> Path:
     """The real embedded model materialized as M0 (slow: about 30 s)."""

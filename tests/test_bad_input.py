@@ -5,7 +5,6 @@ import json
 import pytest
 
 from tests.inprocess import run_stage
-from tests.test_iteration import tiny_workdir  # noqa: F401 (fixture)
 
 GOOD = {"id": "s1", "category": "math", "instruction": "Add two and two.", "reference": "Four."}
 SEED = "data/seed/instructions.jsonl"

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from tests.inprocess import Result, run_stage
-from tests.test_iteration import TINY_PARAMS, tiny_workdir  # noqa: F401 (fixture)
+from tests.test_iteration import TINY_PARAMS
 
 UNSET_KEY = "SELFREWARD_TEST_UNSET_KEY"
 MODEL = "judge-model"  # the evaluator model the openai rows ask for

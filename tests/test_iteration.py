@@ -44,13 +44,6 @@ def write_prompts(workdir, n=3):
         for i in range(n)])
 
 
-@pytest.fixture()
-def tiny_workdir(workdir, tiny_model_dir):
-    shutil.copytree(tiny_model_dir, workdir / "models" / "M0_sft")
-    (workdir / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
-    return workdir
-
-
 def test_tiny_iteration_sample_to_dpo(tiny_workdir):
     write_prompts(tiny_workdir)
     for stage in ("sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo"):

@@ -20,7 +20,7 @@ import yaml
 
 from tests.fakes import ScriptedEngine
 from tests.inprocess import run_stage
-from tests.test_iteration import TINY_PARAMS, tiny_workdir, write_prompts  # noqa: F401 (fixture)
+from tests.test_iteration import TINY_PARAMS, write_prompts
 from tests.test_presets import scripted_model
 
 
@@ -54,7 +54,7 @@ def model(prompt, i):
 
 
 @pytest.fixture()
-def mortal(tiny_workdir, monkeypatch):  # noqa: F811
+def mortal(tiny_workdir, monkeypatch):
     from stages import _generate
 
     monkeypatch.setattr(_generate, "open_engine", lambda params, *a, **k: lambda d: Mortal(

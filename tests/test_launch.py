@@ -9,7 +9,7 @@ import yaml
 from pipeline.config import ConfigError, load_params
 from pipeline.launch import launch_command, trl_config_path
 from tests.fakes import write_pairs
-from tests.test_iteration import TINY_PARAMS, run_stage, tiny_workdir  # noqa: F401 (fixture)
+from tests.test_iteration import TINY_PARAMS, run_stage
 
 
 def spec(**over):
@@ -105,7 +105,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tiny_workdir):
     assert proc.stderr.count("pipeline done in") == 3  # the two launched processes, then the stage that launched them
     two = json.loads((tiny_workdir / "metrics/M1/dpo.json").read_text())
     assert one["steps"] == two["steps"] == 4
-    losses = lambda m: [h["loss"] for h in m["log"] if "loss" in h]  # noqa: E731
+    losses = lambda m: [h["loss"] for h in m["log"] if "loss" in h]
     assert losses(two) == pytest.approx(losses(one), abs=1e-5)
     two_weights = load_file(str(tiny_workdir / "models/M1/model.safetensors"))
     assert max((one_weights[k] - two_weights[k]).abs().max().item() for k in one_weights) < 1e-4

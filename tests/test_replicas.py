@@ -12,7 +12,7 @@ from pipeline.engines.base import SamplingSettings
 from pipeline.launch import replica_envs
 from pipeline.shards import ShardCache
 from tests.fakes import ScriptedEngine
-from tests.test_iteration import TINY_PARAMS, run_stage, tiny_workdir, write_prompts  # noqa: F401 (fixture)
+from tests.test_iteration import TINY_PARAMS, run_stage, write_prompts
 
 CONVS = [[{"role": "user", "content": f"question {i}"}] for i in range(10)]
 SETTINGS = SamplingSettings(n=2, max_new_tokens=12, seed=3)
