@@ -128,13 +128,16 @@ def _stop_with_parent() -> None:
         pass
 
 
+_STOP_WITH_PARENT = _stop_with_parent if sys.platform.startswith("linux") else None  # a child's preexec_fn
+
+
 def relaunch(spec: Any, module: str, args: list[str]) -> int:
     """Run the stage again under the launcher and return its exit code (the children print their own errors)."""
     import subprocess
 
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     return subprocess.run(launch_command(spec, module, args), env=env,
-                          preexec_fn=_stop_with_parent if sys.platform.startswith("linux") else None).returncode
+                          preexec_fn=_STOP_WITH_PARENT).returncode
 
 
 # ------------------------------------------------------------------------------------------ engine replicas
@@ -193,7 +196,7 @@ def run_replicas(n: int, gpus_per_replica: int, module: str, args: list[str]) ->
 
     envs = replica_envs(n, gpus_per_replica, uuid.uuid4().hex[:12], visible_gpus(), os.cpu_count() or 1)
     procs = [subprocess.Popen([sys.executable, "-m", module, *args], env={**os.environ, **env},
-                              preexec_fn=_stop_with_parent if sys.platform.startswith("linux") else None)
+                              preexec_fn=_STOP_WITH_PARENT)
              for env in envs]
     try:
         while True:

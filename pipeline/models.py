@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import re
 import shutil
@@ -271,10 +272,7 @@ def saved_parameters(model_dir: str | Path) -> tuple[int, Any]:
         with safe_open(str(f), framework="pt") as st:
             for name in st.keys():  # noqa: SIM118 (safe_open is not a dict)
                 t = st.get_slice(name)
-                numel = 1
-                for d in t.get_shape():
-                    numel *= d
-                count += numel
+                count += math.prod(t.get_shape())
                 if dtype is None and t.get_dtype().startswith(("F", "BF")):
                     dtype = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}.get(
                         t.get_dtype(), t.get_dtype())

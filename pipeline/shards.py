@@ -35,6 +35,11 @@ def shard_seed(seed: int, name: str) -> int:
     return int(hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()[:8], 16)
 
 
+def _read_shard(path: Path) -> list[list[Completion]]:
+    """A finished shard: one line of completions per conversation."""
+    return [[Completion(**c) for c in json.loads(line)] for line in path.read_text(encoding="utf-8").splitlines()]
+
+
 class ShardCache:
     """``replica``: (r, n, run) when the stage runs as one of n engine replicas (``engine.data_parallel_size``):
     each replica claims the shards nobody has started (a ``.claim-<run>`` file made atomically), generates those,
@@ -76,7 +81,7 @@ class ShardCache:
                 log.info("%s: still waiting for %s from another replica", desc, path.name)
                 next_note += 600
         self.waited += 1
-        return [[Completion(**c) for c in row] for row in map(json.loads, path.read_text(encoding="utf-8").splitlines())]
+        return _read_shard(path)
 
     def generate(self, engine: Engine, conversations: Sequence[Conversation], settings: SamplingSettings,
                  shard_size: int, name: str = "shard", desc: str = "generate") -> list[list[Completion]]:
@@ -90,8 +95,7 @@ class ShardCache:
             seeded = dataclasses.replace(settings, seed=shard_seed(settings.seed, shard_name))
             path = self.dir / f"{shard_name}-{digest(chunk, dataclasses.asdict(seeded))}.jsonl"
             if self.enabled and path.exists():
-                rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-                shards[s] = [[Completion(**c) for c in row] for row in rows]
+                shards[s] = _read_shard(path)
                 self.reused += 1
                 continue
             if not self._claim(path):
