@@ -26,12 +26,12 @@ def presets() -> dict[str, str]:
     return {p.stem: p.read_text(encoding="utf-8").splitlines()[0].lstrip("# ") for p in sorted(PRESETS.glob("*.yaml"))}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", nargs="?", help="preset name (a file params/<name>.yaml)")
     parser.add_argument("--list", action="store_true", help="list the presets")
     parser.add_argument("--to", default="params.yaml", help="where to write (default: params.yaml)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     known = presets()
     if args.list or not args.name:
         print("\n".join(f"{name:16} {about}" for name, about in known.items()))

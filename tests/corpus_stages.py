@@ -1,0 +1,11 @@
+"""Bad-input corpus rows for params and faults found by stages before (or instead of) loading a model.
+
+Each row of CASES is a tests.corpus_kit.Case; tests/test_bad_input_corpus.py runs them all.
+"""
+
+from __future__ import annotations
+
+from tests.corpus_kit import Case
+
+CASES: list[Case] = [
+]
