@@ -509,12 +509,13 @@ class Params:
         if key not in self.iterations:
             raise ConfigError(f"{self.source}: iterations: no iteration {key!r} — declared: "
                               f"{', '.join(self.iterations) or 'none'}")
-        out = dataclasses.replace(self)
+        by_section: dict[str, dict[str, Any]] = {}
         for dotted, value in self.iterations[key].overrides.items():
             section, name = dotted.split(".", 1)
-            updated = dataclasses.replace(getattr(out, section), **{name: value})
-            setattr(out, section, updated)
-        return out
+            by_section.setdefault(section, {})[name] = value
+        # one replace per section: its checks see all of this iteration's values at once (validated at load)
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **values)
+                                            for section, values in by_section.items()})
 
     def shard_size(self, stage: str) -> int:
         """Conversations per resumable shard of a generating stage (its own, else engine.shard_size)."""
@@ -582,20 +583,37 @@ def parse_params(raw: Mapping[str, Any] | None, source: str = "params.yaml") -> 
         if prev == key:
             raise ConfigError(f"{where}prev: {prev!r} — an iteration cannot follow itself")
         overrides = _flatten_overrides({k: v for k, v in spec.items() if k != "prev"}, where)
-        for dotted, value in overrides.items():
-            section, name = dotted.split(".", 1)
-            if section not in SECTIONS:
-                raise ConfigError(unknown_key(where, dotted, list(SECTIONS)))
-            merged = {**(raw.get(section) or {}), name: value}
-            build_section(SECTIONS[section], merged, f"{where}{section}.")  # validates the override
-            overrides[dotted] = coerce(value, typing.get_type_hints(SECTIONS[section])[name])
-        iterations[str(key)] = IterationConfig(prev=prev, overrides=overrides)
+        iterations[str(key)] = IterationConfig(prev=prev, overrides=_built_overrides(raw, overrides, str(key), pre))
     _check_chain(iterations, pre)
     params = Params(**sections, iterations=iterations, source=source)
     check_limits(params, pre)
     for key in iterations:
         check_limits(params.for_iteration(key), f"{pre}iterations.{key}: ")
     return params
+
+
+def _built_overrides(raw: Mapping[str, Any], overrides: dict[str, Any], key: str, pre: str) -> dict[str, Any]:
+    """Iteration ``key``'s overrides as typed values, each section validated whole: the global section with all of
+    this iteration's keys for it merged in, so a check that reads two keys sees both overrides, and every message
+    names the iteration."""
+    where = f"{pre}iterations.{key}."
+    by_section: dict[str, dict[str, Any]] = {}
+    for dotted, value in overrides.items():
+        section, name = dotted.split(".", 1)
+        if section not in SECTIONS:
+            raise ConfigError(unknown_key(where, dotted, list(SECTIONS)))
+        if section == "data":
+            raise ConfigError(f"{where}{dotted}: a data source cannot change per iteration — dvc.yaml declares each "
+                              "data path once for every iteration's stages; set it in the top-level data: section "
+                              "(a role may list several sources)")
+        by_section.setdefault(section, {})[name] = value
+    out: dict[str, Any] = {}
+    for section, values in by_section.items():
+        merged = {**(raw.get(section) or {}), **values}
+        built = build_section(SECTIONS[section], merged, f"{where}{section}.", prefix=f"{pre}iterations.{key}:")
+        for name in values:
+            out[f"{section}.{name}"] = getattr(built, name)
+    return out
 
 
 def _check_chain(iterations: dict[str, IterationConfig], pre: str) -> None:

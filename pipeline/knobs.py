@@ -162,8 +162,9 @@ def nested_section(tp: Any) -> type | None:
     return None
 
 
-def build_section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
-    """Validate ``raw`` against dataclass ``cls``; ``where`` prefixes errors (``params.yaml: sample.``)."""
+def build_section(cls: type, raw: Mapping[str, Any] | None, where: str, prefix: str | None = None) -> Any:
+    """Validate ``raw`` against dataclass ``cls``; ``where`` prefixes a key's errors (``params.yaml: sample.``),
+    ``prefix`` the checks that read several keys (default: the file part of ``where``)."""
     raw = {} if raw is None else raw
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where.rstrip('.')}: {raw!r} — must be a mapping of keys to values")
@@ -188,4 +189,4 @@ def build_section(cls: type, raw: Mapping[str, Any] | None, where: str) -> Any:
     try:
         return cls(**values)
     except ConfigError as e:
-        raise ConfigError(f"{where.split(' ')[0]} {e}") from None
+        raise ConfigError(f"{prefix or where.split(' ')[0]} {e}") from None

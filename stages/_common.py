@@ -15,6 +15,7 @@ from pipeline.config import Params, load_params
 from pipeline.errors import PipelineError, StageError
 
 log = logging.getLogger("pipeline")
+BASE_MODELS = ("M0", "M0_sft")  # the models before the iterations: a stage that measures a model accepts them too
 R = TypeVar("R", bound=records.Row)
 
 __all__ = ["Iteration", "StageError", "load", "log", "parser", "run"]
@@ -50,11 +51,15 @@ def run(main: Callable[[], Any]) -> None:
 class Iteration:
     """What a per-iteration stage needs: params with overrides, its key, its predecessor, its files."""
 
-    def __init__(self, args: argparse.Namespace, stage: str) -> None:
-        self.params = load(args)
-        self.stage = stage
+    def __init__(self, args: argparse.Namespace, stage: str, base_models: bool = False) -> None:
         self.key: str = args.iteration
-        self.prev: str = self.params.prev_of(self.key)
+        self.stage = stage
+        if base_models and self.key in BASE_MODELS:  # M0 / M0_sft: the global params; M0_sft follows M0
+            self.params = load_params(args.params)
+            self.prev: str = "M0"
+        else:
+            self.params = load(args)
+            self.prev = self.params.prev_of(self.key)
         self.prev_dir = paths.model_dir(self.prev)
         self.data = paths.data_dir(self.key)
         self.metrics = paths.metrics_dir(self.key)

@@ -1,9 +1,11 @@
 """Evaluate M_key: win rates against baselines on held-out prompts, and judge accuracy on labelled pairs.
 
     python -m stages.evaluate --iteration M1
+    python -m stages.evaluate --iteration M0        # the base model before any training (also M0_sft)
 
 Reads: params data.eval_prompts, data.labelled_pairs, data.heldout_tasks (evaluate.heldout_tasks), models/<key>,
-each baseline's model and the evaluator (evaluate.evaluator). Writes: data/<key>/eval_answers.jsonl,
+each baseline's model and the evaluator (evaluate.evaluator); a baseline that is the evaluated model itself
+(M0 against `previous` or M0) is left out, and with no baseline left there are no win rates. Writes: data/<key>/eval_answers.jsonl,
 data/<key>/eval_comparisons.jsonl, data/<key>/eval_judge.jsonl, data/<key>/eval_heldout.jsonl (every held-out
 sample, checked), metrics/<key>/eval.json.
 Models are loaded one after another and released in between.
@@ -35,17 +37,22 @@ def engine_opener(params: Params, it: _common.Iteration | None = None) -> Callab
 
 
 def main() -> None:
-    it = _common.Iteration(_common.parser(__doc__).parse_args(), "evaluate")
+    args = _common.parser(__doc__).parse_args()
+    it = _common.Iteration(args, "evaluate", base_models=True)
     cfg, p = it.params.evaluate, it.params
     prompts = _data.read(p.data.eval_prompts, EvalPrompt)[:cfg.max_prompts] if cfg.max_prompts != 0 else []
     labelled = _data.read(p.data.labelled_pairs, LabelledPair)[:cfg.max_labelled_pairs] if cfg.judge_accuracy else []
     tasks = _data.read_tasks(p.data.heldout_tasks)[:cfg.heldout_tasks] if cfg.heldout_tasks != 0 else []
-    models = {"current": str(it.model("current")), **{b: str(it.model(b)) for b in cfg.baselines}}
+    current = str(it.model("current"))
+    models = {"current": current, **{b: d for b in cfg.baselines if (d := str(it.model(b))) != current}}
+    if skipped := [b for b in cfg.baselines if b not in models]:
+        _common.log.info("evaluate %s: baseline %s is %s itself: left out", it.key, ", ".join(skipped), it.key)
     evaluator = "openai" if cfg.evaluator == "openai" else str(it.model(cfg.evaluator))
-    for d in dict.fromkeys([*models.values(), *([evaluator] if prompts else [])]):  # current first, in order, once each
+    compares = bool(prompts) and len(models) > 1
+    for d in dict.fromkeys([*models.values(), *([evaluator] if compares else [])]):  # current first, once each
         if d != "openai":
             _common.require_model(Path(d), Path(d).name)
-    opener = engine_opener(p, it) if prompts else _generate.open_engine(p, it)
+    opener = engine_opener(p, it) if compares else _generate.open_engine(p, it)
     cache = _generate.cache(it, [it.made_by(d) for d in models.values()], evaluator, cfg.__dict__, p.judge.__dict__,
                             p.sample.__dict__, templates=(cfg.compare_template or evaluation.TEMPLATE,
                                                                       p.judge.template or judging.TEMPLATE))
