@@ -118,17 +118,38 @@ def _launch_config_check(value: Any) -> str | None:
     return config_problem(str(value))
 
 
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+                        r"[A-Za-z0-9])?)*$")
+
+
+def _host_check(value: str) -> str | None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+        return None
+    except ValueError:
+        pass
+    return None if _HOST_NAME.match(value) else "neither an IP address nor a host name"
+
+
 @dataclass
 class LaunchSpec:
     processes: int = knob(1, "Training processes per machine (one per GPU; on a CPU, gloo processes). Above 1 "
                           "the stage runs itself again under the launcher.", at_least(1))
     machines: int = knob(1, "Machines in the job; run the stage on each with its machine_rank.", at_least(1))
     machine_rank: int = knob(0, "This machine's rank (0: the main one, which writes the outputs).", at_least(0))
-    main_process_ip: str = knob("127.0.0.1", "Address of machine 0 (the rendezvous).")
-    main_process_port: int = knob(29500, "Port of the rendezvous on machine 0.", at_least(1))
+    main_process_ip: str = knob("127.0.0.1", "Address of machine 0 (the rendezvous): an IP address or a host name.",
+                                _host_check)
+    main_process_port: int = knob(29500, "Port of the rendezvous on machine 0.", between(1, 65535, "(a TCP port)"))
     accelerate_config: str | None = knob(None, "accelerate launch with this config: one of TRL's shipped ones "
                                          "(multi_gpu, zero1, zero2, zero3, fsdp1, fsdp2) or a path; null: torchrun "
                                          "(DDP).", _launch_config_check)
+
+    def __post_init__(self) -> None:
+        if self.machine_rank >= self.machines:  # torchrun would wait for ever for machines that cannot exist
+            raise ConfigError(f"machine_rank: {self.machine_rank} — must be below machines ({self.machines}): ranks "
+                              "count from 0")
 
 
 @dataclass
@@ -156,36 +177,104 @@ class SftConfig:
 @dataclass
 class DataSource:
     path: str = knob("", "A JSONL, JSON, CSV or parquet file, or a folder saved with datasets' save_to_disk (a DVC dep "
-                     "of every stage that reads it).")
-    fields: dict[str, str] = knob({}, "Where each row field is in the file, e.g. {instruction: turns[0], answer: "
-                                  "answer}: keys with dots, list items as [i]. Unmapped fields are read from a column "
-                                  "of the same name; other columns are ignored.")
+                     "of every stage that reads it).",
+                     lambda v: None if v.strip() else "must name a file or a folder saved with datasets' save_to_disk")
+    # A plain dict, so that a wrong value reads "must be a mapping"; each path is checked where the file is read.
+    fields: dict = knob({}, "Where each row field is in the file, e.g. {instruction: turns[0], answer: answer}: keys "
+                        "with dots, list items as [i]. Unmapped fields are read from a column of the same name; other "
+                        "columns are ignored.")
 
-    def __post_init__(self) -> None:
-        if not self.path.strip():
-            raise ConfigError("path: empty — name a file or a saved dataset folder")
+
+class DataSources:
+    """One data role's sources, in order: params give one mapping (``{path: a.jsonl, fields: {...}}``) or a list of
+    them, each file with its own mapping (and, for tasks, its own recognized format). ``listed`` records which,
+    since ``dvc.yaml`` names a mapping's path ``${data.<role>.path}`` and a list's ``${data.<role>[i].path}``."""
+
+    def __init__(self, items: tuple[DataSource, ...], role: str = "", listed: bool = False):
+        self.items, self.role, self.listed = tuple(items), role, listed
+
+    def __iter__(self) -> typing.Iterator[DataSource]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> DataSource:
+        return self.items[i]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DataSources) and (self.items, self.listed) == (other.items, other.listed)
+
+    def __repr__(self) -> str:
+        return f"DataSources({list(self.items)!r}, role={self.role!r}, listed={self.listed})"
+
+    @property
+    def path(self) -> str:
+        """Where the rows come from, for messages: the one path, or the paths joined by ", "."""
+        return ", ".join(s.path for s in self.items)
+
+    def keys(self) -> list[str]:
+        """The params key of each source: ``data.<role>`` for a mapping, ``data.<role>[i]`` for a list."""
+        return [f"data.{self.role}[{i}]" for i in range(len(self.items))] if self.listed else [f"data.{self.role}"]
+
+
+def _data_sources(role: str, value: Any) -> DataSources:
+    """A role's params value (a mapping, a list of mappings, or already built) as :class:`DataSources`; a
+    :class:`ConfigError` names the key (``data.train_tasks[1].path: ...``)."""
+    if isinstance(value, DataSources):
+        return DataSources(value.items, role, value.listed)
+    if isinstance(value, DataSource):
+        return DataSources((value,), role)
+    if isinstance(value, Mapping):
+        return DataSources((build_section(DataSource, value, f"data.{role}."),), role)
+    if not isinstance(value, list):
+        raise ConfigError(f"data.{role}: {value!r} — must be a mapping like {{path: file.jsonl}} (with optional "
+                          "fields), or a list of them")
+    if not value:
+        raise ConfigError(f"data.{role}: [] — an empty list names no source; list at least one, e.g. "
+                          "[{path: file.jsonl}]")
+    items: list[DataSource] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"data.{role}[{i}]: {item!r} — each item must be a mapping like {{path: file.jsonl}} "
+                              "(with optional fields)")
+        source = build_section(DataSource, item, f"data.{role}[{i}].")
+        first = next((j for j, s in enumerate(items) if Path(s.path) == Path(source.path)), None)
+        if first is not None:
+            raise ConfigError(f"data.{role}[{i}].path: {source.path!r} — already data.{role}[{first}]; list each "
+                              "file once")
+        items.append(source)
+    return DataSources(tuple(items), role, listed=True)
 
 
 def _source(path: str, help: str) -> Any:
-    return field(default_factory=lambda: DataSource(path), metadata={"help": help, "check": None})
+    return field(default_factory=lambda: DataSources((DataSource(path),)),
+                 metadata={"help": help + " A mapping {path, fields}, or a list of them (read in order; ids must be "
+                           "unique across them).", "check": None})
 
 
 @dataclass
 class DataConfig:
-    """Where the pipeline's input data lives (each a :class:`DataSource`); ``dvc.yaml`` declares every path."""
+    """Where the pipeline's input data lives: each role is one source or a list of them (:class:`DataSources`);
+    ``dvc.yaml`` declares every path."""
 
-    seed_instructions: DataSource = _source("data/seed/instructions.jsonl", "Instruction-following seed examples "
-                                            "(IFT for sft; few-shot examples for self_instruct).")
-    seed_judgments: DataSource = _source("data/seed/judgments.jsonl", "Evaluation seed examples (EFT for sft).")
-    eval_prompts: DataSource = _source("data/eval/prompts.jsonl", "Held-out instructions for win rates (kept out of "
-                                       "self_instruct).")
-    labelled_pairs: DataSource = _source("data/eval/labelled_pairs.jsonl", "Human-labelled response pairs for the "
-                                         "judge's accuracy.")
-    train_tasks: DataSource = _source("data/tasks/arithmetic/train.jsonl", "Tasks with known answers to train on "
-                                      "(self_instruct.tasks per iteration); built-in families: scripts/make_tasks.py; "
-                                      "GSM8K, MBPP and HumanEval files are recognized by their columns.")
-    heldout_tasks: DataSource = _source("data/tasks/arithmetic/heldout.jsonl", "Tasks with known answers the "
-                                        "evaluate stage measures each model on (evaluate.heldout_samples).")
+    seed_instructions: DataSources = _source("data/seed/instructions.jsonl", "Instruction-following seed examples "
+                                             "(IFT for sft; few-shot examples for self_instruct).")
+    seed_judgments: DataSources = _source("data/seed/judgments.jsonl", "Evaluation seed examples (EFT for sft).")
+    eval_prompts: DataSources = _source("data/eval/prompts.jsonl", "Held-out instructions for win rates (kept out "
+                                        "of self_instruct).")
+    labelled_pairs: DataSources = _source("data/eval/labelled_pairs.jsonl", "Human-labelled response pairs for the "
+                                          "judge's accuracy.")
+    train_tasks: DataSources = _source("data/tasks/arithmetic/train.jsonl", "Tasks with known answers to train on "
+                                       "(self_instruct.tasks per iteration); built-in families: scripts/make_tasks.py; "
+                                       "GSM8K, MBPP and HumanEval files are recognized by their columns, file by file.")
+    heldout_tasks: DataSources = _source("data/tasks/arithmetic/heldout.jsonl", "Tasks with known answers the "
+                                         "evaluate stage measures each model on (evaluate.heldout_samples).")
+
+    def __post_init__(self) -> None:
+        # A value that is not a mapping reaches here unbuilt (the knob machinery builds only single sections).
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _data_sources(f.name, getattr(self, f.name)))
 
 
 @dataclass
@@ -217,7 +306,17 @@ class SelfInstructConfig:
     min_words: int = knob(3, "Shorter instructions are rejected.", at_least(1))
     max_words: int = knob(150, "Longer instructions are rejected.", at_least(1))
     rouge_threshold: float = knob(0.7, "Reject an instruction whose ROUGE-L F1 against any seed, accepted or "
-                                  "held-out instruction reaches this.", between(0.0, 1.0))
+                                  "held-out instruction reaches this (Self-Instruct's 0.7).",
+                                  lambda v: None if 0 < v <= 1 else "must be in (0, 1]: every ROUGE-L is at least 0, "
+                                  "so 0 would reject every instruction")
+    near_miss: float = knob(0.5, "Accepted instructions whose highest ROUGE-L reaches this are reported as "
+                            "near-misses (metrics: count and the closest ones); the filter is unchanged.",
+                            between(0.0, 1.0))
+    echo_words: int = knob(5, "Reject an instruction that repeats this many words in a row of the request's own "
+                           "text (the template without its examples), e.g. 'a new task of your own': an echo of "
+                           "the request, not a task. 0: off.",
+                           lambda v: None if v == 0 or v >= 3 else "must be 0 (off) or at least 3: shorter runs "
+                           "such as 'of the' are in any text")
     template: str | None = knob(None, "The request that shows seed tasks and asks for a new one." +
                          TEMPLATE_HELP + "{{ examples }} (a list of instructions).", template_check("examples"))
     seed: int = knob(0, "Seed for example draws and sampling.")
@@ -232,6 +331,17 @@ class SelfInstructConfig:
         if self.num_generated_examples > self.num_examples:
             raise ConfigError(f"self_instruct.num_generated_examples: {self.num_generated_examples} — at most "
                               f"num_examples ({self.num_examples})")
+        if self.min_words > self.max_words:
+            raise ConfigError(f"self_instruct.min_words: {self.min_words} — above self_instruct.max_words "
+                              f"({self.max_words}): every instruction would be too short or too long")
+        if self.min_words > self.max_new_tokens:
+            raise ConfigError(f"self_instruct.min_words: {self.min_words} — above self_instruct.max_new_tokens "
+                              f"({self.max_new_tokens}): every word takes at least one token, so no instruction "
+                              "could be long enough")
+        if self.near_miss >= self.rouge_threshold:
+            raise ConfigError(f"self_instruct.near_miss: {self.near_miss} — must be below "
+                              f"self_instruct.rouge_threshold ({self.rouge_threshold}): a near-miss is an accepted "
+                              "instruction close to that limit")
 
 
 @dataclass
@@ -249,6 +359,11 @@ class SampleConfig:
     shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
                            at_least(0))
     seed: int = knob(0, "Sampling seed.")
+
+    def __post_init__(self) -> None:
+        if self.temperature == 0 and self.n > 1:
+            raise ConfigError(f"sample.temperature: 0 — greedy decoding gives the same response {self.n} times "
+                              "(sample.n), so no preference pair can ever form; sample with a temperature above 0")
 
 
 @dataclass
@@ -355,6 +470,10 @@ class PairsConfig:
                                         "(Meta-Rewarding's first iteration: 2500). None: no limit.", at_least(1))
     unparsed_response: Literal["drop", "reject"] = knob(
         "drop", "Responses without the thought/response marker: drop them, or let them serve as rejected.")
+    truncated_response: Literal["drop", "keep"] = knob(
+        "drop", "Responses cut by sample.max_new_tokens (finish_reason: length): drop leaves them out of response "
+        "and verified pairs (an unfinished answer must not become the rejected side for being the longest); keep "
+        "pairs them like the others. Counted in metrics/<key>/pairs.json either way.")
     max_judgment_chars: int = knob(1100, "Judgments longer than this are not used in judgment pairs.", at_least(1))
     judge_pairs: bool = knob(True, "Also train on judgment pairs (meta-rewarding).")
     min_pairs: int = knob(1, "Stop when fewer response pairs than this are formed.", at_least(0))

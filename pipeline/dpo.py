@@ -27,7 +27,9 @@ from pipeline.training import (
     StopOnNonFiniteLoss,
     check_disk,
     common_args,
+    fit_to_length,
     last_checkpoint,
+    load_tokenizer,
     log_summary,
     trained_model,
     training_record,
@@ -42,6 +44,50 @@ def mix_pairs(response_pairs: Sequence[PreferencePair], judgment_pairs: Sequence
             for p in [*response_pairs, *judgment_pairs, *reflection_pairs]]
     random.Random(seed).shuffle(rows)
     return rows
+
+
+def pair_lengths(rows: Sequence[dict[str, Any]], tokenizer: Any) -> list[tuple[int, list[int]]]:
+    """(prompt tokens, [chosen, rejected] tokens) of each pair as TRL tokenizes it (EOS appended)."""
+    from pipeline import reference
+
+    out = []
+    for row in rows:
+        pair = reference.text_pair(row, tokenizer)
+        t = reference.trl_tokens(tokenizer, pair["prompt"], pair["chosen"], pair["rejected"])
+        out.append((len(t.prompt_ids), [len(t.chosen_ids), len(t.rejected_ids)]))
+    return out
+
+
+def check_lora_targets(model_dir: Path, targets: Sequence[str]) -> None:
+    """Every ``dpo.lora.target_modules`` entry names modules of the model (peft matches the end of a module's
+    dotted name), checked on an empty copy built from the config, before any weight loads."""
+    import difflib
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if list(targets) == ["all-linear"]:  # peft's own shorthand
+        return
+    with torch.device("meta"):
+        empty = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(str(model_dir)))
+    names = [n for n, _ in empty.named_modules() if n]
+    leaves = sorted({n.rsplit(".", 1)[-1] for n, m in empty.named_modules() if isinstance(m, torch.nn.Linear)})
+    for t in targets:
+        if not any(n == t or n.endswith("." + t) for n in names):
+            near = difflib.get_close_matches(t, leaves, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise StageError(f"dpo.lora.target_modules: {t!r} — no module of {model_dir} has that name; {hint}its "
+                             f"linear layers: {', '.join(leaves)}")
+
+
+def check_accumulation(pairs: int, cfg: DpoConfig) -> None:
+    """An optimizer step that asks for more batches than an epoch holds gets fewer than asked: say so."""
+    world = cfg.launch.processes * cfg.launch.machines if cfg.launch is not None else 1
+    batches = -(-pairs // (cfg.batch_size * world))
+    if cfg.gradient_accumulation_steps > batches:
+        raise StageError(f"dpo.gradient_accumulation_steps: {cfg.gradient_accumulation_steps} — the {pairs} pairs make "
+                         f"{batches} batch(es) of dpo.batch_size {cfg.batch_size} per process, so no step could "
+                         f"accumulate that many; at most {batches} here")
 
 
 def padded_length(example: dict[str, Any]) -> int:
@@ -167,6 +213,10 @@ def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Se
     rows = mix_pairs(response_pairs, judgment_pairs, cfg.seed, reflection_pairs)
     if not rows:
         raise StageError(f"dpo {out_dir.name}: no pairs to train on — see metrics/{out_dir.name}/pairs.json")
+    check_accumulation(len(rows), cfg)
+    if cfg.lora is not None:
+        check_lora_targets(prev_dir, cfg.lora.target_modules)
+    fit = fit_to_length(pair_lengths(rows, load_tokenizer(prev_dir)), cfg.max_length, "dpo.max_length")
     check_disk(prev_dir, "dpo")
     ref = models.model_ref(prev_dir)
     work = work_root / f"dpo-{out_dir.name}-{digest(ref, dataclasses.asdict(cfg), rows)}"
@@ -192,7 +242,8 @@ def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Se
         for stale in work_root.glob(f"dpo-{out_dir.name}-*"):
             shutil.rmtree(stale, ignore_errors=True)
     return {"pairs": len(rows), "response_pairs": len(response_pairs), "judgment_pairs": len(judgment_pairs),
-            "reflection_pairs": len(reflection_pairs),
+            "reflection_pairs": len(reflection_pairs), "max_length": cfg.max_length,
+            **{k.replace("examples", "pairs"): v for k, v in fit.items()},
             "steps": summary["steps"], "first_loss": summary["first_loss"], "last_loss": summary["last_loss"],
             "mean_reward_margin": mean("rewards/margins"), "mean_reward_accuracy": mean("rewards/accuracies"),
             "seconds": round(seconds, 1), "pairs_per_second": round(len(rows) * cfg.epochs / seconds, 3),

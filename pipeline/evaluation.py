@@ -97,7 +97,8 @@ def answers(gen: Generation, prompts: Sequence[EvalPrompt], scfg: SampleConfig, 
 
 def heldout_answers(gen: Generation, tasks: Sequence[Task], scfg: SampleConfig, cfg: EvaluateConfig,
                     vcfg: VerifyConfig, name: str) -> list[dict[str, Any]]:
-    """``heldout_samples`` answers per held-out task, each checked by the task's verifier (pipeline.rewards)."""
+    """``heldout_samples`` answers per held-out task, each checked by the task's verifier (pipeline.rewards); each
+    row carries the task's prompt and gold answer."""
     convs = [[{"role": "user", "content": sampling.response_prompt(t.prompt, scfg.thoughts, scfg.template)}]
              for t in tasks]
     settings = SamplingSettings(n=cfg.heldout_samples, temperature=cfg.heldout_temperature, top_p=scfg.top_p,
@@ -111,7 +112,8 @@ def heldout_answers(gen: Generation, tasks: Sequence[Task], scfg: SampleConfig, 
             found = rewards.check(c.text, prompt, vcfg)
             rows.append({"task_id": t.task_id, "family": t.family, "sample_index": i, "output": c.text,
                          "extracted": found.extracted, "method": found.method, "correct": found.correct,
-                         "num_tokens": c.num_tokens, "finish_reason": c.finish_reason})
+                         "num_tokens": c.num_tokens, "finish_reason": c.finish_reason,
+                         "prompt": t.prompt, "answer": t.answer})  # so a row reads on its own (records.HeldoutSample)
     return rows
 
 
@@ -198,7 +200,7 @@ def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, sha
 
     ``models`` maps ``current`` and each baseline to a model directory; ``open_engine`` loads one (or, for
     ``evaluator: openai``, the server). Models are loaded one at a time and released in between; a directory
-    named twice (e.g. previous = M0) answers once. With no ``prompts`` there are no win rates and the
+    named twice (e.g. previous = M0) answers once. With no ``prompts`` or no baseline there are no win rates and the
     evaluator never loads.
     """
     by_dir: dict[str, dict[str, dict]] = {}
@@ -230,7 +232,7 @@ def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, sha
     comparisons: list[dict[str, Any]] = []
     per_baseline: dict[str, Any] = {}
     retries = None
-    if prompts:
+    if prompts and len(models) > 1:  # with no baseline there is nothing to compare and no evaluator to load
         judge_gen = Generation(open_engine(evaluator), cache, shard_size)
         for name in models:
             if name == "current":
@@ -239,7 +241,7 @@ def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, sha
             comparisons += rows
             per_baseline[name] = baseline_summary(rows, prompts, per_model["current"], per_model[name], cfg)
         retries = getattr(judge_gen.engine, "retries", None)  # an OpenAI-compatible server: requests sent again
-    metrics = {"prompts": len(prompts), "evaluator": evaluator_name(evaluator, cfg) if prompts else None,
+    metrics = {"prompts": len(prompts), "evaluator": evaluator_name(evaluator, cfg) if per_baseline else None,
                **({"evaluator_retries": retries, "evaluator_retry_seconds": round(judge_gen.engine.retry_seconds, 1)}
                   if retries is not None else {}),
                "calibrated_forced": cfg.calibrate_forced, "baselines": per_baseline, "judge_accuracy": judge_summary,

@@ -176,7 +176,7 @@ def build_section(cls: type, raw: Mapping[str, Any] | None, where: str, prefix: 
             raise ConfigError(unknown_key(where, str(key), list(fields)))
         nested = nested_section(hints[key])
         if nested is not None and isinstance(value, Mapping):
-            values[key] = build_section(nested, value, f"{where}{key}.")
+            values[key] = build_section(nested, value, f"{where}{key}.", prefix=f"{where}{key}:")
             continue
         out = coerce(value, hints[key])
         if out is NOT:

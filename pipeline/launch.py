@@ -175,6 +175,8 @@ def replica_envs(n: int, gpus_per_replica: int, run: str, gpus: list[str], cores
     if gpus and len(gpus) < n * gpus_per_replica:
         raise ValueError(f"{n} replicas x {gpus_per_replica} GPU(s) each need {n * gpus_per_replica} GPUs; "
                          f"{len(gpus)} visible")
+    if not gpus and n > cores:
+        raise ValueError(f"{n} replicas on a CPU need a core each; this machine has {cores} — at most {cores} here")
     envs = []
     for r in range(n):
         env = {REPLICA_ENV: f"{r}/{n}/{run}"}

@@ -176,8 +176,14 @@ def meta_judge(gen: Generation, responses: Sequence[Response], judgments: Sequen
     """The meta-judge step: selection, extra judgments, battles in both orders, Elo ratings, metrics."""
     rmap = {r.response_id: r for r in responses}
     selected, by_response = select_responses(rmap, judgments)
-    extra = extra_judgments(gen, rmap, selected, by_response, cfg.num_judgments, jcfg, made_by)
-    by_response = {rid: [*js, *(j for j in extra if j.response_id == rid)] for rid, js in by_response.items()}
+    # A judgment without a score (judge.on_unparsed: drop) applied no rubric that a verdict could weigh: it never
+    # enters a battle, and extra judgments fill the selected responses up to num_judgments scored ones.
+    scored = {rid: [j for j in js if j.score is not None] for rid, js in by_response.items()}
+    unscored = sum(len(by_response[rid]) - len(scored[rid]) for rid in selected)
+    extra = extra_judgments(gen, rmap, selected, scored, cfg.num_judgments, jcfg, made_by)
+    unscored += sum(j.score is None for j in extra)
+    by_response = {rid: [*js, *(j for j in extra if j.response_id == rid and j.score is not None)]
+                   for rid, js in scored.items()}
     battles, texts, found, offset, settings, outs = battle_verdicts(gen, rmap, selected, by_response, cfg)
     results = [VERDICT_VALUE[v.letter] for v in found]
     meta_sha = templates.template_hash(cfg.template or TEMPLATE)
@@ -199,6 +205,7 @@ def meta_judge(gen: Generation, responses: Sequence[Response], judgments: Sequen
                     100 * cfg.max_position_bias)
     methods = Counter(v.method for v in found)
     metrics = {"responses_meta_judged": len(selected), "comparisons": len(rows), "extra_judgments": len(extra),
+               "unscored_judgments_left_out": unscored,
                "strict": methods["strict"], "flexible": methods["flexible"], "forced": methods["forced"],
                "ties": methods["tie"], "no_win": methods["no_win"], "calibrated": cfg.calibrate_forced, "calibration_offset": round(offset, 4),
                "parse_rate": (methods["strict"] + methods["flexible"]) / max(1, len(found)),

@@ -12,8 +12,12 @@ it, lowest level first, walked without repeating a pair up to ``pairs.verified_p
 responses all share one level (all right or all wrong) gives none and is counted.
 
 Judgment pairs (:func:`select_judgment_pair`), per meta-judged response: chosen = the highest-Elo
-judgment, rejected = the lowest, after dropping judgments longer than ``max_judgment_chars``; no pair when
-the two ratings are equal.
+judgment, rejected = the lowest, after dropping judgments longer than ``max_judgment_chars`` and judgments
+without a score; no pair when the two ratings are equal.
+
+A response cut by ``max_new_tokens`` (``finish_reason: length``) follows ``pairs.truncated_response``: ``drop``
+leaves it out of every response and verified pair (an unfinished answer is neither the best nor, only for being
+long, the worst); ``keep`` lets it take part like any other. Both are counted in the metrics.
 
 :func:`build_pairs` is the whole step: both kinds of pairs as TRL conversational rows with provenance, and
 their metrics.
@@ -111,12 +115,14 @@ class RatedJudgment:
     id: str
     elo: float
     chars: int
+    scored: bool = True  # False: the judge's verdict chain read no score (judge.on_unparsed: drop)
 
 
 def select_judgment_pair(judgments: Sequence[RatedJudgment], max_chars: int = 1100
                          ) -> tuple[RatedJudgment, RatedJudgment] | None:
-    """(chosen, rejected) judgments of one response, or None."""
-    usable = [j for j in judgments if j.chars <= max_chars]
+    """(chosen, rejected) judgments of one response, or None. A judgment without a score or longer than
+    ``max_chars`` takes no side."""
+    usable = [j for j in judgments if j.chars <= max_chars and j.scored]
     if len(usable) < 2:
         return None
     chosen = max(usable, key=lambda j: (j.elo, -usable.index(j)))
@@ -146,6 +152,22 @@ def generation_record(chosen: Any, rejected: Any) -> dict[str, Any] | None:
 
 
 # ------------------------------------------------------------------------------------------------ the step
+def usable(responses: Sequence[Response], cfg: PairsConfig) -> list[Response]:
+    """The responses that may take a side in a response or verified pair: with ``truncated_response: drop``,
+    not those cut by ``max_new_tokens``."""
+    return [r for r in responses if cfg.truncated_response == "keep" or r.finish_reason != "length"]
+
+
+def truncation_counts(responses: Sequence[Response], pairs: Sequence[PreferencePair], cfg: PairsConfig
+                      ) -> dict[str, int]:
+    """How many responses were cut by ``max_new_tokens``, how many of them were left out, and how many sides of
+    the response pairs are cut ones (0 under ``drop``)."""
+    cut = {r.response_id for r in responses if r.finish_reason == "length"}
+    return {"truncated_responses": len(cut), "truncated_dropped": len(cut) if cfg.truncated_response == "drop" else 0,
+            "truncated_chosen": sum(p.chosen_id in cut for p in pairs),
+            "truncated_rejected": sum(p.rejected_id in cut for p in pairs)}
+
+
 def response_pairs(responses: Sequence[Response], judgments: Sequence[Judgment], cfg: PairsConfig, key: str
                    ) -> tuple[list[PreferencePair], int, int, int]:
     """Per prompt, the response pair by score: (pairs, prompts whose scores left no pair, prompts whose chosen
@@ -160,7 +182,7 @@ def response_pairs(responses: Sequence[Response], judgments: Sequence[Judgment],
     out, no_pair, too_long = [], 0, 0
     for prompt_id, rs in by_prompt.items():
         cands = []
-        for r in rs:
+        for r in usable(rs, cfg):
             s = response_score(scores.get(r.response_id, []))
             if r.parse_ok and s is not None:
                 cands.append(Candidate(r.response_id, s, len(r.response)))
@@ -201,15 +223,15 @@ def verified_pairs(responses: Sequence[Response], verifications: Sequence[Verifi
             by_prompt[r.prompt_id].append(r)
     out: list[PreferencePair] = []
     counts = {"verified_prompts": len(by_prompt), "verified_all_correct": 0, "verified_all_wrong": 0,
-              "verified_one_level": 0}
+              "verified_one_level": 0, "verified_too_few_untruncated": 0}
     for prompt_id, rs in by_prompt.items():
-        rs.sort(key=lambda r: r.sample_index)
+        rs = sorted(usable(rs, cfg), key=lambda r: r.sample_index)
         levels = [(r.response_id, checked[r.response_id].level) for r in rs]
         picked = select_verified_pairs(levels, cfg.verified_per_prompt)
         if not picked:
             correct = [checked[r.response_id].correct for r in rs]
-            name = "verified_all_correct" if all(correct) else "verified_all_wrong" if not any(correct) else \
-                "verified_one_level"
+            name = "verified_too_few_untruncated" if len(rs) < 2 else "verified_all_correct" if all(correct) else \
+                "verified_all_wrong" if not any(correct) else "verified_one_level"
             counts[name] += 1
             continue
         rmap = {r.response_id: r for r in rs}
@@ -274,7 +296,8 @@ def judgment_pairs(responses: Sequence[Response], judgments: Sequence[Judgment],
         per_response[rt.response_id].append(rt)
     out, too_long = [], 0
     for rid, rts in per_response.items():
-        rated = [RatedJudgment(rt.judgment_id, rt.elo, len(jmap[rt.judgment_id].text)) for rt in rts]
+        rated = [RatedJudgment(rt.judgment_id, rt.elo, len(jmap[rt.judgment_id].text),
+                               jmap[rt.judgment_id].score is not None) for rt in rts]
         too_long += sum(j.chars > cfg.max_judgment_chars for j in rated)
         picked = select_judgment_pair(rated, cfg.max_judgment_chars)
         if picked is None:
@@ -314,6 +337,7 @@ def build_pairs(responses: Sequence[Response], judgments: Sequence[Judgment], ex
     judged = [r for r in responses if r.response_id not in checked]
     rp, no_pair, chosen_too_long, prompts = response_pairs(judged, judgments, cfg, key)
     if len(rp) + len(vp) < cfg.min_pairs:
+        cut = sum(r.finish_reason == "length" for r in responses) if cfg.truncated_response == "drop" else 0
         raise StageError(
             f"pairs {key}: {len(rp) + len(vp)} response pairs, fewer than pairs.min_pairs={cfg.min_pairs}: "
             + (f"{no_pair} of {prompts} prompts had all scores equal" if prompts else "")
@@ -321,13 +345,16 @@ def build_pairs(responses: Sequence[Response], judgments: Sequence[Judgment], ex
             + (f"{'; ' if prompts else ''}of {vcounts['verified_prompts']} prompts with known answers, "
                f"{vcounts['verified_all_correct']} had every answer right and {vcounts['verified_all_wrong']} every "
                "answer wrong" if vcounts["verified_prompts"] else "")
+            + (f"; {cut} of {len(responses)} responses were cut by sample.max_new_tokens and left out "
+               "(pairs.truncated_response: drop; raise max_new_tokens)" if cut else "")
             + f" — see metrics/{key}/judge.json and verify.json; try more sample.n or judge.scoring: expected")
     rp = [*rp, *vp]
+    cut = truncation_counts(responses, rp, cfg)
     jp, too_long = ([], 0) if ratings is None else judgment_pairs(responses, [*judgments, *extra], ratings, cfg, key,
                                                                    judge_template)
     metrics = {"prompts": prompts + vcounts["verified_prompts"], "response_pairs": len(rp), **vcounts,
                "dropped_equal_scores": no_pair,
-               "dropped_chosen_too_long": chosen_too_long,
+               "dropped_chosen_too_long": chosen_too_long, **cut,
                "judgment_pairs": len(jp), "judgments_too_long": too_long, "length_rho": cfg.length_rho,
                "response_chosen_chars": _mean_chars(rp, "chosen"), "response_rejected_chars": _mean_chars(rp, "rejected"),
                "judgment_chosen_chars": _mean_chars(jp, "chosen"), "judgment_rejected_chars": _mean_chars(jp, "rejected"),

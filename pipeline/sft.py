@@ -22,7 +22,9 @@ from pipeline.shards import digest
 from pipeline.training import (
     StopOnNonFiniteLoss,
     common_args,
+    fit_to_length,
     last_checkpoint,
+    load_tokenizer,
     log_summary,
     trained_model,
     training_record,
@@ -75,6 +77,18 @@ def sft_examples(ift: Sequence[SeedInstruction], eft: Sequence[JudgeExample], da
         rows += [{"prompt": judge_conversation(e.instruction, e.response, judge_template),
                   "completion": [{"role": "assistant", "content": eft_target(e)}]} for e in eft]
     return rows
+
+
+def example_lengths(rows: Sequence[dict[str, Any]], tokenizer: Any) -> list[tuple[int, list[int]]]:
+    """(prompt tokens, [completion tokens]) of each prompt-completion row: the prompt rendered by the chat
+    template with the generation prompt, the completion's text plus its end-of-sequence token."""
+    out = []
+    for row in rows:
+        prompt = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+        completion = row["completion"][-1]["content"]
+        out.append((len(tokenizer(prompt, add_special_tokens=False)["input_ids"]),
+                    [len(tokenizer(completion, add_special_tokens=False)["input_ids"]) + 1]))
+    return out
 
 
 def train_sft(model_dir: Path, rows: list[dict[str, Any]], cfg: SftConfig, checkpoint_dir: Path
@@ -132,6 +146,7 @@ def seed_sft(m0: Path, out: Path, ift: Sequence[SeedInstruction], eft: Sequence[
     eft_train, heldout = split_eft(eft, cfg.heldout_eft, cfg.seed)
     thoughts = ift_thoughts(cfg, scfg.thoughts)
     rows = sft_examples(ift, eft_train, cfg.data, cfg.max_examples, cfg.seed, thoughts, scfg.template, judge_template)
+    fit = fit_to_length(example_lengths(rows, load_tokenizer(m0)), cfg.max_length, "sft.max_length")
 
     def check(model_dir: Path) -> dict[str, Any]:
         if not launch.is_main():  # under several processes, process 0 checks the judge; the others wait
@@ -160,6 +175,6 @@ def seed_sft(m0: Path, out: Path, ift: Sequence[SeedInstruction], eft: Sequence[
     if launch.is_main():
         for stale in work_root.glob("sft-*"):
             shutil.rmtree(stale, ignore_errors=True)
-    return {"enabled": True, "examples": len(rows), "heldout_eft": len(heldout), "ift_thoughts": thoughts,
+    return {"enabled": True, "examples": len(rows), **fit, "heldout_eft": len(heldout), "ift_thoughts": thoughts,
             "judge_before": before, "judge_after": after, "first_loss": summary["first_loss"],
             "last_loss": summary["last_loss"], "steps": summary["steps"], "weights_sha256": card["weights_sha256"]}

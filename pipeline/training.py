@@ -29,6 +29,41 @@ def check_disk(model_dir: Path, stage: str, factor: float = 5.0) -> None:
                          "(e.g. `dvc gc`, old .work/ folders) and run again")
 
 
+def fit_to_length(lengths: list[tuple[int, list[int]]], max_length: int, key: str) -> dict[str, int]:
+    """How ``max_length`` cuts the examples TRL trains on, from ``(prompt tokens, [completion tokens per side])``.
+
+    TRL keeps the first ``max_length`` tokens of prompt + completion and drops an example whose prompt alone fills
+    them (nothing of its completion would be trained); a cut completion is trained on its start only. Every
+    example dropped is an error (``key`` names the param) before any model loads.
+    """
+    from pipeline.errors import StageError
+
+    dropped = cut = tokens_cut = 0
+    for prompt, sides in lengths:
+        if prompt >= max_length:
+            dropped += 1
+            continue
+        over = [max(0, prompt + side - max_length) for side in sides]
+        cut += any(over)
+        tokens_cut += sum(over)
+    if lengths and dropped == len(lengths):
+        shortest = min(p for p, _ in lengths)
+        raise StageError(f"{key}: {max_length} — every example's prompt fills it (the shortest prompt has {shortest} "
+                         "tokens), so nothing of a completion would be trained; raise it above "
+                         f"{shortest + max(max(s) for _, s in lengths)}")
+    if dropped or cut:
+        log.warning("%s %d: %d of %d examples dropped (prompt too long), %d cut (%d completion tokens lost)", key,
+                    max_length, dropped, len(lengths), cut, tokens_cut)
+    return {"examples_dropped_prompt_too_long": dropped, "examples_truncated": cut, "completion_tokens_cut": tokens_cut}
+
+
+def load_tokenizer(model_dir: Path) -> Any:
+    """The tokenizer of a saved model, without its weights (for checks before training)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_dir))
+
+
 class StopOnNonFiniteLoss(TrainerCallback):
     """Stop at once when the logged loss is NaN or infinite (the last checkpoint stays the last good one)."""
 

@@ -67,9 +67,20 @@ class Iteration:
         self.engines: list[Any] = []  # engines opened for this stage (their report() goes into its metrics)
         require_model(self.prev_dir, self.prev)
 
-    def model(self, name: str) -> Path:
-        """The model a param names (previous, current, base, M0_sft, a path), seen from this iteration."""
-        return paths.resolve_model(name, self.key, self.prev)
+    def model(self, name: str, param: str | None = None) -> Path:
+        """The model a param names (previous, current, base, M0_sft, a path), seen from this iteration; with
+        ``param`` (the param's key) it must exist, and a message names the param and what to do."""
+        path = paths.resolve_model(name, self.key, self.prev)
+        if param is None or (path / "config.json").exists():
+            return path
+        pipeline_models = ["M0", "M0_sft", *self.params.iterations]
+        target = {"previous": self.prev, "current": self.key, "base": "M0"}.get(name, name)
+        if target in pipeline_models:
+            raise StageError(f"{param}: {name!r} is {path}, which is missing — run `dvc repro` for {target} first")
+        if "/" not in name:
+            raise StageError(f"{param}: {name!r} — not a model: neither previous, current, base, nor one of "
+                             f"{', '.join(pipeline_models)}, nor a model folder (write a path with a /)")
+        raise StageError(f"{param}: {name!r} — no model folder there ({path / 'config.json'} is missing)")
 
     def made_by(self, model_dir: Path | None = None) -> dict[str, Any]:
         """The start of a row's provenance: the model that made it and the iteration."""

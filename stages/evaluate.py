@@ -44,14 +44,14 @@ def main() -> None:
     labelled = _data.read(p.data.labelled_pairs, LabelledPair)[:cfg.max_labelled_pairs] if cfg.judge_accuracy else []
     tasks = _data.read_tasks(p.data.heldout_tasks)[:cfg.heldout_tasks] if cfg.heldout_tasks != 0 else []
     current = str(it.model("current"))
-    models = {"current": current, **{b: d for b in cfg.baselines if (d := str(it.model(b))) != current}}
+    _common.require_model(Path(current), it.key)
+    models = {"current": current, **{b: d for b in cfg.baselines
+                                     if (d := str(it.model(b, "evaluate.baselines"))) != current}}
     if skipped := [b for b in cfg.baselines if b not in models]:
         _common.log.info("evaluate %s: baseline %s is %s itself: left out", it.key, ", ".join(skipped), it.key)
-    evaluator = "openai" if cfg.evaluator == "openai" else str(it.model(cfg.evaluator))
     compares = bool(prompts) and len(models) > 1
-    for d in dict.fromkeys([*models.values(), *([evaluator] if compares else [])]):  # current first, once each
-        if d != "openai":
-            _common.require_model(Path(d), Path(d).name)
+    evaluator = "openai" if cfg.evaluator == "openai" else str(it.model(cfg.evaluator, "evaluate.evaluator")
+                                                                if compares else it.model(cfg.evaluator))
     opener = engine_opener(p, it) if compares else _generate.open_engine(p, it)
     cache = _generate.cache(it, [it.made_by(d) for d in models.values()], evaluator, cfg.__dict__, p.judge.__dict__,
                             p.sample.__dict__, templates=(cfg.compare_template or evaluation.TEMPLATE,

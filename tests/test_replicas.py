@@ -38,6 +38,8 @@ def test_replica_environments_split_the_gpus_or_the_cores():
     assert all("CUDA_VISIBLE_DEVICES" not in e for e in cpu)
     with pytest.raises(ValueError, match="2 replicas x 4 GPU"):
         replica_envs(2, 4, "r", ["0", "1", "2"], cores=8)
+    with pytest.raises(ValueError, match="1000 replicas on a CPU need a core each; this machine has 2"):
+        replica_envs(1000, 1, "r", [], cores=2)
 
 
 def test_two_replicas_share_the_shards_and_return_what_one_process_returns(tmp_path):

@@ -194,8 +194,9 @@ def test_pairs_step_with_judgment_pairs():
     assert jp[0].rejected[0]["content"] == "A longer extra judgment.\nScore: 4"
     assert metrics == {"prompts": 2, "response_pairs": 1, "dropped_equal_scores": 1, "dropped_chosen_too_long": 0,
                        "verified_prompts": 0, "verified_all_correct": 0, "verified_all_wrong": 0,
-                       "verified_one_level": 0, "verified_pairs": 0,
-                       "judgment_pairs": 1,
+                       "verified_one_level": 0, "verified_too_few_untruncated": 0, "verified_pairs": 0,
+                       "truncated_responses": 0, "truncated_dropped": 0, "truncated_chosen": 0,
+                       "truncated_rejected": 0, "judgment_pairs": 1,
                        "judgments_too_long": 0, "length_rho": 0.0, "response_chosen_chars": 5.0,
                        "response_rejected_chars": 20.0, "judgment_chosen_chars": 8.0,
                        "judgment_rejected_chars": 33.0, "score_margin_mean": 4.0}
@@ -310,14 +311,19 @@ def test_self_instruct_step_filters_and_counts():
     engine = ScriptedEngine(lambda prompt, i: next(replies))
     cfg = SelfInstructConfig(num_prompts=2, max_requests=6, shard_size=3)
     seed = [f"Seed task number {i} about gardens." for i in range(10)]
-    prompts, metrics = self_instruct.generate_instructions(Generation(engine), seed, [], cfg, MADE_BY)
+    out = self_instruct.generate_instructions(Generation(engine), seed, [], cfg, MADE_BY)
+    prompts, metrics = out.prompts, out.metrics
     assert [p.instruction for p in prompts] == ["List three uses of salt in cooking.",
                                                 "Explain why the sky looks blue at noon."]
     assert prompts[0].prompt_id == stable_id("p", "M1", "List three uses of salt in cooking.")
     assert [p.provenance["request"] for p in prompts] == [0, 4]
     assert metrics["requests"] == 6 and metrics["accepted"] == 2  # the second round ran to its end
-    assert metrics["rejected"] == {"unparseable": 1, "too_short": 1, "too_long": 0, "not_text_only": 1,
-                                   "duplicate": 1, "similar_to_seed": 0, "similar_to_accepted": 0, "similar_to_eval": 0}
+    assert metrics["rejected"] == {"unparseable": 1, "too_short": 1, "too_long": 0, "echo_of_request": 0,
+                                   "not_text_only": 1, "duplicate": 1, "similar_to_seed": 0, "similar_to_accepted": 0,
+                                   "similar_to_eval": 0}
+    assert [(c.request, c.accepted, c.reason, c.prompt_id) for c in out.candidates] == [
+        (0, True, None, prompts[0].prompt_id), (1, False, "too_short", None), (2, False, "not_text_only", None),
+        (3, False, "duplicate", None), (4, True, None, prompts[1].prompt_id), (5, False, "unparseable", None)]
     with pytest.raises(StageError, match=r"self_instruct: 0 of 2 requests gave an acceptable instruction"):
         self_instruct.generate_instructions(Generation(ScriptedEngine(lambda p, i: "Hi</task>")), seed, [],
                                             SelfInstructConfig(max_requests=2, shard_size=2), MADE_BY)

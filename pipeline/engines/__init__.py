@@ -45,4 +45,5 @@ def make_engine(model_path: str | Path, cfg: EngineConfig, trust_remote_code: bo
                           cpu_reserved_cores=cfg.cpu_reserved_cores)
     from pipeline.engines.hf import HFEngine
 
-    return HFEngine(str(model_path), batch_size=cfg.batch_size, dtype=cfg.dtype, trust_remote_code=trust_remote_code)
+    return HFEngine(str(model_path), batch_size=cfg.batch_size, dtype=cfg.dtype, trust_remote_code=trust_remote_code,
+                    max_model_len=cfg.max_model_len)

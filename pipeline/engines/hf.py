@@ -43,7 +43,8 @@ class HFEngine(Engine):
     backend = "hf"
 
     def __init__(self, model_path: str, *, batch_size: int = 32, dtype: str = "auto", model: Any = None,
-                 tokenizer: Any = None, trust_remote_code: bool = False, share_prefill: bool = True) -> None:
+                 tokenizer: Any = None, trust_remote_code: bool = False, share_prefill: bool = True,
+                 max_model_len: int | None = None) -> None:
         if model is None or tokenizer is None:
             from pipeline.models import load_model
 
@@ -54,6 +55,7 @@ class HFEngine(Engine):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size
+        self.max_model_len = max_model_len  # prompt + completion, as vLLM's: a longer prompt is an error
         self.share_prefill = share_prefill  # n samples of a prompt share one prefill (bench/judge_prefix.py)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -73,6 +75,11 @@ class HFEngine(Engine):
                  desc: str = "generate") -> list[list[Completion]]:
         prompts = [self.encode(self.format_chat(c)) for c in conversations]
         order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))  # longest first: OOM shows early
+        if self.max_model_len is not None and prompts and len(prompts[order[0]]) >= self.max_model_len:
+            from pipeline.errors import StageError
+
+            raise StageError(f"engine.max_model_len: {self.max_model_len} — a {desc} prompt has "
+                             f"{len(prompts[order[0]])} tokens, which leaves no room for a completion; raise it")
         per_batch = max(1, self.batch_size // settings.n)
         results: list[list[Completion]] = [[] for _ in prompts]
         torch.manual_seed(settings.seed)
@@ -87,8 +94,9 @@ class HFEngine(Engine):
                 input_ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
                 attention[row, width - len(prompts[i]):] = 1
             sample = settings.temperature > 0
+            room = settings.max_new_tokens if self.max_model_len is None else self.max_model_len - width
             kwargs: dict[str, Any] = {
-                "max_new_tokens": settings.max_new_tokens,
+                "max_new_tokens": min(settings.max_new_tokens, room),  # a completion stops at the context's end
                 "do_sample": sample, "pad_token_id": pad, "eos_token_id": sorted(self._eos_ids),
                 "return_dict_in_generate": True, "output_logits": settings.logprobs,
             }
