@@ -83,7 +83,7 @@ for k in done:
         if any(r["model"] == model for r in held if r["iteration"] != k):
             continue  # a baseline (M0) measured again in a later iteration: keep the first
         for family, m in groups.items():
-            kk = block["k"]
+            kk = m.get("k", block["k"])  # the k its pass@k and maj@k used: fewer than asked where samples were
             held.append({"iteration": k, "model": model, "family": family, "tasks": m["tasks"], "k": kk,
                          "pass@1": m["pass@1"], "pass@1_se": m["pass@1_se"],
                          "pass@1_strict": m["pass@1_strict"], "pass@k": m[f"pass@{kk}"],

@@ -213,7 +213,7 @@ class DataSources:
         """Where the rows come from, for messages: the one path, or the paths joined by ", "."""
         return ", ".join(s.path for s in self.items)
 
-    def keys(self) -> list[str]:
+    def param_keys(self) -> list[str]:
         """The params key of each source: ``data.<role>`` for a mapping, ``data.<role>[i]`` for a list."""
         return [f"data.{self.role}[{i}]" for i in range(len(self.items))] if self.listed else [f"data.{self.role}"]
 

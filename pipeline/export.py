@@ -19,8 +19,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import OutputError
-from pipeline.inspection import InspectError, Iteration, local_reader, pair_kind, revision_reader
+from pipeline.inspection import (
+    InspectError,
+    Iteration,
+    local_reader,
+    make_parents,
+    output_error,
+    pair_kind,
+    remove_folders,
+    revision_reader,
+)
 
 KINDS = ("response", "verified", "judgment", "reflection")
 
@@ -87,8 +95,8 @@ def card(it: Iteration, rows: list[dict[str, Any]], fmt: str, command: str, para
         "|---|---|",
         *[f"| {k} | {n} |" for k, n in sorted(kinds.items())],
         "",
-        "Kinds: response = best vs worst judge score; verified = a verifier's reward levels (IRPO); judgment = "
-        "best vs worst meta-judge Elo; reflection = Reflect, Retry, Reward.",
+        ("Kinds: response = best vs worst judge score; verified = a verifier's reward levels (IRPO); judgment = "
+         "best vs worst meta-judge Elo; reflection = Reflect, Retry, Reward."),
         "",
         "## Where the prompts came from",
         "",
@@ -103,11 +111,11 @@ def card(it: Iteration, rows: list[dict[str, Any]], fmt: str, command: str, para
         *([f"- responses sampled by {m}: {n} responses" for m, n in sorted(models.items())] or ["- (no responses)"]),
         f"- params.yaml sha256 (first 16 hex digits): {params_sha or 'not found'}",
         "",
-        "Columns: pair_id, kind, iteration, prompt/chosen/rejected (message lists), prompt_id, chosen_id, "
-        "rejected_id (row ids in the pipeline's files: `selfreward trace <pair_id>` shows everything behind a "
-        "pair), chosen_score/rejected_score (judge score, verifier level, or Elo by kind), instruction, "
-        "prompt_source, answer, reference_*_logprob (the generator's log-probs DPO reused as reference), "
-        "provenance (JSON text).",
+        ("Columns: pair_id, kind, iteration, prompt/chosen/rejected (message lists), prompt_id, chosen_id, "
+         "rejected_id (row ids in the pipeline's files: `selfreward trace <pair_id>` shows everything behind a "
+         "pair), chosen_score/rejected_score (judge score, verifier level, or Elo by kind), instruction, "
+         "prompt_source, answer, reference_*_logprob (the generator's log-probs DPO reused as reference), "
+         "provenance (JSON text)."),
         "",
     ]
     return "\n".join(lines)
@@ -129,9 +137,10 @@ def export_pairs(it: Iteration, out: Path, fmt: str, kinds: Sequence[str] | None
                            + " to export")
     read = revision_reader(root, rev) if rev else local_reader(root)
     params_sha = _sha256(read("params.yaml"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    made = make_parents(out)  # a file in the way, or a folder that cannot be written: one line, nothing made
+    tmp: Path | None = None
     try:
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
         if fmt == "parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -143,10 +152,11 @@ def export_pairs(it: Iteration, out: Path, fmt: str, kinds: Sequence[str] | None
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError.of(out, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        remove_folders(made)
+        if isinstance(e, OSError):
+            raise output_error(out, e) from None
         raise
     return {"pairs": len(rows), "card": str(out / "README.md"), "kinds": dict(Counter(r["kind"] for r in rows))}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
+import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -20,9 +22,15 @@ from typing import Any
 
 from pipeline import judging
 from pipeline import pairs as pairs_rules
-from pipeline.errors import PipelineError, RecordError
+from pipeline.errors import OutputError, PipelineError, RecordError
 from pipeline.records import (
+    EvalAnswer,
+    EvalComparison,
+    EvalJudgment,
+    EvalPrompt,
+    HeldoutSample,
     Judgment,
+    LabelledPair,
     MetaJudgment,
     PreferencePair,
     Prompt,
@@ -50,6 +58,15 @@ FILES: dict[str, tuple[tuple[str, ...], type[Row]]] = {
     "ratings": (("ratings.jsonl",), Rating),
     "pairs": (("response_pairs.jsonl", "judgment_pairs.jsonl", "reflection_pairs.jsonl"), PreferencePair),
 }
+# What the evaluate stage wrote: one file each, rows without ids of their own (a prompt, labelled pair or task
+# id repeats across models, baselines and samples).
+EVAL_FILES: dict[str, tuple[str, type[Row]]] = {
+    "eval_answers": ("eval_answers.jsonl", EvalAnswer),
+    "eval_comparisons": ("eval_comparisons.jsonl", EvalComparison),
+    "eval_judge": ("eval_judge.jsonl", EvalJudgment),
+    "heldout": ("eval_heldout.jsonl", HeldoutSample),
+}
+TABLES = (*FILES, *EVAL_FILES)  # what `selfreward list` shows
 METRICS = ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo", "eval")
 
 
@@ -66,8 +83,13 @@ def local_reader(root: str | Path = ".") -> Reader:
     return read
 
 
-def revision_reader(root: str | Path, rev: str) -> Reader:
-    """Files as they were at ``rev`` (a commit, branch, tag or DVC experiment name), through ``dvc.api``."""
+def revision_reader(root: str | Path, rev: str, key: str | None = None) -> Reader:
+    """Files as they were at ``rev`` (a commit, branch, tag or DVC experiment name), through ``dvc.api``.
+
+    The revision (and, with ``key``, that git or DVC tracks data/<key> there) is checked with git alone first:
+    opening a DVC repository writes its scratch files (``.dvc/tmp``), and a request that fails should leave the
+    repository as it was."""
+    _check_revision(root, rev, key)
     import dvc.api
     from dvc.exceptions import DvcException
     from scmrepo.exceptions import SCMError
@@ -83,18 +105,44 @@ def revision_reader(root: str | Path, rev: str) -> Reader:
                 return None
             raise InspectError(f"{root}@{rev}: cannot read {path} — {e}") from None
         return data if isinstance(data, bytes) else data.encode()
-    _check_revision(root, rev)
     return read
 
 
-def _check_revision(root: str | Path, rev: str) -> None:
-    from dvc.repo import Repo
+def _check_revision(root: str | Path, rev: str, key: str | None = None) -> None:
+    """That ``rev`` names a git revision or DVC experiment of the repository holding ``root``, and that data/<key>
+    is there (files in git, a ``.dvc`` file, or an output in dvc.lock); read with git only, nothing written."""
+    from dvc.scm import SCM, SCMError, resolve_rev
+    where = Path(root).resolve()
     try:
-        with Repo(str(root)) as repo, repo.switch(rev):
-            pass
-    except Exception as e:  # noqa: BLE001 - dvc and scmrepo raise many kinds for an unknown revision
-        raise InspectError(f'{root}: no git revision or DVC experiment "{rev}" ({type(e).__name__}: '
-                           f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        scm = SCM(str(root), search_parent_directories=True)
+    except SCMError:
+        raise InspectError(f"{where}: is not in a git repository — KEY@REVISION reads git revisions and DVC "
+                           "experiments; write KEY alone for the working tree") from None
+    try:
+        try:
+            sha = resolve_rev(scm, rev)
+        except SCMError as e:  # RevError, or an ambiguous experiment name
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise InspectError(f'{where}: no git revision or DVC experiment "{rev}" ({first})') from None
+        if key is None:
+            return
+        fs = scm.get_fs(sha)
+        base = os.path.relpath(Path(root).resolve(), Path(scm.root_dir).resolve()).replace(os.sep, "/")
+        prefix = "" if base == "." else base + "/"
+
+        def exists(path: str) -> bool:
+            return bool(fs.exists(prefix + path))
+        names = [n for names, _ in FILES.values() for n in names] + [n for n, _ in EVAL_FILES.values()]
+        if any(exists(f"data/{key}/{n}") for n in names) or exists(f"data/{key}.dvc") or exists("data.dvc"):
+            return
+        lock = prefix + "dvc.lock"
+        text = fs.read_text(lock) if fs.exists(lock) else ""
+        if re.search(rf"(?m)^[\s-]*path:\s*['\"]?data/{re.escape(key)}(/\S*)?['\"]?\s*$", text):
+            return
+        raise InspectError(f"{where}: no rows for iteration {key} at {rev} — neither git nor DVC (a .dvc file "
+                           f"or dvc.lock) tracks data/{key}/ there")
+    finally:
+        scm.close()
 
 
 @dataclass
@@ -111,6 +159,13 @@ class Iteration:
     meta_judgments: dict[str, MetaJudgment] = field(default_factory=dict)
     ratings: dict[str, Rating] = field(default_factory=dict)
     pairs: dict[str, PreferencePair] = field(default_factory=dict)
+    # what the evaluate stage wrote, in file order, and the evaluation inputs its rows refer to by id
+    eval_answers: list[EvalAnswer] = field(default_factory=list)
+    eval_comparisons: list[EvalComparison] = field(default_factory=list)
+    eval_judge: list[EvalJudgment] = field(default_factory=list)
+    heldout: list[HeldoutSample] = field(default_factory=list)
+    eval_prompts: dict[str, EvalPrompt] = field(default_factory=dict)
+    labelled_pairs: dict[str, LabelledPair] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # table -> the file(s) it came from, or "" when absent
 
@@ -141,6 +196,12 @@ class Iteration:
         for p in self.pairs.values():
             for rid in (p.chosen_id, p.rejected_id, p.prompt_id):
                 self.pairs_of[rid].append(p)
+        # the ids evaluation rows share: an evaluation prompt, a labelled pair, a held-out task
+        self.eval_ids: dict[str, str] = {}
+        for table, key in (("heldout", "task_id"), ("eval_judge", "pair_id"), ("eval_comparisons", "prompt_id"),
+                           ("eval_answers", "prompt_id")):
+            for row in getattr(self, table):
+                self.eval_ids[getattr(row, key)] = table
 
     def score(self, response_id: str) -> float | None:
         """The response's score as pairs saw it: the mean of its judge.jsonl judgments (not the meta-judge's
@@ -149,17 +210,25 @@ class Iteration:
                                        if not j.provenance.get("extra")])
 
     def kind_of(self, row_id: str) -> str | None:
+        """The table a row id belongs to: one of FILES, or an evaluation table for an evaluation prompt id
+        (eval_answers / eval_comparisons), a labelled pair id (eval_judge) or a held-out task id (heldout)."""
         for table in FILES:
             if row_id in getattr(self, table):
                 return table
-        return None
+        return self.eval_ids.get(row_id)
+
+    def known_ids(self) -> list[str]:
+        return [i for t in FILES for i in getattr(self, t)] + list(self.eval_ids)
 
 
 def load_iteration(key: str, root: str | Path = ".", rev: str | None = None,
-                   reader: Reader | None = None) -> Iteration:
+                   reader: Reader | None = None, evaluation: bool = False) -> Iteration:
     """Read data/<key>/ and metrics/<key>/ at ``rev`` (None: the working tree). Missing files are empty tables
-    (an iteration may not have run every stage); an iteration with no rows at all is an error."""
-    read = reader or (revision_reader(root, rev) if rev else local_reader(root))
+    (an iteration may not have run every stage); an iteration with no rows at all is an error.
+
+    ``evaluation``: also the evaluate stage's rows (:data:`EVAL_FILES`) and the evaluation prompts and labelled
+    pairs they refer to (params ``data``). Off by default: the page stage reads exactly what dvc.yaml declares."""
+    read = reader or (revision_reader(root, rev, key) if rev else local_reader(root))
     source = f"data/{key}" + (f"@{rev}" if rev else "")
     it = Iteration.__new__(Iteration)
     it.key, it.source = key, source
@@ -183,12 +252,24 @@ def load_iteration(key: str, root: str | Path = ".", rev: str | None = None,
                 rows[rid] = row
         setattr(it, table, rows)
         it.files[table] = ", ".join(used)
+    for table, (name, ecls) in EVAL_FILES.items():
+        path = f"data/{key}/{name}"
+        data = read(path) if evaluation else None
+        erows = [] if data is None else list(iter_jsonl_lines(data.splitlines(), path + (f"@{rev}" if rev else ""),
+                                                              ecls))
+        setattr(it, table, erows)
+        it.files[table] = path if data is not None else ""
+        found = found or data is not None
+    if it.eval_answers or it.eval_comparisons:
+        it.eval_prompts = _eval_inputs(read, "eval_prompts", "data/eval/prompts.jsonl", EvalPrompt)
+    if it.eval_judge:
+        it.labelled_pairs = _eval_inputs(read, "labelled_pairs", "data/eval/labelled_pairs.jsonl", LabelledPair)
     if not found:
         where = f"{root}@{rev}" if rev else str(Path(root).resolve())
         have = available_iterations(root) if not rev else []
         raise InspectError(f"{where}: no rows for iteration {key} (data/{key}/ has none of "
-                           f"{', '.join(n for names, _ in FILES.values() for n in names)}) — did `dvc repro` run it?"
-                           + (f" Iterations with data: {', '.join(have)}" if have else ""))
+                           f"{', '.join(n for names, _ in FILES.values() for n in names)}, eval_*.jsonl) — did "
+                           "`dvc repro` run it?" + (f" Iterations with data: {', '.join(have)}" if have else ""))
     for stage in METRICS:
         data = read(f"metrics/{key}/{stage}.json")
         if data is not None:
@@ -200,11 +281,39 @@ def load_iteration(key: str, root: str | Path = ".", rev: str | None = None,
     return it
 
 
+def _eval_inputs(read: Reader, name: str, default: str, cls: type[Row]) -> dict[str, Any]:
+    """The evaluation prompts or labelled pairs (params ``data.<name>``) by id, to show the texts evaluation rows
+    refer to. Only a JSONL file without a field mapping is read here; any other source (or a file that no longer
+    reads) leaves the texts out, and the rows still show."""
+    import yaml
+    path = default
+    try:
+        raw = read("params.yaml")
+        src = ((yaml.safe_load(raw) or {}).get("data") or {}).get(name) if raw is not None else None
+    except (ValueError, AttributeError, yaml.YAMLError):
+        src = None
+    if isinstance(src, str):
+        path = src
+    elif isinstance(src, dict):
+        if src.get("fields"):
+            return {}
+        path = str(src.get("path") or default)
+    if not path.endswith(".jsonl"):
+        return {}
+    try:
+        data = read(path)
+        return {} if data is None else {r.id: r for r in iter_jsonl_lines(data.splitlines(), path, cls)}
+    except (PipelineError, OSError):
+        return {}
+
+
 def parse_ref(text: str) -> tuple[str, str | None]:
     """``M2`` -> ("M2", None); ``M2@HEAD~1`` or ``M2@exp-name`` -> ("M2", rev)."""
-    key, _, rev = text.partition("@")
+    key, at, rev = text.partition("@")
     if not key:
         raise InspectError(f'"{text}": expected an iteration key such as M1, optionally @REVISION')
+    if at and not rev.strip():
+        raise InspectError(f'"{text}": no revision after @ — write {key} for the working tree, or {key}@REVISION')
     return key, (rev or None)
 
 
@@ -223,11 +332,84 @@ def _verdict_name(v: int) -> str:
     return {1: "first", -1: "second", 0: "tie"}[v]
 
 
+# The columns of each table, in order (what --where, --sort and --columns accept, even when a table is empty).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "prompts": ("prompt_id", "category", "source", "responses", "pairs", "correct", "answer", "verifier", "chars",
+                "text"),
+    "responses": ("response_id", "prompt_id", "category", "sample", "score", "judgments", "correct", "level",
+                  "answer_method", "parse_ok", "finish", "tokens", "chars", "thought_chars", "pairs", "text"),
+    "verifications": ("response_id", "prompt_id", "verifier", "method", "correct", "level", "extracted", "text"),
+    "reflections": ("reflection_id", "response_id", "prompt_id", "index", "retry_correct", "retry_method",
+                    "retry_answer", "chars", "tokens", "text"),
+    "judgments": ("judgment_id", "response_id", "prompt_id", "category", "index", "score", "method", "extra", "elo",
+                  "tokens", "chars", "pairs", "text"),
+    "meta_judgments": ("meta_id", "response_id", "prompt_id", "first_id", "second_id", "verdict", "method",
+                       "forced_margin", "chars", "text"),
+    "ratings": ("judgment_id", "response_id", "prompt_id", "elo", "wins", "losses", "score"),
+    "pairs": ("pair_id", "kind", "prompt_id", "category", "chosen_id", "rejected_id", "chosen_score",
+              "rejected_score", "margin", "chosen_chars", "rejected_chars", "reference", "text"),
+    "eval_answers": ("prompt_id", "category", "model", "parse_ok", "tokens", "chars", "text"),
+    "eval_comparisons": ("prompt_id", "category", "baseline", "model_first", "letter", "method", "verdict",
+                         "outcome", "chars", "text"),
+    "eval_judge": ("pair_id", "category", "preferred", "score_a", "score_b", "judged", "correct", "text"),
+    "heldout": ("task_id", "family", "model", "sample", "correct", "method", "extracted", "answer", "tokens",
+                "finish", "chars", "prompt", "text"),
+}
+
+
+def _outcome(verdicts: Sequence[int]) -> str:
+    """A prompt's result against one baseline from its orders' verdicts (evaluation.combine_orders: the sign of
+    their sum)."""
+    total = sum(verdicts)
+    return "win" if total > 0 else "loss" if total < 0 else "tie"
+
+
+def _judged(a: float | None, b: float | None) -> str | None:
+    return None if a is None or b is None else "A" if a > b else "B" if b > a else "tie"
+
+
+def eval_table_rows(it: Iteration, table: str) -> list[dict[str, Any]]:
+    """The evaluation tables: answers, the evaluator's verdicts (with the prompt's outcome against that baseline),
+    the model as judge on labelled pairs, and held-out task samples."""
+    out: list[dict[str, Any]] = []
+    cat = {i: p.category for i, p in it.eval_prompts.items()}
+    if table == "eval_answers":
+        for a in it.eval_answers:
+            out.append({"prompt_id": a.prompt_id, "category": cat.get(a.prompt_id), "model": a.model,
+                        "parse_ok": a.parse_ok, "tokens": a.num_tokens, "chars": _chars(a.response),
+                        "text": a.response})
+    elif table == "eval_comparisons":
+        orders: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for c in it.eval_comparisons:
+            orders[(c.prompt_id, c.baseline)].append(c.verdict)
+        for c in it.eval_comparisons:
+            out.append({"prompt_id": c.prompt_id, "category": cat.get(c.prompt_id), "baseline": c.baseline,
+                        "model_first": c.model_is_a, "letter": c.letter, "method": c.method, "verdict": c.verdict,
+                        "outcome": _outcome(orders[(c.prompt_id, c.baseline)]), "chars": _chars(c.text),
+                        "text": c.text})
+    elif table == "eval_judge":
+        for j in it.eval_judge:
+            lp = it.labelled_pairs.get(j.pair_id)
+            judged = _judged(j.score_a, j.score_b)
+            out.append({"pair_id": j.pair_id, "category": lp.category if lp else None, "preferred": j.preferred,
+                        "score_a": j.score_a, "score_b": j.score_b, "judged": judged,
+                        "correct": judged == j.preferred, "text": lp.instruction if lp else None})
+    elif table == "heldout":
+        for h in it.heldout:
+            out.append({"task_id": h.task_id, "family": h.family, "model": h.model, "sample": h.sample_index,
+                        "correct": h.correct, "method": h.method, "extracted": h.extracted, "answer": h.answer,
+                        "tokens": h.num_tokens, "finish": h.finish_reason, "chars": _chars(h.output),
+                        "prompt": h.prompt or None, "text": h.output})
+    return out
+
+
 def table_rows(it: Iteration, table: str) -> list[dict[str, Any]]:
-    """One flat dict per row of ``table``: the columns users filter and sort on (ids, scores, methods,
-    lengths, verifier results, margins) and a short text column."""
-    if table not in FILES:
-        raise InspectError(_unknown("table", table, list(FILES)))
+    """One flat dict per row of ``table`` (its columns: :data:`COLUMNS`): the columns users filter and sort on
+    (ids, scores, methods, lengths, verifier results, margins) and a short text column."""
+    if table not in TABLES:
+        raise InspectError(_unknown("table", table, list(TABLES)))
+    if table in EVAL_FILES:
+        return eval_table_rows(it, table)
     prompts = it.prompts
     out: list[dict[str, Any]] = []
     if table == "prompts":
@@ -310,6 +492,8 @@ def _unknown(what: str, name: str, known: Sequence[str]) -> str:
 
 # ------------------------------------------------------------------------------------------------- filtering
 OPERATORS = ("!=", ">=", "<=", "=", ">", "<", "~")
+ORDERING = (">", ">=", "<", "<=")
+_NUMERIC = "> >= < <= compare numbers"
 
 
 @dataclass(frozen=True)
@@ -326,9 +510,27 @@ class Condition:
         for op in OPERATORS:  # two-character operators first
             col, sep, value = text.partition(op)
             if sep and col.strip():
-                return cls(col.strip(), op, value.strip())
+                col, value = col.strip(), value.strip()
+                if not value:  # most often a shell variable that was empty: matching nothing would hide it
+                    example = {"~": "word", "=": "none (an empty cell)", "!=": "none"}.get(op, "2")
+                    raise InspectError(f'--where "{text}": no value after {op} (e.g. {col}{op}{example})')
+                if op in ORDERING and not _is_number(_literal(value)):
+                    raise InspectError(f'--where "{text}": {_NUMERIC}, and "{value}" is not a number')
+                return cls(col, op, value)
         raise InspectError(f'"{text}": a condition is COLUMN OP VALUE with OP one of {" ".join(OPERATORS)} '
                            "(e.g. score>=4, method=strict, text~python)")
+
+    def check(self, rows: Sequence[dict[str, Any]], text: str) -> None:
+        """An ordering on a column of text or true/false matches nothing: say so instead."""
+        if self.op not in ORDERING:
+            return
+        cells = [r.get(self.column) for r in rows if r.get(self.column) is not None]
+        if any(isinstance(c, bool) for c in cells):
+            raise InspectError(f'--where "{text}": column "{self.column}" holds true/false — {_NUMERIC}; '
+                               "use = or !=")
+        if any(isinstance(c, str) for c in cells):
+            raise InspectError(f'--where "{text}": column "{self.column}" holds text — {_NUMERIC}; use = != or ~ '
+                               "(contains)")
 
     def test(self, row: dict[str, Any]) -> bool:
         cell = row.get(self.column)
@@ -344,6 +546,10 @@ class Condition:
             return {">": cell > want, ">=": cell >= want, "<": cell < want, "<=": cell <= want}[self.op]
         except TypeError:
             return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _literal(text: str) -> Any:
@@ -368,14 +574,16 @@ def _equal(cell: Any, want: Any) -> bool:
 
 
 def select(rows: list[dict[str, Any]], where: Sequence[str] = (), search: str | None = None,
-           sort: str | None = None) -> list[dict[str, Any]]:
+           sort: str | None = None, columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Rows passing every condition and containing ``search`` in any text cell, sorted by ``sort`` (``-col``
-    for descending; empty cells last)."""
+    for descending; empty cells last). ``columns``: the table's columns (:data:`COLUMNS`), so that an unknown
+    one is an error even when there are no rows; without it, the first row's."""
     conds = [Condition.parse(w) for w in where]
-    columns = list(rows[0]) if rows else []
-    for c in conds:
-        if rows and c.column not in columns:
+    columns = list(columns) if columns is not None else list(rows[0]) if rows else []
+    for c, text in zip(conds, where):
+        if columns and c.column not in columns:
             raise InspectError(_unknown("column", c.column, columns))
+        c.check(rows, text)
     out = [r for r in rows if all(c.test(r) for c in conds)]
     if search:
         needle = search.lower()
@@ -383,7 +591,7 @@ def select(rows: list[dict[str, Any]], where: Sequence[str] = (), search: str | 
     if sort:
         desc = sort.startswith("-")
         col = sort.lstrip("-")
-        if rows and col not in columns:
+        if columns and col not in columns:
             raise InspectError(_unknown("column", col, columns))
         present = [r for r in out if r.get(col) is not None]
         missing = [r for r in out if r.get(col) is None]
@@ -394,9 +602,14 @@ def select(rows: list[dict[str, Any]], where: Sequence[str] = (), search: str | 
 
 def page(rows: list[Any], number: int, size: int) -> tuple[list[Any], int]:
     """Rows of page ``number`` (from 1) and how many pages there are."""
+    if size < 0:
+        raise InspectError(f"--limit {size}: must be 0 (every row on one page) or more")
     pages = max(1, math.ceil(len(rows) / size)) if size > 0 else 1
-    if number < 1 or number > pages:
-        raise InspectError(f"page {number} does not exist — there are {pages} pages of {size} rows")
+    if number < 1:
+        raise InspectError(f"--page {number}: pages count from 1")
+    if number > pages:
+        raise InspectError(f"page {number} does not exist — there {'is 1 page' if pages == 1 else f'are {pages} pages'}"
+                           f" of {size or len(rows)} rows ({len(rows)} row{'' if len(rows) == 1 else 's'} in all)")
     return (rows[(number - 1) * size: number * size] if size > 0 else rows), pages
 
 
@@ -533,12 +746,13 @@ def trace(it: Iteration, row_id: str) -> dict[str, Any]:
     made from it and why, and the hashes of the models and templates involved."""
     table = it.kind_of(row_id)
     if table is None:
-        known = [i for t in FILES for i in getattr(it, t)]
-        near = difflib.get_close_matches(row_id, known, n=1, cutoff=0.8)
+        near = difflib.get_close_matches(row_id, it.known_ids(), n=1, cutoff=0.8)
         hint = f' — did you mean "{near[0]}"?' if near else (
             " — ids start with p- (prompt), r- (response), j- (judgment), mj- (meta-judgment), rp-/vp-/jp-/fp- "
-            "(pairs)")
+            "(pairs); an evaluation prompt, labelled pair or held-out task has the id of its input file")
         raise InspectError(f'{it.source}: no row with id "{row_id}"{hint}')
+    if table in EVAL_FILES:
+        return eval_trace(it, row_id, table)
     focus: dict[str, Any] = {"id": row_id, "table": table}
     if table == "pairs":
         prompt_id = it.pairs[row_id].prompt_id
@@ -578,9 +792,59 @@ def trace(it: Iteration, row_id: str) -> dict[str, Any]:
             "hashes": {k: sorted(v) for k, v in sorted(hashes.items())}}
 
 
+def eval_trace(it: Iteration, row_id: str, table: str) -> dict[str, Any]:
+    """Everything the evaluate stage wrote about one evaluation prompt (each model's answer, the evaluator's
+    verdict in both orders per baseline and the outcome), labelled pair (the pair, the scores the model gave
+    each side, whether it agrees with the label) or held-out task (the task, its gold answer, every model's
+    samples checked by the verifier)."""
+    out: dict[str, Any] = {"iteration": it.key, "source": it.source, "focus": {"id": row_id, "table": table}}
+    if table in ("eval_answers", "eval_comparisons"):
+        p = it.eval_prompts.get(row_id)
+        out["eval_prompt"] = {"id": row_id, "category": p.category if p else None,
+                              "instruction": p.instruction if p else None, "input": p.input if p else ""}
+        out["answers"] = [{"model": a.model, "model_dir": a.model_dir, "response": a.response,
+                           "parse_ok": a.parse_ok, "tokens": a.num_tokens}
+                          for a in it.eval_answers if a.prompt_id == row_id]
+        baselines: dict[str, list[EvalComparison]] = defaultdict(list)
+        for c in it.eval_comparisons:
+            if c.prompt_id == row_id:
+                baselines[c.baseline].append(c)
+        out["comparisons"] = [{"baseline": b, "outcome": _outcome([c.verdict for c in cs]),
+                               "orders": [{"model_first": c.model_is_a, "letter": c.letter, "method": c.method,
+                                           "verdict": c.verdict, "text": c.text} for c in cs]}
+                              for b, cs in baselines.items()]
+    elif table == "eval_judge":
+        j = next(x for x in it.eval_judge if x.pair_id == row_id)
+        lp = it.labelled_pairs.get(row_id)
+        judged = _judged(j.score_a, j.score_b)
+        out["labelled_pair"] = {"id": row_id, "preferred": j.preferred, "score_a": j.score_a, "score_b": j.score_b,
+                                "judged": judged, "correct": judged == j.preferred,
+                                "category": lp.category if lp else None,
+                                "instruction": lp.instruction if lp else None,
+                                "response_a": lp.response_a if lp else None,
+                                "response_b": lp.response_b if lp else None}
+    else:
+        samples = [h for h in it.heldout if h.task_id == row_id]
+        first = samples[0]
+        by_model: dict[str, list[HeldoutSample]] = defaultdict(list)
+        for h in samples:
+            by_model[h.model].append(h)
+        out["task"] = {"id": row_id, "family": first.family,
+                       "prompt": next((h.prompt for h in samples if h.prompt), None),
+                       "answer": next((h.answer for h in samples if h.answer is not None), None)}
+        out["models"] = [{"model": m, "model_dir": hs[0].model_dir, "correct": sum(h.correct for h in hs),
+                          "samples": [{"index": h.sample_index, "correct": h.correct, "method": h.method,
+                                       "extracted": h.extracted, "tokens": h.num_tokens,
+                                       "finish_reason": h.finish_reason, "output": h.output} for h in hs]}
+                         for m, hs in by_model.items()]
+    return out
+
+
 def linked_ids(t: dict[str, Any]) -> set[str]:
     """Every row id a trace names (tests check each resolves)."""
     ids: set[str] = set()
+    if t["focus"]["table"] in EVAL_FILES:
+        return {t["focus"]["id"]}
     if t["prompt"]:
         ids.add(t["prompt"]["id"])
     for r in t["responses"]:
@@ -717,15 +981,56 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def available_iterations(root: str | Path = ".") -> list[str]:
-    """Iteration keys with data in the working tree, in params.yaml's order (then any others, sorted)."""
+    """Iteration keys with data in the working tree, in params.yaml's order (then any others, sorted).
+
+    A folder of data/ counts when it holds a file only a stage writes (responses, pairs, evaluation results: so
+    M0_sft evaluated alone counts); an iteration params.yaml names counts with any of its files (prompts.jsonl
+    alone, after self_instruct). data/seed and data/eval hold files of the same names in their own formats."""
     base = Path(root)
-    markers = ("responses.jsonl", "response_pairs.jsonl")  # not data/seed, data/eval (their own formats)
-    present = sorted(d.name for d in (base / "data").glob("*/") if d.is_dir()
-                     and any((d / n).is_file() for n in markers))
+    every = {n for names, _ in FILES.values() for n in names} | {n for n, _ in EVAL_FILES.values()}
+    markers = every - {"prompts.jsonl", "judgments.jsonl"}
     order: list[str] = []
     try:
         import yaml
-        order = list((yaml.safe_load((base / "params.yaml").read_text()) or {}).get("iterations") or {})
-    except (OSError, ValueError, AttributeError):
+        order = [str(k) for k in (yaml.safe_load((base / "params.yaml").read_text()) or {}).get("iterations") or {}]
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
         pass
+    present = sorted(d.name for d in (base / "data").glob("*/") if d.is_dir()
+                     and any((d / n).is_file() for n in (every if d.name in order else markers)))
     return [k for k in order if k in present] + [k for k in present if k not in order]
+
+
+# --------------------------------------------------------------------------------------------------- writing
+def make_parents(out: Path) -> list[Path]:
+    """Make the missing folders above ``out`` (what ``export`` and ``page`` write); returns the ones it made, to
+    remove again if the write fails. A file in the way or a folder that cannot be written is one line."""
+    made: list[Path] = []
+    try:
+        for folder in reversed(out.parents):
+            if not folder.is_dir():
+                folder.mkdir()
+                made.append(folder)
+    except OSError as e:
+        remove_folders(made)
+        raise output_error(out, e) from None
+    return made
+
+
+def remove_folders(made: Sequence[Path]) -> None:
+    for folder in reversed(made):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+def output_error(out: Path, e: OSError) -> OutputError:
+    """One line for a failed write of ``out``: the file that stands where a folder should be, or the OS's reason."""
+    if isinstance(e, OutputError):
+        return e
+    for above in out.parents:
+        if os.path.lexists(above):
+            if not above.is_dir():
+                return OutputError(f"{out}: cannot write — {above} is a file, not a folder; choose another path")
+            break
+    return OutputError.of(out, e)

@@ -33,7 +33,18 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from pipeline.inspection import FILES, Iteration, pair_kind, pair_view, profile, verification_view
+from pipeline.errors import OutputError
+from pipeline.inspection import (
+    FILES,
+    Iteration,
+    make_parents,
+    output_error,
+    pair_kind,
+    pair_view,
+    profile,
+    remove_folders,
+    verification_view,
+)
 from pipeline.records import Response
 
 ASSETS = Path(__file__).resolve().parent / "page_assets"
@@ -410,20 +421,27 @@ def build_page(it: Iteration, *, compress: bool | None = None) -> str:
 
 def write_page(it: Iteration, out: Path, *, compress: bool | None = None) -> int:
     """Write the page to ``out`` atomically (a temporary file beside it, then os.replace); returns its size in
-    bytes."""
+    bytes. A path that cannot be written (a folder, under a file, read-only) is one line; nothing is left."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise OutputError(f"{out}: cannot write — it is a folder; name the HTML file, e.g. {out / 'index.html'}")
     data = build_page(it, compress=compress).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    made = make_parents(out)
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as e:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        remove_folders(made)
+        if isinstance(e, OSError):
+            raise output_error(out, e) from None
         raise
     return len(data)

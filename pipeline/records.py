@@ -8,6 +8,7 @@ crash never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import functools
@@ -303,6 +304,62 @@ class PreferencePair(Row):
     generated: dict[str, Any] | None = None
 
 
+# What the evaluate stage writes (data/<key>/eval_*.jsonl); the stage writes them as dicts, readers validate here.
+@dataclass
+class EvalAnswer(Row):
+    """A model's answer to one held-out evaluation prompt (data.eval_prompts), one row per prompt and model."""
+
+    prompt_id: str
+    response: str
+    parse_ok: bool
+    num_tokens: int
+    model: str  # current, or the baseline's name (previous, base, M0, ...)
+    model_dir: str
+
+
+@dataclass
+class EvalComparison(Row):
+    """The evaluator's verdict on one prompt in one order: the current model's answer shown as A or as B."""
+
+    prompt_id: str
+    baseline: str
+    model_is_a: bool
+    text: str
+    letter: str  # A, B or tie
+    method: str
+    verdict: int  # +1 the current model's answer won this order, -1 the baseline's, 0 a tie
+
+
+@dataclass
+class EvalJudgment(Row):
+    """The current model as judge on one labelled pair (data.labelled_pairs): its mean score of each side."""
+
+    ID_FIELD: ClassVar[str] = "pair_id"
+    pair_id: str
+    preferred: Literal["A", "B"]
+    score_a: float | None
+    score_b: float | None
+
+
+@dataclass
+class HeldoutSample(Row):
+    """One sampled answer to a held-out task (data.heldout_tasks), checked by the task's verifier."""
+
+    task_id: str
+    family: str
+    sample_index: int
+    output: str
+    extracted: str | None
+    method: str
+    correct: bool
+    num_tokens: int
+    finish_reason: str
+    model: str
+    model_dir: str
+    prompt: str = ""  # the task as asked, and its gold answer ("" / None in files written before they were kept)
+    answer: str | None = None
+
+
 def _unencodable(value: Any, path: str = "") -> str | None:
     """Where ``value`` holds text that is not valid Unicode (a lone surrogate such as ``\\ud800``, which JSON
     allows as an escape but UTF-8 cannot encode), or None."""
@@ -399,11 +456,52 @@ def read_jsonl(path: str | Path, cls: type[R]) -> list[R]:
     return rows
 
 
+_PENDING: list[tuple[str, Path]] | None = None  # inside together(): written files waiting to be renamed
+
+
+@contextlib.contextmanager
+def together() -> Iterator[None]:
+    """The files written inside land together or not at all: each is written and synced to a temporary file
+    beside its path, and only when every write has succeeded are they all renamed into place (a stage whose
+    metrics folder cannot be written leaves no new data file either)."""
+    global _PENDING
+    outer, _PENDING = _PENDING, []
+    pending = _PENDING
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in pending:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        _PENDING = outer
+    for tmp, path in pending:
+        os.replace(tmp, path)
+
+
+def check_writable(folder: str | Path) -> None:
+    """Fail now, before any work, when files cannot be created in ``folder`` (or, if it does not exist yet, in
+    the nearest folder above it); nothing is left behind. Tried for real: permissions, read-only mounts and a
+    file in the way all show."""
+    target = Path(folder)
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(20, "a file is in the way of the folder", str(probe))
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise OutputError(f"{target}: cannot write there — {e.strerror or e} ({probe}); fix it before the stage "
+                          "runs: nothing was done") from None
+
+
 def _atomic_write(path: Path, write: typing.Callable[[typing.IO[str]], None]) -> None:
     """Write to a temporary file beside ``path``, fsync, rename: ``path`` is either the old file or the new one.
 
     A failing write (disk full, read-only file system, no permission) leaves no temporary file behind and is
-    raised as a one-line :class:`OutputError`.
+    raised as a one-line :class:`OutputError`. Inside :func:`together` the rename waits for the others.
     """
     tmp: str | None = None
     try:
@@ -413,6 +511,9 @@ def _atomic_write(path: Path, write: typing.Callable[[typing.IO[str]], None]) ->
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        if _PENDING is not None:
+            _PENDING.append((tmp, path))
+            return
         os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None:

@@ -3,7 +3,9 @@
 A prompt row with an ``answer`` (or ``tests``) is a task (``self_instruct.tasks``); :func:`verify_responses` is
 the verify step: each response's answer is read by the declared strict -> flexible chain
 (:data:`pipeline.verifiable.ANSWER_CHAIN`; for code, the last fenced block) and checked by the prompt's
-verifier (:func:`check`). Its reward is a level (:func:`reward_level`): with ``verify.format_levels`` a correct
+verifier (:func:`check`); how each answer was read is counted. Code runs as its dataset's harness runs it
+(:func:`code_program`): a task's ``inputs.prefix`` (HumanEval's prompt: imports, helpers, the signature), then
+the answer, then ``inputs.setup`` (MBPP's test setup), then each test. Its reward is a level (:func:`reward_level`): with ``verify.format_levels`` a correct
 answer in the asked format (2) ranks above a correct one read flexibly (1), above a wrong one (0); without it,
 correct (1) vs not (0) as in IRPO. Pairs are built from levels in :func:`pipeline.pairs.verified_pairs`.
 """
@@ -32,18 +34,46 @@ class Check:
     method: str  # strict | flexible | none
     correct: bool
     detail: str = ""
+    reading: str = "none"  # which reading found the answer (pipeline.verifiable.READINGS)
 
 
-def extract_code(text: str) -> verifiable.Extracted:
-    """The last fenced code block (strict), else the whole text when it parses as Python (flexible)."""
-    blocks = _CODE_BLOCK.findall(text)
-    if blocks:
-        return verifiable.Extracted(blocks[-1].strip("\n"), "strict")
+def _compiles(text: str) -> bool:
     try:
         compile(text, "<response>", "exec")
     except (SyntaxError, ValueError):
-        return verifiable.Extracted(None, "none")
-    return verifiable.Extracted(text, "flexible") if text.strip() else verifiable.Extracted(None, "none")
+        return False
+    return True
+
+
+def extract_code(text: str, prefix: str = "") -> verifiable.Extracted:
+    """The last fenced code block (strict), else the whole text when it parses as Python, alone or after the
+    task's ``prefix`` (a function body that continues a HumanEval prompt) (flexible)."""
+    blocks = _CODE_BLOCK.findall(text)
+    if blocks:
+        return verifiable.extracted(blocks[-1].strip("\n"), "code_block")
+    if text.strip() and (_compiles(text) or (prefix and _compiles(code_program(prefix, text)))):
+        return verifiable.extracted(text, "whole_text")
+    return verifiable.extracted(None, "none")
+
+
+def code_program(prefix: str, code: str) -> str:
+    """What runs for a code answer: the task's ``prefix`` and the answer, as the dataset's harness joins them.
+
+    HumanEval's harness runs prompt + completion: a completion that is the function's body continues the
+    prompt's signature. An answer that is a whole program by itself (the function written out again) runs after
+    the prompt instead, so the prompt's imports and helpers are defined and its own ``def`` replaces the
+    prompt's; where the prompt alone does not compile (a signature without a body), its lines before that last
+    ``def`` are kept.
+    """
+    if not prefix:
+        return code
+    if not _compiles(code):
+        return prefix if not code else prefix + ("" if prefix.endswith("\n") else "\n") + code
+    if _compiles(prefix):
+        return prefix.rstrip("\n") + "\n\n\n" + code
+    lines = prefix.splitlines(keepends=True)
+    last_def = max((i for i, ln in enumerate(lines) if re.match(r"(async\s+)?def\s", ln)), default=len(lines))
+    return "".join(lines[:last_def]) + "\n" + code
 
 
 def is_task(prompt: Prompt) -> bool:
@@ -54,14 +84,15 @@ def check(text: str, prompt: Prompt, cfg: VerifyConfig) -> Check:
     """Read the answer from ``text`` and check it with the prompt's verifier."""
     name = prompt.verifier or "numeric"
     if name == "python_tests":
-        found = extract_code(text)
+        prefix, setup = str(prompt.inputs.get("prefix") or ""), str(prompt.inputs.get("setup") or "")
+        found = extract_code(text, prefix)
         if found.answer is None:
             return Check(None, "none", False, "no code block")
         limits = sandbox.SandboxLimits(wall_seconds=cfg.timeout_s, cpu_seconds=max(1, round(cfg.timeout_s)),
                                        memory_mb=cfg.memory_mb)
-        run = sandbox.run_tests(found.answer, prompt.tests or [], limits)
+        run = sandbox.run_tests(code_program(prefix, found.answer), prompt.tests or [], limits, setup=setup)
         detail = "" if run.passed else (run.errors[0] if run.errors else run.reason)[:200]
-        return Check(found.answer, found.method, run.passed, detail)
+        return Check(found.answer, found.method, run.passed, detail, found.reading)
     found = verifiable.extract_answer(text)
     if found.answer is None:
         return Check(None, "none", False, "no answer found")
@@ -73,7 +104,20 @@ def check(text: str, prompt: Prompt, cfg: VerifyConfig) -> Check:
     else:
         verify = partial(verifiable.numeric, tolerance=cfg.tolerance) if name == "numeric" else verifiable.VERIFIERS[name]
         ok = verify(found.answer, gold)
-    return Check(found.answer, found.method, ok, "" if ok else "wrong answer")
+    return Check(found.answer, found.method, ok, "" if ok else "wrong answer", found.reading)
+
+
+def task_problems(prompts: Sequence[Prompt]) -> None:
+    """Stop on the first task prompt that could never be checked as meant (:func:`verifiable.task_problem`):
+    one line naming where the task came from (its file and line, when self_instruct drew it from a task file)."""
+    for p in prompts:
+        if not is_task(p):
+            continue
+        problem = verifiable.task_problem(p.verifier or "numeric", p.answer, p.tests, p.inputs)
+        if problem is not None:
+            origin = p.provenance.get("task_source")
+            where = f"{origin}: " if origin else ""
+            raise StageError(f'verify: {where}task prompt "{p.prompt_id}": field "{problem[0]}" {problem[1]}')
 
 
 def reward_level(correct: bool, method: str, format_levels: bool) -> int:
@@ -91,25 +135,29 @@ def verify_responses(prompts: Sequence[Prompt], responses: Sequence[Response], c
     Responses to prompts without a known answer are left to the judge (counted as ``judged``). The check reads
     the whole output, chain of thought included: IRPO rewards the CoT and its answer together.
     """
+    task_problems(prompts)
     tasks = {p.prompt_id: p for p in prompts if is_task(p)}
-    rows = []
+    rows: list[Verification] = []
+    readings: Counter[str] = Counter()
     for r in responses:
         task = tasks.get(r.prompt_id)
         if task is None:
             continue
-        if task.verifier == "python_tests" and not task.tests:
-            raise StageError(f"verify: prompt {task.prompt_id} has verifier python_tests but no tests")
         c = check(r.output, task, cfg)
+        readings[c.reading] += 1
         rows.append(Verification(
             response_id=r.response_id, prompt_id=r.prompt_id, verifier=task.verifier or "numeric",
             extracted=c.extracted, method=c.method, correct=c.correct,  # type: ignore[arg-type]
             level=reward_level(c.correct, c.method, cfg.format_levels), detail=c.detail,
             provenance={**made_by, "format_levels": cfg.format_levels}))
-    return rows, verify_metrics(rows, len(responses), len(tasks))
+    return rows, verify_metrics(rows, len(responses), len(tasks), readings)
 
 
-def verify_metrics(rows: Sequence[Verification], responses: int, tasks: int) -> dict[str, Any]:
-    """Accuracy, extraction counts (like the judge's parse counts) and how many prompts can give a pair."""
+def verify_metrics(rows: Sequence[Verification], responses: int, tasks: int,
+                   readings: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Accuracy, extraction counts (like the judge's parse counts), how each answer was read (``readings``:
+    the asked last line, a ``Final answer:`` line elsewhere, ``\\boxed{}``, the last number; for code the last
+    fenced block or the whole text) and how many prompts can give a pair."""
     methods = Counter(v.method for v in rows)
     by_prompt: dict[str, list[int]] = {}
     for v in rows:
@@ -119,6 +167,7 @@ def verify_metrics(rows: Sequence[Verification], responses: int, tasks: int) -> 
         "tasks": tasks, "verified": n, "judged": responses - n,
         "correct": sum(v.correct for v in rows), "accuracy": sum(v.correct for v in rows) / n if n else None,
         "strict": methods["strict"], "flexible": methods["flexible"], "unextracted": methods["none"],
+        "readings": {name: int((readings or {}).get(name, 0)) for name in verifiable.READINGS},
         "strict_rate": methods["strict"] / n if n else None,
         "correct_strict_rate": sum(v.correct and v.method == "strict" for v in rows) / n if n else None,
         "level_histogram": dict(sorted(Counter(str(v.level) for v in rows).items())),

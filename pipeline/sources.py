@@ -8,7 +8,8 @@ not mapped are read from a column of the same name; other columns are ignored, s
 
 Every bad input is one :class:`RecordError` line, ``path:N: reason``, where N counts what the format has:
 lines (JSONL, CSV), items (a JSON array) or rows (parquet, a saved dataset). :mod:`pipeline.tasks` reads its
-task files through the same readers and paths.
+task files through the same readers and paths. :func:`read_sources` reads several files as one list (a params
+role given as a list), each with its own mapping, ids unique across them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import json
 import math
 import re
 import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,9 +52,10 @@ class _Missing:
 
 MISSING: Any = _Missing()  # what a lookup finds where a row has nothing
 
-# Text fields that a row may leave out although the class has no default: read as "" when absent and unmapped
-# (unless the class requires them non-empty), so a file of bare instructions needs no category column.
-BLANK_IF_ABSENT: tuple[str, ...] = ("category",)
+# Text fields that a row may leave out (absent, unmapped or null) although the class has no default, so that a file of
+# bare instructions needs no category column: read as "", or, where the class requires the field non-empty (a seed
+# instruction's category), as the name of the file it came from ("alpaca_data" for alpaca_data.json).
+OPTIONAL_TEXT: tuple[str, ...] = ("category",)
 
 # The prefix of ids derived for rows without one (see read_source).
 ID_PREFIX: dict[str, str] = {"SeedInstruction": "seed", "JudgeExample": "judge", "EvalPrompt": "eval",
@@ -66,12 +68,13 @@ R = TypeVar("R", bound=records.Row)
 @dataclass
 class Rows:
     """A file's raw rows: ``rows`` yields ``(position, row)``; ``unit`` names what a position counts (line, item,
-    row); ``text_cells`` is true where every cell is text (CSV)."""
+    row); ``text_cells`` is true where every cell is text (CSV), whose header row is ``columns``."""
 
     path: Path
     unit: str
     rows: Iterator[tuple[int, Any]]
     text_cells: bool = False
+    columns: list[str] | None = None  # a CSV's header row (None: the format has no header)
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
         return self.rows
@@ -103,24 +106,46 @@ def _iter_json(path: Path, item: str) -> Iterator[tuple[int, Any]]:
     if isinstance(data, dict):  # {"data": [...]}: one key holding the rows
         lists = [v for v in data.values() if isinstance(v, list)]
         data = lists[0] if len(data) == 1 and lists else data
+    if isinstance(data, dict):
+        keys = ", ".join(map(str, list(data)[:5])) + (", …" if len(data) > 5 else "")
+        raise RecordError(f"{path}: expected a JSON array of objects (one per {item}), got an object with keys "
+                          f"{keys or '(none)'} — hold the rows in an array: [{{...}}, {{...}}], or under one key: "
+                          '{"data": [...]}')
     if not isinstance(data, list):
-        raise RecordError(f"{path}: expected a JSON array of objects (one per {item}), got {type(data).__name__}")
+        raise RecordError(f"{path}: expected a JSON array of objects (one per {item}), got {kind_of(data)}")
     yield from enumerate(data, start=1)
 
 
-def _iter_csv(path: Path, item: str) -> Iterator[tuple[int, Any]]:
-    reader = csv.DictReader(io.StringIO(_decode(path, path.read_bytes()), newline=""))
-    start = 2  # the line a row starts on (a quoted cell may span lines)
+def _csv_rows(path: Path) -> tuple[list[str] | None, Iterator[tuple[int, Any]]]:
+    """A CSV file's header row and its rows. Quotes are read strictly: an unclosed one would otherwise swallow
+    the rest of the file into one cell, to be reported later as a row with missing fields."""
+    reader = csv.DictReader(io.StringIO(_decode(path, path.read_bytes()), newline=""), strict=True)
     try:
-        for row in reader:
-            if None in row:
-                width = len(reader.fieldnames or [])
-                raise RecordError(f"{path}:{start}: {width + len(row[None])} values, but the header has {width} "
-                                  "columns")
-            yield start, {k: v for k, v in row.items() if v is not None}  # a short row lacks its last cells
-            start = reader.line_num + 1
+        header = reader.fieldnames
     except csv.Error as e:
-        raise RecordError(f"{path}:{reader.line_num}: not a readable CSV file — {e}") from None
+        raise _csv_error(path, 1, reader, e) from None
+
+    def rows() -> Iterator[tuple[int, Any]]:
+        start = 2  # the line a row starts on (a quoted cell may span lines)
+        try:
+            for row in reader:
+                if None in row:
+                    width = len(reader.fieldnames or [])
+                    raise RecordError(f"{path}:{start}: {width + len(row[None])} values, but the header has {width} "
+                                      "columns")
+                yield start, {k: v for k, v in row.items() if v is not None}  # a short row lacks its last cells
+                start = reader.line_num + 1
+        except csv.Error as e:
+            raise _csv_error(path, start, reader, e) from None
+
+    return (list(header) if header is not None else None), rows()
+
+
+def _csv_error(path: Path, start: int, reader: csv.DictReader[str], e: csv.Error) -> RecordError:
+    if "unexpected end of data" in str(e):
+        return RecordError(f"{path}:{start}: a quoted cell in the row starting here is never closed — the rest of "
+                           'the file would read as one cell; close the quote (a quote inside a quoted cell is written "")')
+    return RecordError(f"{path}:{reader.line_num}: not a readable CSV file — {e}")
 
 
 def _iter_parquet(path: Path, item: str) -> Iterator[tuple[int, Any]]:
@@ -134,9 +159,20 @@ def _iter_parquet(path: Path, item: str) -> Iterator[tuple[int, Any]]:
     yield from enumerate(rows, start=1)
 
 
+def _saved_json(path: Path) -> dict[str, Any]:
+    """One of a saved dataset's own JSON files (an object)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RecordError(f"{path}: not valid JSON ({e}) — save the dataset again with save_to_disk") from None
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: not what save_to_disk writes (an object) — save the dataset again")
+    return data
+
+
 def _iter_saved_dataset(path: Path, item: str) -> Iterator[tuple[int, Any]]:
     if (path / "dataset_dict.json").exists():
-        splits = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
+        splits = _saved_json(path / "dataset_dict.json").get("splits", [])
         if len(splits) != 1:
             raise RecordError(f"{path}: a dataset with splits {', '.join(splits)} — point at one, e.g. "
                               f"{path / (splits[0] if splits else 'train')}")
@@ -144,32 +180,47 @@ def _iter_saved_dataset(path: Path, item: str) -> Iterator[tuple[int, Any]]:
     if not (path / "state.json").exists():
         raise RecordError(f"{path}: a folder, but not a dataset saved with datasets' save_to_disk "
                           "(no state.json or dataset_dict.json)")
+    # What load_from_disk needs, checked first: its own errors are tracebacks about other things.
+    state = _saved_json(path / "state.json")
+    named = [f.get("filename") for f in state.get("_data_files", []) if isinstance(f, dict)]
+    for name in ["dataset_info.json", *named]:
+        if not (path / str(name)).is_file():
+            raise RecordError(f"{path}: the saved dataset lacks {name} — copy the whole folder, or save it again "
+                              "with save_to_disk")
     import datasets
+    import pyarrow
 
-    yield from enumerate(datasets.load_from_disk(str(path)), start=1)
+    try:
+        yield from enumerate(datasets.load_from_disk(str(path)), start=1)
+    except (pyarrow.ArrowException, OSError, ValueError) as e:
+        raise RecordError(f"{path}: not a readable saved dataset — {str(e).splitlines()[0]}") from None
 
 
 _READERS: dict[str, tuple[str, Callable[[Path, str], Iterator[tuple[int, Any]]]]] = {
-    ".jsonl": ("line", _iter_jsonl), ".json": ("item", _iter_json), ".csv": ("line", _iter_csv),
-    ".parquet": ("row", _iter_parquet), ".pq": ("row", _iter_parquet)}
+    ".jsonl": ("line", _iter_jsonl), ".json": ("item", _iter_json), ".parquet": ("row", _iter_parquet),
+    ".pq": ("row", _iter_parquet)}
 
 
 def open_rows(path: str | Path, item: str = "row") -> Rows:
     """The raw rows of a JSONL, JSON, CSV or parquet file or a ``save_to_disk`` folder (:data:`FORMATS`).
 
-    Rows are read lazily: a bad line fails (``path:N: reason``) when iteration reaches it. ``item`` names one
-    row in messages about the file's shape ("expected a JSON array of objects (one per row)").
+    Rows are read lazily: a bad line fails (``path:N: reason``) when iteration reaches it (a CSV's header row,
+    ``columns``, is read at once). ``item`` names one row in messages about the file's shape ("expected a JSON
+    array of objects (one per row)").
     """
     path = Path(path)
     if not path.exists():
         raise RecordError(f"{path}: not found")
     if path.is_dir():
         return Rows(path, "row", _iter_saved_dataset(path, item))
+    if path.suffix.lower() == ".csv":  # its header is read now, for check_header
+        columns, rows = _csv_rows(path)
+        return Rows(path, "line", rows, text_cells=True, columns=columns)
     if path.suffix.lower() not in _READERS:
         raise RecordError(f'{path}: unknown format "{path.suffix}" — use .jsonl, .json, .csv, .parquet or a '
                           "folder saved with datasets' save_to_disk")
     unit, reader = _READERS[path.suffix.lower()]
-    return Rows(path, unit, reader(path, item), text_cells=path.suffix.lower() == ".csv")
+    return Rows(path, unit, reader(path, item))
 
 
 # --------------------------------------------------------------------------------------------- paths
@@ -223,6 +274,37 @@ def check_fields(path: str | Path, fields: Mapping[str, Any] | None, known: Sequ
     return mapping
 
 
+def mapped_columns(mapping: Mapping[str, str]) -> set[str]:
+    """The columns a mapping reads: each path's first key (or the path itself, for a column named ``a.b``)."""
+    out: set[str] = set()
+    for source in mapping.values():
+        steps = parse_path(source)
+        out |= {source, *([str(steps[0])] if steps else [])}
+    return out
+
+
+# A header cell that reads as a column name: a letter first, then few words of name characters.
+_NAME_LIKE = re.compile(r"[^\W\d][\w .\-/()\[\]]{0,39}")
+
+
+def _reads_as_data(cell: str) -> bool:
+    text = cell.strip()
+    return bool(text) and (not _NAME_LIKE.fullmatch(text) or len(text.split()) > 3)
+
+
+def check_header(rows: Rows, known: Iterable[str], example: Sequence[str]) -> None:
+    """Stop a CSV whose first line is a row of data, not a header: it names none of the ``known`` columns and a
+    cell of it reads as a value (a number, a sentence). Otherwise that row silently becomes the header and the
+    next row is reported for lacking columns whose names are data. ``example`` names columns for the fix."""
+    columns = rows.columns
+    if not columns or set(columns) & set(known) or not any(_reads_as_data(c) for c in columns):
+        return
+    shown = ", ".join(json.dumps(c, ensure_ascii=False)[:40] for c in columns[:4]) + (", …" if len(columns) > 4
+                                                                                       else "")
+    raise RecordError(f"{rows.path}:1: the first line reads as data, not as column names ({shown}) — a CSV file "
+                      f"starts with a header row naming its columns; add one, e.g. {','.join(example)}")
+
+
 # --------------------------------------------------------------------------------------------- rows of a class
 def _is_null(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))  # pandas writes NaN for gaps
@@ -237,8 +319,9 @@ def _has_default(f: dataclasses.Field[Any]) -> bool:
     return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
 
 
-def _blank_if_absent(cls: type[records.Row], name: str) -> bool:
-    return name in BLANK_IF_ABSENT and name not in cls.NONEMPTY
+def _absent_text(cls: type[records.Row], name: str, path: Path) -> str:
+    """What an optional text field (:data:`OPTIONAL_TEXT`) reads as when a row lacks it."""
+    return (path.name if path.is_dir() else path.stem) if name in cls.NONEMPTY else ""
 
 
 def _cell(value: Any, tp: Any) -> Any:
@@ -264,7 +347,7 @@ def _project(raw: Mapping[str, Any], cls: type[R], mapping: Mapping[str, str], t
             value = raw[f.name]
         else:
             continue
-        if _is_null(value) and (_has_default(f) or _blank_if_absent(cls, f.name)):
+        if _is_null(value) and (_has_default(f) or f.name in OPTIONAL_TEXT):
             continue
         if f.name == cls.ID_FIELD and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)  # MT-Bench's question_id is a number; ids are compared as text
@@ -272,13 +355,13 @@ def _project(raw: Mapping[str, Any], cls: type[R], mapping: Mapping[str, str], t
     return out
 
 
-def _fill_absent(out: dict[str, Any], raw: Mapping[str, Any], cls: type[R], where: str) -> None:
-    """Blank optional text; a one-line error naming the first required field the row lacks."""
+def _fill_absent(out: dict[str, Any], raw: Mapping[str, Any], cls: type[R], where: str, path: Path) -> None:
+    """Optional text filled in; a one-line error naming the first required field the row lacks."""
     for f in dataclasses.fields(cls):
         if f.name in out or _has_default(f) or f.name == cls.ID_FIELD:
             continue
-        if _blank_if_absent(cls, f.name):
-            out[f.name] = ""
+        if f.name in OPTIONAL_TEXT:
+            out[f.name] = _absent_text(cls, f.name, path)
             continue
         raise RecordError(f'{where}missing field "{f.name}" — map it with fields: {{{f.name}: <column>}}; the row '
                           f"has {_columns(raw)}")
@@ -289,7 +372,7 @@ def _row(raw: Any, cls: type[R], mapping: Mapping[str, str], rows: Rows, pos: in
     if not isinstance(raw, Mapping):
         raise RecordError(f"{where}expected an object (a mapping of fields), got {kind_of(raw)}")
     out = _project(raw, cls, mapping, rows.text_cells, where)
-    _fill_absent(out, raw, cls, where)
+    _fill_absent(out, raw, cls, where, rows.path)
     id_field = cls.ID_FIELD
     derive = id_field is not None and id_field not in out
     if derive:
@@ -309,9 +392,10 @@ def read_source(path: str | Path, cls: type[R], fields: Mapping[str, str] | None
       :func:`pipeline.records.read_jsonl`: every key must be a field of ``cls``.
     - Otherwise each row is projected onto the class's fields: a field comes from its path in ``fields``
       (``{"instruction": "turns[0]"}``), else from a column of its own name; other columns are ignored.
-      ``category`` may be absent (read as "") unless the class requires it; CSV cells are text, so an integer
-      field (``score``) takes a cell of digits as its number. The projection is then validated by
-      ``cls.from_dict`` (types, blank text, length) with ``path:N: `` before each message.
+      ``category`` may be absent: read as "", or as the file's name (``stem``) where the class requires one (seed
+      instructions). CSV cells are text, so an integer field (``score``) takes a cell of digits as its number.
+      The projection is then validated by ``cls.from_dict`` (types, blank text, length) with ``path:N: `` before
+      each message.
     - A row without the class's id (``cls.ID_FIELD``, unmapped and not a column) gets one derived from where it
       is and what it says: ``stable_id(prefix, file name, N, the row's other fields)``, e.g. ``eval-3f1c…``; the
       same file gives the same ids on every read, and two rows never share one. A numeric id becomes its text.
@@ -319,13 +403,18 @@ def read_source(path: str | Path, cls: type[R], fields: Mapping[str, str] | None
     Errors (:class:`RecordError`, one line): a mapping key that is not a field (with a did-you-mean) or a
     malformed path (``path: fields: …``); a row lacking a mapped path or a required field
     (``path:N: missing field "instruction" — map it with fields: {instruction: <column>}; the row has a, b``);
-    a duplicate id (``path:N: duplicate id "x" (first at line M)``); a file without rows (``path: no rows``).
+    a duplicate id (``path:N: duplicate id "x" (first at line M)``); a file without rows (``path: no rows``); a
+    CSV without a header row (:func:`check_header`).
     """
     path = Path(path)
-    if not fields and path.suffix.lower() == ".jsonl" and not path.is_dir():
+    if _strict(path, fields):
         return records.read_jsonl(path, cls)
-    mapping = check_fields(path, fields, [f.name for f in dataclasses.fields(cls)])
+    names = [f.name for f in dataclasses.fields(cls)]
+    mapping = check_fields(path, fields, names)
     rows = open_rows(path)
+    required = [f.name for f in dataclasses.fields(cls)
+                if not _has_default(f) and f.name not in (*OPTIONAL_TEXT, cls.ID_FIELD)]
+    check_header(rows, {*names, *mapped_columns(mapping)}, required)
     out: list[R] = []
     seen: dict[str, int] = {}
     for pos, raw in rows:
@@ -342,6 +431,10 @@ def read_source(path: str | Path, cls: type[R], fields: Mapping[str, str] | None
     return out
 
 
+def _strict(path: Path, fields: Mapping[str, str] | None) -> bool:
+    return not fields and path.suffix.lower() == ".jsonl" and not path.is_dir()
+
+
 @dataclass(frozen=True)
 class Source:
     """A user's file and where each row field is in it (see :func:`read_source`)."""
@@ -351,3 +444,36 @@ class Source:
 
     def read(self, cls: type[R]) -> list[R]:
         return read_source(self.path, cls, self.fields)
+
+    def position(self, index: int) -> str:
+        """``path:N`` of the row at ``index`` of :meth:`read`'s list (reads the file again: for messages)."""
+        path = Path(self.path)
+        if _strict(path, self.fields):  # the strict reader skips blank lines only
+            with path.open("rb") as fh:
+                numbers = [n for n, line in enumerate(fh, start=1) if line.decode("utf-8", "replace").strip()]
+        else:
+            numbers = [n for n, _ in open_rows(path)]
+        return f"{path}:{numbers[index]}"
+
+
+def read_sources(sources: Sequence[Source], cls: type[R], what: str = "the sources") -> list[R]:
+    """Rows of ``cls`` from several sources, in order, each read by :func:`read_source` with its own mapping.
+
+    An id must be unique across them too: ``b.csv:3: duplicate id "x" (first at a.jsonl:7) — ...``, naming both
+    files; ``what`` says whose sources they are (``data.seed_instructions``).
+    """
+    out: list[R] = []
+    first: dict[str, tuple[int, int]] = {}
+    for s, source in enumerate(sources):
+        rows = source.read(cls)
+        for r, row in enumerate(rows):
+            rid = getattr(row, cls.ID_FIELD) if cls.ID_FIELD else None
+            if rid is None:
+                continue
+            if rid in first:  # within one file read_source has said so already: this one is in another file
+                fs, fr = first[rid]
+                raise RecordError(f'{source.position(r)}: duplicate {cls.ID_FIELD} "{rid}" (first at '
+                                  f"{sources[fs].position(fr)}) — ids must be unique across {what}")
+            first[rid] = (s, r)
+        out.extend(rows)
+    return out

@@ -44,7 +44,7 @@ def iteration_summary(stage_metrics: Mapping[str, Mapping[str, Any]]) -> dict[st
         block["judge_accuracy"] = _round((ev.get("judge_accuracy") or {}).get("accuracy"))
         heldout = (ev.get("heldout") or {}).get("models", {})
         for name, groups in heldout.items():  # held-out tasks: all of them, per model (current, baselines)
-            k = ev["heldout"]["k"]
+            k = groups["all"].get("k", ev["heldout"]["k"])  # the k used (fewer samples: fewer), as its keys say
             keys = (*HELDOUT_KEYS, f"pass@{k}", f"maj@{k}")
             block[f"heldout_{name}"] = {key: _round(groups["all"].get(key)) for key in keys}
         out["eval"] = block

@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import verifiable
 from pipeline.errors import ConfigError, RecordError
 from pipeline.records import stable_id
 from pipeline.sources import MISSING, check_fields, kind_of, lookup, open_rows
 
-# The verifiers a task may name: pipeline.verifiable's answer checks, plus the two that need the task's inputs
-# (countdown: the numbers and target; python_tests: the tests, run in a sandbox).
-VERIFIER_NAMES: tuple[str, ...] = ("numeric", "exact", "math", "regex", "countdown", "python_tests")
+# The verifiers a task may name (pipeline.verifiable's answer checks, countdown and python_tests).
+VERIFIER_NAMES: tuple[str, ...] = verifiable.VERIFIER_NAMES
 
 FINAL_NUMBER = 'End your reply with a line of the form "Final answer: <number>".'
 FINAL_EXPRESSION = 'End your reply with a line of the form "Final answer: <expression>".'
@@ -52,7 +52,9 @@ class Task:
     """One problem with a known answer.
 
     ``inputs`` holds what a verifier needs besides the answer: ``numbers`` and ``target`` (countdown),
-    ``entry_point`` (code). ``source`` says where it came from: ``builtin`` or ``path:line``.
+    ``entry_point``, ``prefix`` (code run before the answer: HumanEval's prompt) and ``setup`` (code run after it,
+    before the tests: MBPP's ``test_setup_code``). ``source`` says where it came from: ``builtin`` or
+    ``path:line``.
     """
 
     task_id: str
@@ -747,12 +749,17 @@ def train_and_heldout(family: str, n_train: int, n_heldout: int, seed: int,
 
 # --------------------------------------------------------------------------------------------- users' files
 # What a ``fields`` mapping may set: the Task's own fields, and the inputs some verifiers need.
-MAPPABLE = ("prompt", "answer", "verifier", "tests", "task_id", "family", "entry_point", "numbers", "target")
+MAPPABLE = ("prompt", "answer", "verifier", "tests", "task_id", "family", "entry_point", "numbers", "target",
+            "prefix", "setup")
+# Where the code formats keep each field, for messages about them.
+_CODE_COLUMNS = {"humaneval": {"prompt": "prompt", "answer": "canonical_solution", "tests": "test",
+                               "prefix": "prompt", "entry_point": "entry_point"},
+                 "mbpp": {"prompt": "text", "answer": "code", "tests": "test_list", "setup": "test_setup_code"}}
 
 
 def _detect(keys: Iterable[str]) -> str:
     keys = set(keys)
-    if {"prompt", "canonical_solution", "test", "entry_point"} <= keys:
+    if {"prompt", "canonical_solution", "test"} <= keys:  # entry_point missing: said by the reader
         return "humaneval"
     if {"text", "code", "test_list"} <= keys:
         return "mbpp"
@@ -801,7 +808,10 @@ class _Row:
         return value
 
 
-def _answer_text(row: _Row, value: Any, path: str) -> str:
+_BARE_ANSWER = re.compile(r"[-+]?\$?\d[\d,]*(?:\.\d+)?%?")
+
+
+def _answer_text(row: _Row, value: Any, path: str, gsm8k: bool = False) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)) or (isinstance(value, float)
                                                                                and not math.isfinite(value)):
         raise row.fail(f'field "{path}" (mapped to answer) must be text or a number, got '
@@ -813,6 +823,9 @@ def _answer_text(row: _Row, value: Any, path: str) -> str:
         text = text.rsplit("####", 1)[1].strip().replace(",", "")
         if not text:
             raise row.fail(f'field "{path}" (mapped to answer) has "####" but no answer after it')
+    elif gsm8k and not _BARE_ANSWER.fullmatch(text):
+        raise row.fail(f'field "{path}" (mapped to answer) has no "#### <answer>" line — a GSM8K answer is the '
+                       "worked solution, then \"#### 1,234\"; without it the whole solution would be the answer")
     return text
 
 
@@ -857,23 +870,28 @@ def _code_format(row: _Row, fmt: str) -> dict[str, Any]:
     if fmt == "humaneval":
         entry = row.text("entry_point")
         code = row.text("prompt", "prompt")
+        # The harness runs prompt + completion + test + check(entry_point): the prompt's imports and helpers
+        # are part of the program (rewards.code_program), not only of the question.
         out = {"prompt": f"Complete this Python function:\n```python\n{code.rstrip()}\n```\n{CODE_BLOCK}",
                "answer": code + row.text("answer", "canonical_solution"), "verifier": "python_tests",
                "tests": [row.text("tests", "test") + f"\ncheck({entry})"], "family": "humaneval",
-               "inputs": {"entry_point": entry}}
+               "inputs": {"entry_point": entry, "prefix": code}}
         task_id = row.get("task_id", "task_id", required=False)
     else:
         asserts = _tests(row, row.get("tests", "test_list"), "test_list")
-        setup = row.get("tests", "test_setup_code", required=False)
+        setup = row.get("setup", "test_setup_code", required=False)
         code = row.text("answer", "code")
         # The function to write is the one the solution defines and the tests call.
         defined = re.findall(r"^def\s+(\w+)\s*\(", code, re.MULTILINE)
         called = [name for name in defined if any(re.search(rf"\b{name}\s*\(", t) for t in asserts)]
         shown = "\n".join(asserts)
+        inputs: dict[str, Any] = {"entry_point": called[0]} if called else {}
+        if setup is not MISSING:
+            if not isinstance(setup, str):
+                raise row.fail('field "test_setup_code" (mapped to setup) must be text')
+            inputs["setup"] = setup  # run after the code, before the tests, as MBPP's harness does
         out = {"prompt": f"{row.text('prompt', 'text')}\nYour code should pass these tests:\n{shown}\n{CODE_BLOCK}",
-               "answer": code, "verifier": "python_tests", "family": "mbpp",
-               "tests": [f"{setup}\n{t}" for t in asserts] if isinstance(setup, str) else asserts,
-               "inputs": {"entry_point": called[0]} if called else {}}
+               "answer": code, "verifier": "python_tests", "family": "mbpp", "tests": asserts, "inputs": inputs}
         task_id = row.get("task_id", "task_id", required=False)
         task_id = task_id if task_id is MISSING else f"mbpp-{task_id}"
     if task_id is not MISSING:
@@ -898,11 +916,16 @@ def _build(row: _Row, fmt: str, family_name: str, default_verifier: str, format_
         if (verifier == "countdown" and target in ("prompt", "answer") and target not in row.mapping
                 and row.get(target, path, required=False) is MISSING):
             continue  # the prompt is built from the numbers and target; any expression reaching it will do
+        if target in ("prefix", "setup") and target not in row.mapping and verifier != "python_tests":
+            continue  # a column of that name in a file of other tasks is not code
         value = row.get(target, path)
         if target == "prompt":
             out["prompt"] = row.text(target, path)
         elif target == "answer":
-            out["answer"] = _answer_text(row, value, path)
+            gsm8k = fmt == "gsm8k" and "answer" not in row.mapping and verifier == "numeric"
+            out["answer"] = _answer_text(row, value, path, gsm8k=gsm8k)
+        elif target in ("prefix", "setup"):
+            out["inputs"][target] = row.text(target, path)
         elif target == "tests":
             out["tests"] = _tests(row, value, path)
         elif target in ("task_id", "family"):
@@ -912,8 +935,9 @@ def _build(row: _Row, fmt: str, family_name: str, default_verifier: str, format_
         elif target == "entry_point":
             out["inputs"]["entry_point"] = row.text(target, path)
         elif target == "numbers":
-            if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
-                raise row.fail(f'field "{path}" (mapped to numbers) must be a list of integers')
+            if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) for v in value):
+                raise row.fail(f'field "{path}" (mapped to numbers) must be a non-empty list of integers, got '
+                               f"{json.dumps(value, default=str)[:40]}")
             out["inputs"]["numbers"] = list(value)
         elif target == "target":
             if not _is_int(value):
@@ -929,6 +953,11 @@ def _build(row: _Row, fmt: str, family_name: str, default_verifier: str, format_
         out.setdefault("answer", "")
     if verifier == "python_tests" and not out["tests"]:
         raise row.fail('verifier "python_tests" needs tests — map them with fields: {tests: <column>}')
+    problem = verifiable.task_problem(verifier, out.get("answer"), out["tests"], out["inputs"])
+    if problem is not None:
+        target, reason = problem
+        path = {**_CODE_COLUMNS.get(fmt, {}), **paths}.get(target, target)
+        raise row.fail(f'field "{path}" (mapped to {target}) {reason}')
     if format_line and verifier != "python_tests" and "final answer" not in out["prompt"].lower():
         line = {"countdown": FINAL_EXPRESSION, "numeric": FINAL_NUMBER}.get(
             verifier, FINAL_NUMBER.replace("<number>", "<answer>"))

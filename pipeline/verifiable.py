@@ -3,14 +3,18 @@
 Where a prompt has a known answer, the reward is a check, not a judgment (Iterative RPO, Pang et al., 2024;
 Reflect, Retry, Reward). This module holds the rules:
 
-- answer extraction, a declared chain like the judge's (:data:`ANSWER_CHAIN`): ``strict`` reads a last line
-  ``Final answer: X`` (IRPO App. B.1's format); ``flexible`` the last ``\\boxed{X}``, else the last number; what
-  neither reads has no answer (counted);
+- answer extraction, a declared chain like the judge's (:data:`ANSWER_CHAIN`), each reading counted apart:
+  ``final_last_line`` reads a last line ``Final answer: X`` (IRPO App. B.1's format; the only *strict*
+  reading), then, read *flexibly*, ``final_line`` the model's own last ``Final answer:`` line wherever it
+  stands, ``boxed`` the last ``\\boxed{X}``, ``last_number`` the last number; what none reads has no answer;
 - verifiers by name (:data:`VERIFIERS`): ``numeric`` (equal within a tolerance), ``exact``, ``math``
   (symbolic, with the ``math-verify`` package), ``regex``; ``countdown`` and ``python_tests`` live beside the
   task families and the sandbox that run them;
-- evaluation: pass@k with the unbiased estimator (Chen et al., 2021), maj@k with ties counted, each with a
-  standard error over prompts;
+- task checks (:func:`task_problem`): what makes a task's known answer or tests unusable, said when the task
+  is read, before any model loads;
+- evaluation: pass@k with the unbiased estimator (Chen et al., 2021), maj@k voting on the verifier's
+  normalised answers (:func:`vote_key`) with ties counted, each with a standard error over prompts, both
+  named by the k they actually used;
 - preference pairs: IRPO's correct vs incorrect, cycled up to a number per prompt (:func:`irpo_pairs`), and
   Reflect-Retry-Reward's reflections whose retry succeeded vs those whose retry failed (:func:`rrr_pairs`);
 - the self-judge against the truth: how well judge scores separate correct from incorrect answers (pairwise
@@ -19,10 +23,11 @@ Reflect, Retry, Reward). This module holds the rules:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,35 +36,65 @@ from pipeline import verdicts
 
 # ------------------------------------------------------------------------------------------ answers
 _FINAL = re.compile(r"^[\s*_#]*Final answer\s*:[\s*_]*(.+?)[\s*_]*$", re.IGNORECASE)
+_FINAL_ANY_LINE = re.compile(r"^[ \t*_#]*Final answer[ \t]*:[ \t*_]*(.+?)[ \t*_]*$", re.IGNORECASE | re.MULTILINE)
 _BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
 _NUMBER = re.compile(r"(?<![\w.])(-?\d[\d,]*(?:\.\d+)?)(?![\w])")
 
 
-def parse_final_answer(text: str) -> tuple[str, int] | None:
-    found = verdicts.on_last_line(_FINAL, text)
+def _clean(found: tuple[str, int] | None) -> tuple[str, int] | None:
     if found is None:
         return None
     value = found[0].strip().rstrip(".").strip()
     return (value, found[1]) if value else None
 
 
-def parse_boxed_or_last_number(text: str) -> tuple[str, int] | None:
-    return verdicts.last_match(text, _BOXED, _NUMBER)
+def parse_final_answer(text: str) -> tuple[str, int] | None:
+    """The asked format: the last non-blank line is ``Final answer: X``."""
+    return _clean(verdicts.on_last_line(_FINAL, text))
 
 
-ANSWER_CHAIN = verdicts.Chain("answer", (("strict", parse_final_answer), ("flexible", parse_boxed_or_last_number)),
+def parse_final_answer_line(text: str) -> tuple[str, int] | None:
+    """The model's own last ``Final answer: X`` line wherever it stands (text after it, e.g. a chat template's
+    echo or a second guess, does not override what the model declared final)."""
+    for m in reversed(list(_FINAL_ANY_LINE.finditer(text))):
+        found = _clean((m.group(1), m.start(1)))
+        if found is not None:
+            return found
+    return None
+
+
+def parse_boxed(text: str) -> tuple[str, int] | None:
+    return verdicts.last_match(text, _BOXED)
+
+
+def parse_last_number(text: str) -> tuple[str, int] | None:
+    return verdicts.last_match(text, _NUMBER)
+
+
+# The readings in the order they are tried; only the first is the asked format (method "strict").
+ANSWER_CHAIN = verdicts.Chain("answer", (("final_last_line", parse_final_answer),
+                                         ("final_line", parse_final_answer_line), ("boxed", parse_boxed),
+                                         ("last_number", parse_last_number)),
                               prefix="Final answer: ", options=(), on_unparsed="drop")
+STRICT_READINGS = ("final_last_line", "code_block")  # code: the last fenced block (pipeline.rewards.extract_code)
+READINGS = ("final_last_line", "final_line", "boxed", "last_number", "code_block", "whole_text", "none")
 
 
 @dataclass(frozen=True)
 class Extracted:
     answer: str | None
-    method: str  # strict | flexible | none
+    method: str  # strict | flexible | none: what the reward levels and the format rate see
+    reading: str = "none"  # which reading found it (READINGS), counted in the verify metrics
+
+
+def extracted(answer: str | None, reading: str) -> Extracted:
+    method = "none" if answer is None else "strict" if reading in STRICT_READINGS else "flexible"
+    return Extracted(answer, method, reading if answer is not None else "none")
 
 
 def extract_answer(text: str) -> Extracted:
     parsed = ANSWER_CHAIN.parse(text)
-    return Extracted(parsed.value, parsed.method) if parsed is not None else Extracted(None, "none")
+    return extracted(parsed.value, parsed.method) if parsed is not None else extracted(None, "none")
 
 
 # ------------------------------------------------------------------------------------------ verifiers
@@ -87,17 +122,120 @@ def regex(predicted: str, pattern: str) -> bool:
     return re.fullmatch(pattern, predicted.strip()) is not None
 
 
-def symbolic(predicted: str, gold: str) -> bool:
-    """Mathematically equal (``1/2`` = ``0.5`` = ``\\frac{1}{2}``), by the ``math-verify`` package."""
+def _math_verify() -> tuple[Callable[..., list[object]], Callable[..., bool]]:
     try:
         from math_verify import parse, verify
     except ImportError as e:  # pragma: no cover - an install problem, said plainly
         raise RuntimeError("the math verifier needs the package math-verify (pip install math-verify)") from e
-    return bool(verify(parse(gold), parse(predicted)))
+    return parse, verify
+
+
+def parse_math(text: str) -> list[object] | None:
+    """``text`` as math-verify's parse, or None when it holds no mathematical object.
+
+    A bare answer is read as inline LaTeX first (``$x^2$``): math-verify's plain reading finds no expression in
+    ``x^2`` and takes only the ``2`` of ``2(x+1)``. What is neither (``x^^2``) is None.
+    """
+    parse, _ = _math_verify()
+    tries = [text] if "$" in text or "\\(" in text or "\\[" in text else [f"${text}$", text]
+    for attempt in tries:
+        found = parse(attempt)
+        if any(not isinstance(item, str) for item in found):
+            return found
+    return None
+
+
+def symbolic(predicted: str, gold: str) -> bool:
+    """Mathematically equal (``1/2`` = ``0.5`` = ``\\frac{1}{2}``, ``2x+2`` = ``2(x+1)``), by ``math-verify``."""
+    _, verify = _math_verify()
+    g, p = parse_math(gold), parse_math(predicted)
+    return g is not None and p is not None and bool(verify(g, p))
 
 
 VERIFIERS: dict[str, Callable[[str, str], bool]] = {"numeric": numeric, "exact": exact, "math": symbolic,
                                                     "regex": regex}
+# The verifiers a task may name: the answer checks above, plus the two that need the task's inputs (countdown:
+# the numbers and target, pipeline.tasks.check_countdown; python_tests: the tests, run in pipeline.sandbox).
+VERIFIER_NAMES: tuple[str, ...] = (*VERIFIERS, "countdown", "python_tests")
+
+
+def _compile_problem(source: str) -> str | None:
+    """Why ``source`` is not Python (``line 2: invalid syntax``), or None."""
+    try:
+        compile(source, "<task>", "exec")
+    except SyntaxError as e:
+        return f"line {e.lineno}: {e.msg}"
+    except ValueError as e:  # a null byte
+        return str(e)
+    return None
+
+
+def task_problem(verifier: str, answer: str | None, tests: Sequence[str] | None,
+                 inputs: Mapping[str, object]) -> tuple[str, str] | None:
+    """Why a task could never be checked as meant, as (its field at fault, the reason); None when it can be.
+
+    Each of these would otherwise pass silently and score every answer wrong, or crash the verify step: an
+    unknown verifier, a missing known answer, a numeric answer without a number (``four``), a math answer that
+    is no mathematical expression (``x^^2``), a regex that does not compile, code tests (or their setup) that
+    do not compile, countdown numbers that are no list of integers. Read-time checks call this, so a bad task
+    stops its stage before any model loads.
+    """
+    if verifier not in VERIFIER_NAMES:
+        return "verifier", f'names an unknown verifier "{verifier}" — known: ' + ", ".join(VERIFIER_NAMES)
+    text = answer or ""
+    if verifier in VERIFIERS and not text.strip():
+        return "answer", f"is empty — the {verifier} verifier compares each answer with it"
+    if verifier == "numeric" and to_number(text) is None:
+        return "answer", (f'is not a number ({json.dumps(text)[:60]}) — the numeric verifier compares numbers; '
+                          'for text, use verifier "exact"')
+    if verifier == "regex":
+        try:
+            re.compile(text)
+        except re.error as e:
+            return "answer", f"is not a valid regular expression ({e}) — the regex verifier matches answers against it"
+    if verifier == "math" and parse_math(text) is None:
+        return "answer", (f"is not a mathematical expression math-verify can read ({json.dumps(text)[:60]}) — "
+                          "no answer could ever equal it")
+    if verifier == "python_tests":
+        if not tests:
+            return "tests", "is empty — the python_tests verifier needs at least one test"
+        for i, test in enumerate(tests):
+            problem = _compile_problem(test)
+            if problem:
+                return "tests", f"has a test that does not compile — test {i + 1}, {problem}"
+        setup = inputs.get("setup")
+        if isinstance(setup, str) and setup.strip():
+            problem = _compile_problem(setup)
+            if problem:
+                return "setup", f"does not compile — {problem}"
+    if verifier == "countdown":
+        numbers, target = inputs.get("numbers"), inputs.get("target")
+        if (not isinstance(numbers, list) or not numbers
+                or not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers)):
+            return "numbers", f"must be a non-empty list of integers, got {json.dumps(numbers, default=str)[:40]}"
+        if not isinstance(target, int) or isinstance(target, bool):
+            return "target", f"must be an integer, got {json.dumps(target, default=str)[:40]}"
+    return None
+
+
+_PLAIN_NUMBER = re.compile(r"[-+]?\$?\d[\d,]*(?:\.\d+)?%?")
+
+
+def vote_key(answer: str, verifier: str | None = None) -> str:
+    """The answer as its verifier sees it, so that equal answers vote together in maj@k: ``8``, ``8.0`` and
+    ``8.00`` are one vote for ``numeric`` (and ``$1,234`` is ``1234``); ``math`` answers vote by their parsed
+    expression; ``exact`` by their words. Without a verifier, an answer that is a plain number is read as one.
+    """
+    text = " ".join(answer.split()).rstrip(".")
+    if verifier == "numeric" or (verifier is None and _PLAIN_NUMBER.fullmatch(text.replace(" ", ""))):
+        value = to_number(text)
+        if value is not None:
+            return str(int(value)) if value.is_integer() else repr(value)
+    if verifier == "math":
+        found = parse_math(text)
+        if found is not None:
+            return str(next(item for item in found if not isinstance(item, str)))
+    return text
 
 
 # ------------------------------------------------------------------------------------------ evaluation
@@ -110,11 +248,13 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-def majority_at_k(answers: Sequence[str | None], correct: Sequence[bool], k: int) -> float:
-    """maj@k of one prompt from its first ``k`` samples: the most frequent extracted answer is the vote.
+def majority_at_k(answers: Sequence[Hashable | None], correct: Sequence[bool], k: int) -> float:
+    """maj@k of one prompt from its first ``k`` samples: the most frequent answer is the vote.
 
-    A sample without an answer does not vote. Ties count fractionally: with t answers tied for the most votes,
-    the prompt scores 1/t if the right one is among them (so a tie is neither a win nor a loss).
+    ``answers`` are what votes: :func:`sample_metrics` passes each answer as its verifier normalises it
+    (:func:`vote_key`), so ``8`` and ``8.0`` are one vote. A sample without an answer does not vote. Ties count
+    fractionally: with t answers tied for the most votes, the prompt scores 1/t if the right one is among them
+    (so a tie is neither a win nor a loss).
     """
     votes = Counter(a for a in answers[:k] if a is not None)
     if not votes:
@@ -220,28 +360,37 @@ def judge_vs_truth(scored: Sequence[tuple[str, float, bool]], bootstrap: int = 1
 # ------------------------------------------------------------------------------------------ held-out summary
 def sample_metrics(samples: Sequence[Mapping[str, object]], k: int) -> dict[str, object]:
     """Held-out figures of one model from its samples (``task_id``, ``sample_index``, ``extracted``,
-    ``method``, ``correct``, ``num_tokens``), each a mean over tasks with its standard error.
+    ``method``, ``correct``, ``num_tokens``; ``verifier`` where known), each a mean over tasks with its standard
+    error.
 
     ``pass@1`` counts an answer read flexibly (so a format change alone cannot raise it); ``pass@1_strict``
-    only answers in the asked format; ``pass@k`` is the unbiased estimator over the n samples of a task;
-    ``maj@k`` the majority vote of the first k (ties count 1/t); ``format_rate`` the share of samples whose
-    last line is the asked ``Final answer:`` line; ``mean_tokens`` the generated length.
+    only answers in the asked format; ``pass@<k>`` is the unbiased estimator over the n samples of a task and
+    ``maj@<k>`` the majority vote of the first k (on normalised answers, :func:`vote_key`; ties count 1/t).
+    Their k is the one used: the asked ``k``, or fewer when some task has fewer samples (``pass@2`` then,
+    never ``pass@4`` computed from 2); ``k`` and ``k_asked`` say which. ``format_rate`` is the share of
+    samples whose last line is the asked ``Final answer:`` line; ``mean_tokens`` the generated length.
     """
     by_task: dict[str, list[Mapping[str, object]]] = {}
     for s in samples:
         by_task.setdefault(str(s["task_id"]), []).append(s)
-    per: dict[str, list[float]] = {"pass@1": [], "pass@1_strict": [], f"pass@{k}": [], f"maj@{k}": [],
+    used = min([k, *(len(rows) for rows in by_task.values())])
+    per: dict[str, list[float]] = {"pass@1": [], "pass@1_strict": [], f"pass@{used}": [], f"maj@{used}": [],
                                    "format_rate": [], "mean_tokens": []}
     for rows in by_task.values():
         rows = sorted(rows, key=lambda s: int(s["sample_index"]))  # type: ignore[call-overload]
         n, ok = len(rows), [bool(s["correct"]) for s in rows]
+        # A vote is the normalised answer and whether it was right: answers a verifier-blind reading merges
+        # ("8" and "8.0" under an exact verifier) never pool a right one with a wrong one.
+        votes = [None if s["extracted"] is None else (vote_key(str(s["extracted"]), s.get("verifier")), o)  # type: ignore[arg-type]
+                 for s, o in zip(rows, ok)]
         per["pass@1"].append(sum(ok) / n)
         per["pass@1_strict"].append(sum(o and s["method"] == "strict" for o, s in zip(ok, rows)) / n)
-        per[f"pass@{k}"].append(pass_at_k(n, sum(ok), min(k, n)))
-        per[f"maj@{k}"].append(majority_at_k([s["extracted"] for s in rows], ok, k))  # type: ignore[misc]
+        if used > 1:
+            per[f"pass@{used}"].append(pass_at_k(n, sum(ok), used))
+        per[f"maj@{used}"].append(majority_at_k(votes, ok, used))
         per["format_rate"].append(sum(s["method"] == "strict" for s in rows) / n)
         per["mean_tokens"].append(sum(int(s["num_tokens"]) for s in rows) / n)  # type: ignore[call-overload]
-    out: dict[str, object] = {"tasks": len(by_task), "samples": len(samples)}
+    out: dict[str, object] = {"tasks": len(by_task), "samples": len(samples), "k": used, "k_asked": k}
     for name, values in per.items():
         e = estimate(values)
         out[name], out[f"{name}_se"] = e.mean, e.se

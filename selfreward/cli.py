@@ -3,6 +3,8 @@
     selfreward list pairs -i M2 --where margin>=2 --sort -margin
     selfreward list judgments -i M1 --where method=forced --search python --page 2
     selfreward trace rp-13b3063c5ea8              # everything behind one pair (or prompt, response, judgment)
+    selfreward list heldout -i M2 --where correct=false   # evaluation: eval_answers, eval_comparisons, eval_judge
+    selfreward trace eval-001 -i M2               # an evaluation prompt, labelled pair or held-out task
     selfreward diff M1 M2                         # two iterations
     selfreward diff M1@HEAD~3 M1                  # one iteration at two git revisions / DVC experiments
     selfreward export M2 --out exports/M2 --format parquet
@@ -20,7 +22,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pipeline import inspection
 from pipeline.errors import PipelineError
@@ -29,14 +31,21 @@ TEXT_WIDTH = 60
 
 
 # ------------------------------------------------------------------------------------------------ arguments
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line ``error: ...`` (exit 2) like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} — see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="selfreward", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = Parser(prog="selfreward", description=__doc__.split("\n\n")[0],
+               formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--root", default=".", help="the project's root (default: the current folder)")
     sub = p.add_subparsers(dest="command", required=True)
 
     ls = sub.add_parser("list", help="list, filter, sort and page one table of an iteration")
-    ls.add_argument("table", choices=list(inspection.FILES), help="which rows")
+    ls.add_argument("table", help=f"which rows: {', '.join(inspection.TABLES)}")
     ls.add_argument("-i", "--iteration", help="KEY or KEY@REV (default: the last iteration with data)")
     ls.add_argument("-w", "--where", action="append", default=[], metavar="COND",
                     help="COLUMN OP VALUE, OP one of = != > >= < <= ~ (contains); repeat to AND (e.g. "
@@ -51,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="table (default), or jsonl / csv of every matching row for other tools")
 
     tr = sub.add_parser("trace", help="everything behind one pair, prompt, response, judgment or meta-judgment")
-    tr.add_argument("id", help="a row id (rp-…, vp-…, jp-…, fp-…, p-…, r-…, j-…, mj-…)")
+    tr.add_argument("id", help="a row id (rp-…, vp-…, jp-…, fp-…, p-…, r-…, j-…, mj-…), or the id of an evaluation "
+                               "prompt, labelled pair or held-out task")
     tr.add_argument("-i", "--iteration", help="KEY or KEY@REV (default: search every iteration with data)")
     tr.add_argument("--json", action="store_true", help="print the trace as JSON")
     tr.add_argument("--full", action="store_true", help="do not shorten long texts")
@@ -190,7 +200,59 @@ def print_trace(t: dict[str, Any], full: bool) -> None:
             tree.add(f"reflection {x['id']} (retry {'right' if x['retry_correct'] else 'wrong'}): "
                      + escape(_short(x["text"], full, 200)))
         con.print(tree)
-    con.print("hashes: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in t["hashes"].items()))
+    if t["hashes"]:  # none for a prompt nothing has answered yet
+        con.print("hashes: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in t["hashes"].items()))
+
+
+def print_eval_trace(t: dict[str, Any], full: bool) -> None:
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.tree import Tree
+
+    con = _console()
+    focus = t["focus"]
+    con.print(f"[bold]{focus['id']}[/bold] ({focus['table']}) in {t['source']}")
+    if "eval_prompt" in t:
+        p = t["eval_prompt"]
+        text = p["instruction"] + (f"\n\n{p['input']}" if p["input"] else "") if p["instruction"] else \
+            "(not in the evaluation prompts file params.yaml names)"
+        con.print(Panel(escape(_short(text, full)), title=f"evaluation prompt {p['id']}",
+                        subtitle=escape(p["category"] or ""), subtitle_align="left"))
+        for a in t["answers"]:
+            tree = Tree(f"answer of {a['model']} ({a['model_dir']}) · {a['tokens']} tokens"
+                        + ("" if a["parse_ok"] else " · not parsed"))
+            tree.add(escape(_short(a["response"], full)))
+            con.print(tree)
+        for c in t["comparisons"]:
+            tree = Tree(f"[bold]vs {c['baseline']}: {c['outcome']}[/bold]")
+            for o in c["orders"]:
+                shown = "current shown first (A)" if o["model_first"] else "baseline shown first (A)"
+                node = tree.add(f"{shown}: {o['letter']} ({o['method']}) → verdict {o['verdict']:+d}")
+                node.add("[dim]" + escape(_short(o["text"], full, 300)) + "[/dim]")
+            con.print(tree)
+    elif "labelled_pair" in t:
+        lp = t["labelled_pair"]
+        if lp["instruction"] is not None:
+            con.print(Panel(escape(_short(lp["instruction"], full)), title=f"labelled pair {lp['id']}"))
+            for side in ("a", "b"):
+                con.print(Panel(escape(_short(lp[f"response_{side}"], full)), title=f"response {side.upper()}"))
+        con.print(f"preferred {lp['preferred']}; the model scored A {_cell(lp['score_a'])}, B "
+                  f"{_cell(lp['score_b'])}: judged {lp['judged'] or '—'} ({'right' if lp['correct'] else 'wrong'})")
+    else:
+        task = t["task"]
+        con.print(Panel(escape(_short(task["prompt"] or "(not recorded: eval_heldout.jsonl written before rows "
+                                                      "carried the prompt)", full)),
+                        title=f"held-out task {task['id']} ({task['family']})",
+                        subtitle=escape(f"gold answer: {task['answer']}" if task["answer"] is not None else ""),
+                        subtitle_align="left"))
+        for m in t["models"]:
+            tree = Tree(f"[bold]{m['model']}[/bold] ({m['model_dir']}): {m['correct']} of {len(m['samples'])} "
+                        "correct")
+            for h in m["samples"]:
+                node = tree.add(f"sample {h['index']} · {'correct' if h['correct'] else 'wrong'} · read {h['method']}: "
+                                f"{h['extracted']!r} · {h['tokens']} tokens · {h['finish_reason']}")
+                node.add(escape(_short(h["output"], full, 300)))
+            con.print(tree)
 
 
 def _fmt(x: Any) -> str:
@@ -248,15 +310,24 @@ def print_diff(d: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------------------- commands
 def cmd_list(args: argparse.Namespace, root: Path) -> None:
+    if args.table not in inspection.TABLES:  # before reading anything
+        raise inspection.InspectError(inspection._unknown("table", args.table, list(inspection.TABLES)))
+    if args.limit < 0:
+        raise inspection.InspectError(f"--limit {args.limit}: must be 0 (every row on one page) or more")
+    if args.page < 1:
+        raise inspection.InspectError(f"--page {args.page}: pages count from 1")
+    known = inspection.COLUMNS[args.table]
+    columns = [c.strip() for c in args.columns.split(",")] if args.columns is not None else None
+    for c in columns or ():
+        if not c:
+            raise inspection.InspectError(f'--columns "{args.columns}": an empty column name — name them with '
+                                          "commas between, e.g. -c pair_id,margin")
+        if c not in known:
+            raise inspection.InspectError(inspection._unknown("column", c, known))
     key, rev = inspection.parse_ref(args.iteration or default_iteration(root))
-    it = inspection.load_iteration(key, root, rev)
+    it = inspection.load_iteration(key, root, rev, evaluation=True)
     sort = f"-{args.sort.lstrip('-')}" if args.sort and args.desc else args.sort
-    rows = inspection.select(inspection.table_rows(it, args.table), args.where, args.search, sort)
-    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
-    if columns and rows:
-        for c in columns:
-            if c not in rows[0]:
-                raise inspection.InspectError(inspection._unknown("column", c, list(rows[0])))
+    rows = inspection.select(inspection.table_rows(it, args.table), args.where, args.search, sort, columns=known)
     if args.format != "table":
         print_rows(rows, "", columns, args.format)
         return
@@ -267,28 +338,35 @@ def cmd_list(args: argparse.Namespace, root: Path) -> None:
 
 
 def find_iteration(root: Path, row_id: str) -> inspection.Iteration:
-    for key in reversed(inspection.available_iterations(root)):
-        it = inspection.load_iteration(key, root)
+    """The last iteration of the working tree (params.yaml's order) with a row, or evaluation result, of that id."""
+    keys = inspection.available_iterations(root)
+    for key in reversed(keys):
+        it = inspection.load_iteration(key, root, evaluation=True)
         if it.kind_of(row_id):
             return it
-    raise inspection.InspectError(f'no iteration under {root.resolve()}/data has a row with id "{row_id}" — '
-                                  "pass -i KEY[@REV] to look in a past revision")
+    searched = f" (searched {', '.join(keys)})" if keys else " (none has data yet)"
+    raise inspection.InspectError(f'no iteration under {root.resolve()}/data has a row with id "{row_id}"{searched} '
+                                  "— pass -i KEY[@REV] to look in a past revision")
 
 
 def cmd_trace(args: argparse.Namespace, root: Path) -> None:
     if args.iteration:
         key, rev = inspection.parse_ref(args.iteration)
-        it = inspection.load_iteration(key, root, rev)
+        it = inspection.load_iteration(key, root, rev, evaluation=True)
     else:
         it = find_iteration(root, args.id)
     t = inspection.trace(it, args.id)
     if args.json:
         print(json.dumps(t, indent=2, ensure_ascii=False))
+    elif t["focus"]["table"] in inspection.EVAL_FILES:
+        print_eval_trace(t, args.full)
     else:
         print_trace(t, args.full)
 
 
 def cmd_diff(args: argparse.Namespace, root: Path) -> None:
+    if args.examples < 0:
+        raise inspection.InspectError(f"--examples {args.examples}: must be 0 or more")
     (ka, ra), (kb, rb) = inspection.parse_ref(args.a), inspection.parse_ref(args.b)
     a, b = inspection.load_iteration(ka, root, ra), inspection.load_iteration(kb, root, rb)
     d = inspection.diff(a, b, args.examples)
@@ -322,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     args._argv = list(argv if argv is not None else sys.argv[1:])
     root = Path(args.root)
     try:
+        if not root.is_dir():
+            raise inspection.InspectError(f"--root {args.root}: " + ("not a folder" if root.exists() else
+                                                                      "no such folder") + " — the project's root")
         {"list": cmd_list, "trace": cmd_trace, "diff": cmd_diff, "export": cmd_export,
          "page": cmd_page}[args.command](args, root)
     except PipelineError as e:

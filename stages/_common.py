@@ -66,6 +66,8 @@ class Iteration:
         self.started = time.time()
         self.engines: list[Any] = []  # engines opened for this stage (their report() goes into its metrics)
         require_model(self.prev_dir, self.prev)
+        for folder in (self.data, self.metrics):  # found now, not after the work
+            records.check_writable(folder)
 
     def model(self, name: str, param: str | None = None) -> Path:
         """The model a param names (previous, current, base, M0_sft, a path), seen from this iteration; with
@@ -100,12 +102,13 @@ class Iteration:
         replicas of engine.data_parallel_size, replica 0 alone writes."""
         if not launch.writes_outputs():
             return
-        for file, rows in outputs.items():
-            records.write_jsonl(self.data / file, rows)
         reports = [r for e in self.engines if (r := e.report())]
         served = {"server": reports} if reports else {}  # nothing added for local engines
-        records.write_json(self.metrics / f"{name or self.stage}.json",
-                           {**metrics, **served, "seconds": round(time.time() - self.started, 1)})
+        with records.together():  # the data files and the metrics land together or not at all
+            for file, rows in outputs.items():
+                records.write_jsonl(self.data / file, rows)
+            records.write_json(self.metrics / f"{name or self.stage}.json",
+                               {**metrics, **served, "seconds": round(time.time() - self.started, 1)})
 
 
 def require_model(model_dir: Path, name: str) -> None:

@@ -27,11 +27,12 @@ def main() -> None:
     prompts: list[Prompt] = []
     candidates: list[self_instruct.InstructionCandidate] = []
     metrics: dict[str, Any] = {"requests": 0, "accepted": 0}
+    data = it.params.data  # the tasks are read before any model loads: a bad file must not cost a generation
+    train = _data.read_tasks(data.train_tasks) if cfg.tasks else []
+    held_out = _data.read_tasks(data.heldout_tasks) if cfg.tasks else []
     if cfg.num_prompts:
         prompts, candidates, metrics = generate(it)
     if cfg.tasks:
-        data = it.params.data
-        train, held_out = _data.read_tasks(data.train_tasks), _data.read_tasks(data.heldout_tasks)
         rows, task_metrics = self_instruct.task_prompts(train, cfg.tasks, cfg.seed, held_out, {"iteration": it.key})
         prompts += rows
         metrics.update(task_metrics)

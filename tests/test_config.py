@@ -109,3 +109,41 @@ def test_loss_types_are_the_ones_trl_computes():
 
     computed = set(re.findall(r'loss_type == "(\w+)"', inspect.getsource(dpo_trainer)))
     assert set(TRL_LOSS_TYPES) == computed
+
+
+def test_a_data_role_is_a_mapping_or_a_list(tmp_path):
+    p = load_text(tmp_path, """
+        data:
+          train_tasks:
+            - {path: gsm8k.jsonl}
+            - {path: mbpp.jsonl, fields: {prompt: text}}
+          eval_prompts: {path: mt_bench.jsonl, fields: {instruction: "turns[0]"}}
+        """)
+    tasks, prompts = p.data.train_tasks, p.data.eval_prompts
+    assert [(s.path, s.fields) for s in tasks] == [("gsm8k.jsonl", {}), ("mbpp.jsonl", {"prompt": "text"})]
+    assert tasks.param_keys() == ["data.train_tasks[0]", "data.train_tasks[1]"] and tasks.path == "gsm8k.jsonl, mbpp.jsonl"
+    assert prompts.param_keys() == ["data.eval_prompts"] and prompts[0].fields == {"instruction": "turns[0]"}
+    assert p.data.seed_instructions.path == "data/seed/instructions.jsonl"  # the defaults, named by their role
+    assert p.data.seed_instructions.role == "seed_instructions"
+
+
+NO_PATH = "must name a file or a folder saved with datasets' save_to_disk"
+SHAPE = "must be a mapping like {path: file.jsonl} (with optional fields), or a list of them"
+
+
+@pytest.mark.parametrize("data, message", [
+    ("train_tasks: {path: ''}", f"data.train_tasks.path: '' — {NO_PATH}"),
+    ("train_tasks: [{path: a.jsonl}, {path: ' '}]", f"data.train_tasks[1].path: ' ' — {NO_PATH}"),
+    ("train_tasks: []", ("data.train_tasks: [] — an empty list names no source; list at least one, e.g. [{path: "
+                         "file.jsonl}]")),
+    ("eval_prompts: [prompts.jsonl]", ("data.eval_prompts[0]: 'prompts.jsonl' — each item must be a mapping like "
+                                       "{path: file.jsonl} (with optional fields)")),
+    ("eval_prompts: prompts.jsonl", f"data.eval_prompts: 'prompts.jsonl' — {SHAPE}"),
+    ("eval_prompts: null", f"data.eval_prompts: None — {SHAPE}"),
+    ("train_tasks: [{path: a.jsonl}, {path: ./a.jsonl}]", ("data.train_tasks[1].path: './a.jsonl' — already "
+                                                           "data.train_tasks[0]; list each file once")),
+    ("train_tasks: [{path: a.jsonl, feilds: {}}]", "data.train_tasks[0].feilds: unknown key — did you mean 'fields'?"),
+    ("eval_prompts: {path: a.jsonl, fields: [id]}", "data.eval_prompts.fields: ['id'] — must be a mapping"),
+])
+def test_data_role_errors_name_the_key(tmp_path, data, message):
+    assert error_of(tmp_path, f"data:\n  {data}\n") == f"{tmp_path / 'params.yaml'}: {message}"

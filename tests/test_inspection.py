@@ -256,7 +256,7 @@ def _git(repo, *args):
 
 
 def _dvc(repo, *args):
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -364,11 +364,11 @@ def test_export_parquet_and_hf_dataset_with_a_card(project, tmp_path):
     import datasets
 
     it = load_iteration("M1", project)
-    code, out, err = cli("--root", str(project), "export", "M1", "--out", str(tmp_path / "pq"))
+    code, _, err = cli("--root", str(project), "export", "M1", "--out", str(tmp_path / "pq"))
     assert code == 0, err
     ds = datasets.load_dataset("parquet", data_files=str(tmp_path / "pq/pairs.parquet"), split="train")
     assert sorted(ds["pair_id"]) == sorted(it.pairs) and ds[0]["chosen"][0]["role"] == "assistant"
-    row = next(r for r in ds if r["pair_id"] == sorted(it.pairs)[0])
+    row = next(r for r in ds if r["pair_id"] == min(it.pairs))
     p = it.pairs[row["pair_id"]]
     assert (row["prompt"], row["chosen"], row["rejected"]) == (p.prompt, p.chosen, p.rejected)
     assert json.loads(row["provenance"]) == p.provenance
@@ -419,3 +419,179 @@ def test_diff_against_a_dvc_experiment(project, tmp_path):
     assert (base.judgments[first].score, exp.judgments[first].score) == (0.0, 5.0)
     d = inspection.diff(base, exp)
     assert d["judge_drift"]["judgments_changed"] == 1 and d["a"] == "data/M1@HEAD" and d["b"] == "data/M1@bump-five"
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, tiny_model_dir):
+    """The evaluate stage itself (scripted models) on M1: 2 prompts against previous, 2 labelled pairs, 2
+    held-out arithmetic tasks with 2 samples each for current and previous."""
+    from stages import _generate
+    from tests.fakes import ScriptedEngine
+
+    root = tmp_path_factory.mktemp("evaluated")
+    _prompts(root, "M1", [0])
+    root = _project(root, tiny_model_dir, None, ["M1"], lambda key: (), SIZES)
+    shutil.copytree(tiny_model_dir, root / "models" / "M1")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["evaluate"].update({"baselines": ["previous"], "evaluator": "current", "max_prompts": 2,
+                               "max_labelled_pairs": 2, "heldout_tasks": 2, "heldout_samples": 2, "bootstrap": 10,
+                               "max_new_tokens": 40, "compare_max_new_tokens": 20, "heldout_max_new_tokens": 40})
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setattr(_generate, "open_engine", lambda params, *a, **k: lambda d: ScriptedEngine(scripted_model, choice))
+        proc = run_stage("evaluate", "--iteration", "M1")
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def test_heldout_rows_carry_the_prompt_and_the_gold_answer(evaluated):
+    from pipeline.tasks import load_tasks
+    tasks = {t.task_id: t for t in load_tasks(str(evaluated / "data/tasks/arithmetic/heldout.jsonl"))}
+    rows = [json.loads(x) for x in (evaluated / "data/M1/eval_heldout.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 2 * 2  # tasks x samples x models
+    for r in rows:
+        assert (r["prompt"], r["answer"]) == (tasks[r["task_id"]].prompt, tasks[r["task_id"]].answer)
+
+
+def test_evaluation_tables_list_and_filter(evaluated):
+    it = load_iteration("M1", evaluated, evaluation=True)
+    assert len(it.eval_answers) == 4 and len(it.eval_comparisons) == 4 and len(it.eval_judge) == 2
+    for table in inspection.EVAL_FILES:
+        rows = table_rows(it, table)
+        assert rows and all(list(r) == list(inspection.COLUMNS[table]) for r in rows), table
+    held = table_rows(it, "heldout")
+    wrong = select(held, ["correct=false"])
+    assert [r["sample"] for r in wrong] == [h.sample_index for h in it.heldout if not h.correct]
+    assert all(r["prompt"] and r["answer"] for r in held)
+    comps = table_rows(it, "eval_comparisons")
+    for r in comps:  # both orders of a prompt share the outcome: the sign of their verdicts' sum
+        total = sum(c.verdict for c in it.eval_comparisons if c.prompt_id == r["prompt_id"])
+        assert r["outcome"] == ("win" if total > 0 else "loss" if total < 0 else "tie")
+    judged = table_rows(it, "eval_judge")
+    assert [r["text"] for r in judged] == [it.labelled_pairs[j.pair_id].instruction for j in it.eval_judge]
+    code, out, err = cli("--root", str(evaluated), "list", "heldout", "-i", "M1", "--where", "model=previous",
+                         "--format", "jsonl")
+    assert code == 0, err
+    assert [json.loads(x)["model"] for x in out.splitlines()] == ["previous"] * 4
+    read, base = [], inspection.local_reader(evaluated)  # the page stage reads no more than dvc.yaml declares
+    it = load_iteration("M1", evaluated, reader=lambda p: read.append(p) or base(p), evaluation=False)
+    assert not it.eval_answers and not [p for p in read if p.startswith("data/") and "eval" in p]
+
+
+def test_trace_resolves_evaluation_ids(evaluated):
+    it = load_iteration("M1", evaluated, evaluation=True)
+    prompt_id, task_id, pair_id = it.eval_answers[0].prompt_id, it.heldout[0].task_id, it.eval_judge[0].pair_id
+    code, out, err = cli("--root", str(evaluated), "trace", prompt_id, "--json")  # found without -i
+    assert code == 0, err
+    t = json.loads(out)
+    assert t["focus"] == {"id": prompt_id, "table": "eval_answers"}
+    assert t["eval_prompt"]["instruction"] == it.eval_prompts[prompt_id].instruction
+    assert {a["model"] for a in t["answers"]} == {"current", "previous"}
+    assert [len(c["orders"]) for c in t["comparisons"]] == [2] and t["comparisons"][0]["baseline"] == "previous"
+    t = trace(it, task_id)
+    samples = [h for h in it.heldout if h.task_id == task_id]
+    assert t["task"]["prompt"] == samples[0].prompt and t["task"]["answer"] == samples[0].answer
+    assert {m["model"]: m["correct"] for m in t["models"]} == {
+        m: sum(h.correct for h in samples if h.model == m) for m in ("current", "previous")}
+    assert trace(it, pair_id)["labelled_pair"]["response_a"] == it.labelled_pairs[pair_id].response_a
+    for row_id in (prompt_id, task_id, pair_id):
+        code, out, err = cli("--root", str(evaluated), "trace", row_id, "-i", "M1")
+        assert code == 0 and row_id in out and "Traceback" not in err, err
+    code, out, _ = cli("--root", str(evaluated), "trace", task_id)
+    assert f"gold answer: {samples[0].answer}" in " ".join(out.split())
+
+
+def test_old_heldout_rows_without_prompt_still_read(evaluated, tmp_path):
+    shutil.copytree(evaluated / "data/M1", tmp_path / "data/M1")
+    path = tmp_path / "data/M1/eval_heldout.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k not in ("prompt", "answer")}) + "\n"
+                            for r in rows))
+    code, out, err = cli("--root", str(tmp_path), "trace", rows[0]["task_id"], "-i", "M1")
+    assert code == 0, err
+    assert "not recorded" in out
+
+
+def test_every_table_has_its_declared_columns(project, tmp_path):
+    """COLUMNS (what --where, --sort and --columns accept on an empty table) is what table_rows makes; the
+    synthetic iteration (scripts/synthetic_iteration.py) has rows in every table."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import synthetic_iteration as synth
+
+    synth.write_iteration(tmp_path, "M1", prompts=40, responses=4, judgments=3, meta_judged=1, verifiable=0.3,
+                          seed=3, token_ids=False)  # as tests/test_page.py: pairs of all four kinds
+    seen = set()
+    for it in (load_iteration("M1", project), load_iteration("M1", tmp_path)):
+        for table in inspection.FILES:
+            rows = table_rows(it, table)
+            seen.update([table] if rows else [])
+            assert all(list(r) == list(inspection.COLUMNS[table]) for r in rows), table
+    assert seen == set(inspection.FILES)
+
+
+def test_trace_of_a_prompt_without_responses_searches_the_working_tree(tmp_path):
+    """An iteration after self_instruct only (prompts.jsonl): its prompts are found without -i, and a trace with
+    nothing to hash prints no empty hashes line."""
+    _prompts(tmp_path, "M3", [0])
+    (tmp_path / "params.yaml").write_text("iterations: {M3: {prev: M0_sft}}\n")
+    assert inspection.available_iterations(tmp_path) == ["M3"]
+    code, out, err = cli("--root", str(tmp_path), "trace", "p0")
+    assert code == 0, err
+    assert "Write one sentence about the number 0." in out and "hashes" not in out
+    (tmp_path / "params.yaml").write_text("iterations: {M1: {prev: M0_sft}}\n")  # not an iteration params name
+    assert inspection.available_iterations(tmp_path) == []
+
+
+def _tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_a_failed_revision_read_writes_nothing(versioned):
+    """Opening a DVC repository makes .dvc/tmp (btime, lock); absent in a fresh clone, it must stay absent when
+    the revision or the iteration does not exist there."""
+    repo, _, _ = versioned
+    shutil.rmtree(repo / ".dvc" / "tmp", ignore_errors=True)
+    before = _tree(repo)
+    with pytest.raises(InspectError, match="no rows for iteration M9 at HEAD"):
+        load_iteration("M9", repo, "HEAD")
+    with pytest.raises(InspectError, match='no git revision or DVC experiment "nope"'):
+        load_iteration("M1", repo, "nope")
+    code, _, err = cli("--root", str(repo), "trace", "p0", "-i", "M9@HEAD")
+    assert code == 2 and "no rows for iteration M9 at HEAD" in err
+    assert _tree(repo) == before
+
+
+def test_list_arguments_out_of_range_are_errors(project):
+    for args, message in ((["--limit", "-5"], "--limit -5: must be 0"), (["--page", "0"], "--page 0: pages count"),
+                          (["--where", "margin>=abc"], '"abc" is not a number'),
+                          (["--where", "kind>1"], 'column "kind" holds text')):
+        code, out, err = cli("--root", str(project), "list", "pairs", "-i", "M1", *args)
+        assert (code, out) == (2, "") and err.startswith("error: ") and message in err, (args, err)
+    rows = table_rows(load_iteration("M1", project), "pairs")
+    assert len(select(rows, ["margin>=-100"])) == len(rows)  # a negative number is a number
+    with pytest.raises(InspectError, match='no revision after @'):
+        inspection.parse_ref("M1@")
+
+
+def test_an_export_that_cannot_be_written_is_one_line_and_leaves_nothing(project, tmp_path, monkeypatch):
+    """Read-only (faked: tests may run as root, whom permissions do not stop) or under a file: one line that
+    names the path, and no folder made on the way stays."""
+    import errno
+
+    from pipeline import export
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(export.tempfile, "mkdtemp", denied)
+    out = tmp_path / "exports" / "M1"
+    code, _, err = cli("--root", str(project), "export", "M1", "--out", str(out))
+    assert code == 2 and err.startswith(f"error: {out}: cannot write — Permission denied — ") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    (tmp_path / "notes.txt").write_text("x")
+    code, _, err = cli("--root", str(project), "export", "M1", "--out", str(tmp_path / "notes.txt" / "M1"))
+    assert code == 2 and err == (f"error: {tmp_path / 'notes.txt' / 'M1'}: cannot write — {tmp_path / 'notes.txt'} "
+                                 "is a file, not a folder; choose another path\n")

@@ -18,7 +18,7 @@ TINY_PARAMS = {
     "sample": {"n": 3, "max_new_tokens": 12, "thoughts": "none"},
     "judge": {"k": 2, "max_new_tokens": 10, "scoring": "expected"},
     "meta_judge": {"num_judgments": 3, "max_new_tokens": 10, "tie_margin": 0.0},
-    "pairs": {"min_pairs": 1},
+    "pairs": {"min_pairs": 1, "truncated_response": "keep"},  # 12 tokens of a random model: every response is cut
     "dpo": {"batch_size": 2, "max_length": 256, "learning_rate": 1e-4, "save_steps": 1000},
     "iterations": {"M1": {"prev": "M0_sft"}},
 }

@@ -71,7 +71,7 @@ def mortal(tiny_workdir, monkeypatch):
 
 
 STAGES = {  # stage -> (the outputs it writes under data/M1, the stages that must run first)
-    "self_instruct": (["prompts.jsonl"], []),
+    "self_instruct": (["prompts.jsonl", "instruction_candidates.jsonl"], []),
     "sample": (["responses.jsonl"], []),
     "judge": (["judgments.jsonl"], ["sample", "verify"]),
     "meta_judge": (["extra_judgments.jsonl", "meta_judgments.jsonl", "ratings.jsonl"], ["sample", "verify", "judge"]),

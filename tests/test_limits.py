@@ -17,7 +17,7 @@ SHORT = [{"role": "user", "content": "Hi."}]
 
 def test_the_hf_engine_refuses_a_prompt_that_fills_its_context(tiny_model_dir):
     engine = HFEngine(str(tiny_model_dir), batch_size=2, max_model_len=64)
-    with pytest.raises(StageError, match=r"^engine.max_model_len: 64 — a judge prompt has \d+ tokens"):
+    with pytest.raises(StageError, match=r"^engine.max_model_len: 64 — a prompt has \d+ tokens \(judge\)"):
         engine.generate([SHORT, LONG], SamplingSettings(n=1, max_new_tokens=8), desc="judge")
 
 

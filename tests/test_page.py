@@ -230,6 +230,39 @@ def test_write_page_is_atomic_and_returns_its_size(synth_it, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["index.html"]  # no temporary file left
 
 
+def test_a_page_that_cannot_be_written_is_one_line_and_leaves_nothing(synth_it, tmp_path, monkeypatch, capsys):
+    """A file where a folder should be, a folder as --out, a read-only folder (faked: tests may run as root,
+    whom permissions do not stop): one line naming the path; no folder made on the way stays."""
+    import errno
+    import os
+
+    from pipeline.errors import OutputError
+    from selfreward import cli
+
+    synth.write_iteration(tmp_path / "project", "M2", **{**SYNTH, "prompts": 3, "verifiable": 0.0})
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(OutputError, match=r"notes.txt/r/index.html: cannot write — .*notes.txt is a file, not a "):
+        page.write_page(synth_it, tmp_path / "notes.txt" / "r" / "index.html")
+    with pytest.raises(OutputError, match="cannot write — it is a folder; name the HTML file"):
+        page.write_page(synth_it, tmp_path)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(page.tempfile, "mkstemp", denied)
+    out = tmp_path / "reports" / "M1" / "index.html"
+    with pytest.raises(OutputError) as e:
+        page.write_page(synth_it, out)
+    assert str(e.value).startswith(f"{out}: cannot write — Permission denied — ") and "\n" not in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "project"]  # reports/M1/ made is gone
+    capsys.readouterr()
+    root = tmp_path / "project"
+    assert cli.main(["--root", str(root), "page", "M2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {root / 'reports/M2/index.html'}: cannot write — Permission denied")
+    assert err.count("\n") == 1 and not (root / "reports").exists()
+
+
 def test_cli_page_writes_reports_key_index(tmp_path, capsys):
     from selfreward import cli
     synth.write_iteration(tmp_path, "M2", **{**SYNTH, "prompts": 3, "verifiable": 0.0})

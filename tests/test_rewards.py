@@ -54,6 +54,89 @@ def test_extract_code_prefers_the_last_fenced_block():
     assert rewards.extract_code("```\nx = 1\n```\nthen\n```python\ny = 2\n```").answer == "y = 2"
     assert rewards.extract_code("def f():\n    return 1").method == "flexible"
     assert rewards.extract_code("not python (").method == "none"
+    body = "    return x + 1\n"  # a HumanEval completion: it parses only after the prompt it continues
+    assert rewards.extract_code(body).method == "none"
+    assert rewards.extract_code(body, "def f(x):\n").reading == "whole_text"
+
+
+# ------------------------------------------------------------------------------------------ code as its harness runs it
+# Rows written for these tests in the datasets' formats (not taken from them).
+HUMANEVAL_ROW = {
+    "task_id": "Ours/7",
+    "prompt": 'from typing import List\n\n\ndef _clip(v: int) -> int:\n    return max(v, 0)\n\n\n'
+              'def clipped_total(xs: List[int]) -> int:\n    """Sum of the numbers in xs, negatives counted as 0.\n'
+              '    >>> clipped_total([2, -1, 3])\n    5\n    """\n',
+    "canonical_solution": "    return sum(_clip(v) for v in xs)\n",
+    "test": "METADATA = {}\n\n\ndef check(candidate):\n    assert candidate([2, -1, 3]) == 5\n"
+            "    assert candidate([]) == 0\n    assert candidate([-4]) == 0\n",
+    "entry_point": "clipped_total",
+}
+MBPP_ROW = {"task_id": 901, "text": "Write a function that returns the area of a circle of radius r, rounded to 2 places.",
+            "code": "def circle_area(r):\n    return round(math.pi * r * r, 2)",
+            "test_list": ["assert circle_area(1) == 3.14", "assert circle_area(2) == 12.57"],
+            "test_setup_code": "import math", "challenge_test_list": []}
+
+
+def _loaded(tmp_path, row, name):
+    import json
+
+    from pipeline.tasks import load_tasks
+
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    (t,) = load_tasks(path)
+    return Prompt(prompt_id=t.task_id, instruction=t.prompt, source=t.family, answer=t.answer, verifier=t.verifier,
+                  tests=t.tests, inputs=dict(t.inputs))
+
+
+def fenced(code):
+    return f"Here it is:\n```python\n{code}```\n"
+
+
+FULL = ("def clipped_total(xs: List[int]) -> int:\n    total = 0\n    for v in xs:\n        total += _clip(v)\n"
+        "    return total\n")
+
+
+@pytest.mark.parametrize("answer, reading", [
+    (fenced(FULL), "code_block"),  # the function written out again, with the prompt's List and helper
+    (fenced("    return sum(max(v, 0) for v in xs)\n"), "code_block"),  # a body, as HumanEval completions are
+    ("    return sum(_clip(v) for v in xs)\n", "whole_text"),  # the same, unfenced
+    (fenced("from typing import List\n\n\ndef clipped_total(xs: List[int]) -> int:\n    return sum(x for x in xs "
+            "if x > 0)\n"), "code_block"),  # with its own imports
+])
+def test_humaneval_answers_run_after_the_prompt(tmp_path, answer, reading):
+    """The harness runs prompt + completion + test + check(entry_point): the prompt's imports are defined."""
+    prompt = _loaded(tmp_path, HUMANEVAL_ROW, "he")
+    got = rewards.check(answer, prompt, CFG)
+    assert (got.correct, got.reading, got.detail) == (True, reading, "")
+
+
+def test_humaneval_reference_solution_and_a_wrong_answer(tmp_path):
+    prompt = _loaded(tmp_path, HUMANEVAL_ROW, "he")
+    assert rewards.check(fenced(prompt.answer), prompt, CFG).correct  # the prompt + canonical solution
+    wrong = rewards.check(fenced("def clipped_total(xs: List[int]) -> int:\n    return sum(xs)\n"), prompt, CFG)
+    assert not wrong.correct and "AssertionError" in wrong.detail
+
+
+def test_code_program_joins_prefix_and_answer_as_the_harness_does():
+    sig = "import math\n\ndef f(x):\n"  # a prefix whose last function has no body
+    assert rewards.code_program(sig, "    return x\n") == sig + "    return x\n"
+    assert rewards.code_program(sig, "def f(x):\n    return math.floor(x)\n") == \
+        "import math\n\n\ndef f(x):\n    return math.floor(x)\n"
+    doc = 'def f(x):\n    """Doc."""\n'
+    assert rewards.code_program(doc, "def f(x):\n    return 1\n") == doc + "\n\ndef f(x):\n    return 1\n"
+    assert rewards.code_program("", "x = 1") == "x = 1"
+    prompt = task("python_tests", "", tests=["assert f(2.5) == 2"], inputs={"prefix": sig})
+    assert rewards.check(fenced("def f(x):\n    return math.floor(x)\n"), prompt, CFG).correct
+
+
+def test_mbpp_setup_runs_after_the_code_and_before_the_tests(tmp_path):
+    prompt = _loaded(tmp_path, MBPP_ROW, "mbpp")
+    assert prompt.inputs == {"entry_point": "circle_area", "setup": "import math"} and prompt.tests == \
+        MBPP_ROW["test_list"]
+    assert rewards.check(fenced(MBPP_ROW["code"] + "\n"), prompt, CFG).correct
+    no_setup = Prompt(**{**prompt.to_dict(), "inputs": {"entry_point": "circle_area"}})
+    assert "NameError" in rewards.check(fenced(MBPP_ROW["code"] + "\n"), no_setup, CFG).detail
 
 
 def test_reward_levels():
@@ -80,6 +163,39 @@ def test_verify_responses_leaves_judged_prompts_alone_and_counts():
         ("t1-r3", "strict", True, 2)]
     assert (m["verified"], m["judged"], m["correct"], m["accuracy"], m["strict_rate"]) == (4, 1, 3, 0.75, 0.75)
     assert m["level_histogram"] == {"0": 1, "1": 1, "2": 2} and m["prompts_all_same_level"] == 0
+    assert m["readings"] == {"final_last_line": 3, "final_line": 0, "boxed": 0, "last_number": 1, "code_block": 0,
+                             "whole_text": 0, "none": 0}
+
+
+def test_verify_counts_each_reading_and_prefers_the_models_final_line():
+    outs = ["Final answer: 12", "Final answer: 12.\nYour answer is 8", "\\boxed{12} or 8", "12 I think", "hmm",
+            "Final answer: 0.8.\nYour answer is 12"]  # the declared 0.8 is the answer, not the 12 after it
+    rows, m = rewards.verify_responses([task()], [response("t1", i, o) for i, o in enumerate(outs)], CFG, {})
+    assert [(v.extracted, v.method, v.correct) for v in rows] == [
+        ("12", "strict", True), ("12", "flexible", True), ("12", "flexible", True), ("12", "flexible", True),
+        (None, "none", False), ("0.8", "flexible", False)]
+    assert m["readings"] == {"final_last_line": 1, "final_line": 2, "boxed": 1, "last_number": 1, "code_block": 0,
+                             "whole_text": 0, "none": 1}
+
+
+@pytest.mark.parametrize("prompt, message", [
+    (task("regex", "([1-9][0-9", provenance={"task_source": "my_tasks.jsonl:3"}),
+     ('verify: my_tasks.jsonl:3: task prompt "t1": field "answer" is not a valid regular expression (unterminated '
+     "character set at position 6) — the regex verifier matches answers against it")),
+    (task("python_tests", "", tests=["assert f(1) == 1", "assert f(("]),
+     ('verify: task prompt "t1": field "tests" has a test that does not compile — test 2, line 1: \'(\' was never '
+     "closed")),
+    (task("python_tests", "", tests=[]),
+     'verify: task prompt "t1": field "tests" is empty — the python_tests verifier needs at least one test'),
+    (task("numerik", "4"), ('verify: task prompt "t1": field "verifier" names an unknown verifier "numerik" — known: '
+     "numeric, exact, math, regex, countdown, python_tests")),
+])
+def test_verify_stops_on_a_task_it_could_never_check(prompt, message):
+    from pipeline.errors import StageError
+
+    with pytest.raises(StageError) as e:
+        rewards.verify_responses([prompt], [response("t1", 0, "Final answer: 4")], CFG, {})
+    assert str(e.value) == message
 
 
 def levels(*values):
@@ -114,7 +230,7 @@ def test_verified_pairs_rows_and_counts():
     assert out[0].chosen == [{"role": "assistant", "content": "a answer 0"}]
     assert out[0].provenance["reward"] == "verifier:numeric" and out[0].generated["model_sha256"] == "abc"
     assert counts == {"verified_prompts": 3, "verified_all_correct": 1, "verified_all_wrong": 1,
-                      "verified_one_level": 0, "verified_pairs": 2}
+                      "verified_one_level": 0, "verified_too_few_untruncated": 0, "verified_pairs": 2}
 
 
 def test_build_pairs_pairs_verified_responses_by_reward_even_when_judged():
@@ -138,7 +254,7 @@ def test_sample_metrics_hand_computed():
             s("b", 0, False, "strict", "1"), s("b", 1, False, "strict", "2", 30), s("b", 2, True, "strict", "3"),
             s("b", 3, False, "strict", "1", 30)]
     m = verifiable.sample_metrics(rows, 4)
-    assert (m["tasks"], m["samples"]) == (2, 8)
+    assert (m["tasks"], m["samples"], m["k"], m["k_asked"]) == (2, 8, 4, 4)
     assert m["pass@1"] == pytest.approx((2 / 4 + 1 / 4) / 2)
     assert m["pass@1_strict"] == pytest.approx((1 / 4 + 1 / 4) / 2)
     assert m["pass@4"] == 1.0
@@ -148,6 +264,16 @@ def test_sample_metrics_hand_computed():
     assert m["pass@1_se"] == pytest.approx(0.125)  # sd of (0.5, 0.25) = 0.1768 / sqrt 2
     by = heldout_summary([{**r, "family": "x" if r["task_id"] == "a" else "y"} for r in rows], 4)
     assert set(by) == {"all", "x", "y"} and by["x"]["pass@1"] == 0.5 and by["y"]["maj@4"] == 0.0
+
+
+def test_the_summary_names_held_out_figures_by_the_k_they_used():
+    from pipeline.summary import iteration_summary
+
+    rows = [{"task_id": t, "family": "f", "sample_index": i, "correct": i == 0, "method": "strict",
+             "extracted": str(i), "num_tokens": 3} for t in ("a", "b") for i in range(2)]
+    ev = {"baselines": {}, "heldout": {"tasks": 2, "k": 4, "models": {"current": heldout_summary(rows, 4)}}}
+    got = iteration_summary({"eval": ev})["eval"]["heldout_current"]
+    assert got["pass@2"] == 1.0 and got["maj@2"] == 0.5 and "pass@4" not in got and "maj@4" not in got
 
 
 def test_task_prompts_draw_per_iteration_and_keep_held_out_tasks_out():

@@ -163,9 +163,9 @@ def test_row_errors(tmp_path):
     assert _error(_jsonl(j, [{"turns": ["\ud800"]}]), fields=turns) == (
         ':1: field "instruction" holds text that is not valid Unicode (a lone surrogate \\ud800 at character 1)')
     assert _error(_json(tmp_path / "e.json", [[1, 2]])) == ":1: expected an object (a mapping of fields), got a list"
-    seed = _csv(tmp_path / "s.csv", [{"id": "s1", "instruction": "I", "reference": "R"}])
-    assert _error(seed, SeedInstruction) == (  # SeedInstruction requires a category: no blank default
-        ':2: missing field "category" — map it with fields: {category: <column>}; the row has id, instruction, reference')
+    seed = _csv(tmp_path / "s.csv", [{"id": "s1", "category": "c", "instruction": "I"}])
+    assert _error(seed, SeedInstruction) == (
+        ':2: missing field "reference" — map it with fields: {reference: <column>}; the row has id, category, instruction')
     judge = _csv(tmp_path / "j.csv", [{"id": "j", "instruction": "I", "response": "R", "justification": "J", "score": "7"}])
     assert _error(judge, JudgeExample) == ':2: field "score" must be between 0 and 5, got 7'
 
@@ -230,3 +230,214 @@ def test_alpaca_rows_keep_input_apart_from_the_instruction(tmp_path):
     out, _ = sampling.sample_responses(Generation(ScriptedEngine(lambda text, i: "ok")), [prompt],
                                        SampleConfig(n=2, thoughts="none"), {})
     assert out[0].instruction == out[0].prompt_text == "Translate to French.\n\nGood morning"
+
+
+# --------------------------------------------------------------------------------------------- new checks
+def test_csv_without_a_header_row_says_so(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("What is 2+2?,4\nName a prime.,2\n")
+    assert _error(path) == (':1: the first line reads as data, not as column names ("What is 2+2?", "4") — a CSV '
+                            "file starts with a header row naming its columns; add one, e.g. instruction")
+    # A header of plain names that are not fields is a header: the row error names its columns.
+    named = tmp_path / "n.csv"
+    named.write_text("question,solution\nWhat is 2+2?,4\n")
+    assert _error(named).startswith(':2: missing field "instruction" — map it with fields')
+    assert read_source(named, EvalPrompt, {"instruction": "question"})[0].instruction == "What is 2+2?"
+
+
+def test_csv_unclosed_quote_is_named_not_a_missing_field(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text('id,instruction,input\na,ok,x\nb,"never closed,y\nc,fine,z\n')
+    assert _error(path) == (":3: a quoted cell in the row starting here is never closed — the rest of the file "
+                            'would read as one cell; close the quote (a quote inside a quoted cell is written "")')
+    header = tmp_path / "qh.csv"
+    header.write_text('"id,instruction\na,ok\n')
+    assert _error(header).startswith(":1: a quoted cell in the row starting here is never closed")
+
+
+def test_json_object_and_saved_dataset_problems(tmp_path):
+    obj = tmp_path / "o.json"
+    obj.write_text('{"rows": 1, "meta": {}}')
+    assert _error(obj) == (": expected a JSON array of objects (one per row), got an object with keys rows, meta — "
+                           'hold the rows in an array: [{...}, {...}], or under one key: {"data": [...]}')
+    saved = _dataset(tmp_path / "saved", ROWS)
+    (saved / "dataset_info.json").unlink()
+    assert _error(saved) == (": the saved dataset lacks dataset_info.json — copy the whole folder, or save it again "
+                             "with save_to_disk")
+    saved = _dataset(tmp_path / "saved2", ROWS)
+    arrow = next(saved.glob("*.arrow"))
+    arrow.unlink()
+    assert _error(saved) == (f": the saved dataset lacks {arrow.name} — copy the whole folder, or save it again with "
+                             "save_to_disk")
+    saved = _dataset(tmp_path / "saved3", ROWS)
+    (saved / "state.json").write_text("{")
+    assert _error(saved).startswith("/state.json: not valid JSON (")
+
+
+def test_seed_category_defaults_to_the_file_name(tmp_path):
+    rows = [{"instruction": "Give three tips for staying healthy.", "input": "", "output": "Eat, move, sleep."}]
+    (row,) = read_source(_json(tmp_path / "alpaca_data.json", rows), SeedInstruction, {"reference": "output"})
+    assert (row.category, row.reference, row.input) == ("alpaca_data", "Eat, move, sleep.", "")
+    nulls = [{"id": "s1", "category": None, "instruction": "I", "reference": "R"}]  # pandas' gap
+    assert read_source(_parquet(tmp_path / "gaps.parquet", nulls), SeedInstruction)[0].category == "gaps"
+
+
+def test_readme_self_instruct_seed_mapping(tmp_path):
+    """The README's data.seed_instructions example, on rows laid out as Self-Instruct's seed_tasks.jsonl."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    line = next(ln for ln in readme.splitlines() if re.match(r"\s*seed_instructions: \{path: seed_tasks\.jsonl", ln))
+    spec = yaml.safe_load(line)["seed_instructions"]
+    rows = [{"id": "seed_task_0", "name": "packing_list", "instruction": "List what to pack for a weekend hike.",
+             "instances": [{"input": "", "output": "Water, a map, a rain jacket and snacks."}],
+             "is_classification": False},
+            {"id": "seed_task_1", "name": "sentiment", "instruction": "Is this review positive or negative?",
+             "instances": [{"input": "The soup was cold.", "output": "Negative"}], "is_classification": True}]
+    _jsonl(tmp_path / spec["path"], rows)
+    got = read_source(tmp_path / spec["path"], SeedInstruction, spec["fields"])
+    assert got == [SeedInstruction("seed_task_0", "packing_list", "List what to pack for a weekend hike.",
+                                   "Water, a map, a rain jacket and snacks.", ""),
+                   SeedInstruction("seed_task_1", "sentiment", "Is this review positive or negative?", "Negative",
+                                   "The soup was cold.")]
+
+
+def test_several_sources_keep_order_and_ids_unique_across_them(tmp_path):
+    a = tmp_path / "a.jsonl"  # y on line 3, after a blank line: the message counts lines as the reader does
+    a.write_text('{"id": "x", "category": "", "instruction": "One."}\n\n'
+                 '{"id": "y", "category": "", "instruction": "Two."}\n')
+    b = _csv(tmp_path / "b.csv", [{"id": "z", "instruction": "Three."}, {"id": "y", "instruction": "Again."}])
+    c = _csv(tmp_path / "c.csv", [{"id": "w", "instruction": "Four."}])
+    assert [p.id for p in sources.read_sources([Source(str(a)), Source(str(c))], EvalPrompt)] == ["x", "y", "w"]
+    with pytest.raises(RecordError) as e:
+        sources.read_sources([Source(str(a)), Source(str(b))], EvalPrompt, "data.eval_prompts's sources")
+    assert str(e.value) == (f'{b}:3: duplicate id "y" (first at {a}:3) — ids must be unique across '
+                            "data.eval_prompts's sources")
+
+
+# --------------------------------------------------------------------------------------------- the stages' reading
+GSM8K = [{"question": "Ana has 3 apples and buys 4 more. How many now?", "answer": "3 + 4 = 7\n#### 7"}]
+MBPP = [{"task_id": 11, "text": "Write a function that doubles a number.", "code": "def double(x):\n    return 2 * x",
+         "test_list": ["assert double(2) == 4", "assert double(0) == 0"]}]
+
+
+def _data_config(data):
+    from pipeline.config import parse_params
+
+    return parse_params({"data": data}).data
+
+
+def test_tasks_from_several_files_each_in_its_own_format(tmp_path):
+    from stages import _data
+
+    gsm8k, mbpp = _jsonl(tmp_path / "gsm8k.jsonl", GSM8K), _jsonl(tmp_path / "mbpp.jsonl", MBPP)
+    mine = _csv(tmp_path / "mine.csv", [{"q": "What is 6 times 7?", "a": "42"}])
+    role = _data_config({"train_tasks": [{"path": str(gsm8k)}, {"path": str(mbpp)},
+                                         {"path": str(mine), "fields": {"prompt": "q", "answer": "a"}}]}).train_tasks
+    got = _data.read_tasks(role)
+    assert [(t.family, t.verifier, t.answer) for t in got] == [("gsm8k", "numeric", "7"),
+                                                               ("mbpp", "python_tests", MBPP[0]["code"]),
+                                                               ("mine", "numeric", "42")]
+    assert [t.source for t in got] == [f"{gsm8k}:1", f"{mbpp}:1", f"{mine}:2"]
+    # One source in a list reads as the mapping does; the digest of a single source is the file's own.
+    single = _data_config({"train_tasks": {"path": str(gsm8k)}}).train_tasks
+    one_item = _data_config({"train_tasks": [{"path": str(gsm8k)}]}).train_tasks
+    assert _data.read_tasks(single) == _data.read_tasks(one_item)
+    assert _data.digest(single) == _data.digest(one_item) == sources_sha(gsm8k)
+    assert _data.digest(role) not in {sources_sha(p) for p in (gsm8k, mbpp)}
+
+
+def sources_sha(path):
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_duplicate_task_ids_across_sources_name_both_files(tmp_path):
+    from stages import _data
+
+    one = _jsonl(tmp_path / "one.jsonl", [{"task_id": "t1", "prompt": "2+2?", "answer": "4"}])
+    two = _jsonl(tmp_path / "two.jsonl", [{"task_id": "t2", "prompt": "3+3?", "answer": "6"},
+                                          {"task_id": "t1", "prompt": "5+5?", "answer": "10"}])
+    role = _data_config({"train_tasks": [{"path": str(one)}, {"path": str(two)}]}).train_tasks
+    with pytest.raises(RecordError) as e:
+        _data.read_tasks(role)
+    assert str(e.value) == (f'{two}:2: duplicate task_id "t1" (first at {one}:1) — task ids must be unique across '
+                            "data.train_tasks's sources")
+
+
+def test_task_csv_without_a_header_row(tmp_path):
+    from stages import _data
+
+    path = tmp_path / "t.csv"
+    path.write_text("What is 2+2?,4\n")
+    with pytest.raises(RecordError) as e:
+        _data.read_tasks(_data_config({"heldout_tasks": {"path": str(path)}}).heldout_tasks)
+    assert str(e.value) == (f'{path}:1: the first line reads as data, not as column names ("What is 2+2?", "4") — a '
+                            "CSV file starts with a header row naming its columns; add one, e.g. prompt,answer")
+
+
+def test_self_instruct_reads_its_tasks_before_any_model_loads(tiny_workdir, monkeypatch):
+    """A bad data.train_tasks stops the stage before generation: no model loads, no finished shard is dropped."""
+    import yaml
+
+    from stages import self_instruct
+    from tests.inprocess import run_stage
+    from tests.test_iteration import TINY_PARAMS
+
+    (tiny_workdir / "tasks.parquet").write_bytes(b"")
+    params = {**TINY_PARAMS, "data": {"train_tasks": {"path": "tasks.parquet"}},
+              "self_instruct": {**TINY_PARAMS["self_instruct"], "tasks": 2}}
+    (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    calls = []
+    monkeypatch.setattr(self_instruct, "generate", lambda it: calls.append(it) or ([], [], {}))
+    result = run_stage("self_instruct", "--iteration", "M1")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: tasks.parquet: not a readable parquet file")
+    assert calls == []
+
+
+def test_dvc_yaml_data_deps_follow_params(tmp_path):
+    from pathlib import Path
+
+    from stages import _data
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "dvc.yaml").read_text(encoding="utf-8")
+    assert _data.dvc_problems(text, _data_config({})) == []  # the repo's dvc.yaml, for the default data
+    from pipeline.config import load_params
+
+    for params in [root / "params.yaml", *sorted((root / "params").glob("*.yaml"))]:  # use_preset copies a preset
+        assert _data.dvc_problems(text, load_params(params).data) == [], params
+    listed = _data_config({"train_tasks": [{"path": "a.jsonl"}, {"path": "b.csv", "fields": {"prompt": "q"}}]})
+    assert _data.dvc_problems(text, listed) == [(
+        "self_instruct: declares ${data.train_tasks.path} for data.train_tasks, which needs "
+        "${data.train_tasks[0].path}, ${data.train_tasks[1].path}")]
+    written = _data.write_dvc_deps(text, listed)
+    assert _data.dvc_problems(written, listed) == []
+    assert "        - ${data.train_tasks[0].path}\n        - ${data.train_tasks[1].path}\n" in written
+    assert written.replace("${data.train_tasks[0].path}\n        - ${data.train_tasks[1].path}",
+                           "${data.train_tasks.path}") == text  # nothing else changed
+    assert _data.write_dvc_deps(written, _data_config({})) == text
+
+
+def test_a_stage_under_dvc_refuses_an_undeclared_source(tmp_path, monkeypatch):
+    from pipeline.errors import StageError
+    from stages import _data
+
+    (tmp_path / "dvc.yaml").write_text("stages:\n  self_instruct:\n    foreach: {M1: {prev: M0_sft}}\n    do:\n"
+                                       "      cmd: x\n      deps:\n        - ${data.train_tasks[0].path}\n"
+                                       "        - data/extra\n")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.setenv("DVC_STAGE", "self_instruct@M1")
+    role = _data_config({"train_tasks": [{"path": "a.jsonl"}, {"path": "data/extra/b.jsonl"}, {"path": "c.csv"}]}
+                        ).train_tasks
+    with pytest.raises(StageError) as e:
+        _data.check_declared(role)
+    assert str(e.value) == ("dvc.yaml: stage self_instruct@M1 does not declare data.train_tasks[2].path (c.csv) as a "
+                            "dep — run `python -m stages._data --write` to match dvc.yaml's data deps to params.yaml")
+    monkeypatch.delenv("DVC_STAGE")
+    _data.check_declared(role)  # run by hand: no dvc.yaml to hold it to

@@ -502,11 +502,73 @@ def test_load_errors(tmp_path):
     assert _error(tmp_path, None, name="t.txt", raw=b"x") == (
         ': unknown format ".txt" — use .jsonl, .json, .csv, .parquet or a folder saved with datasets\' save_to_disk')
     assert _error(tmp_path, None, name="t.json", raw=b'"x"') == (
-        ": expected a JSON array of objects (one per task), got str")
+        ": expected a JSON array of objects (one per task), got text")
     assert _error(tmp_path, None, name="t.csv", raw=b"prompt,answer\nP,1\nQ,2,3\n") == (
         ":3: 3 values, but the header has 2 columns")
     with pytest.raises(RecordError, match=r"^.*missing\.jsonl: not found$"):
         T.load_tasks(tmp_path / "missing.jsonl")
+
+
+HE = {"task_id": "Ours/1", "prompt": 'from typing import List\n\n\ndef evens(xs: List[int]) -> List[int]:\n'
+      '    """The even numbers of xs, in order."""\n',
+      "canonical_solution": "    return [x for x in xs if x % 2 == 0]\n",
+      "test": "def check(candidate):\n    assert candidate([1, 2, 4]) == [2, 4]\n", "entry_point": "evens"}
+MB = {"task_id": 7, "text": "Write a function that doubles x.", "code": "def double(x):\n    return 2 * x",
+      "test_list": ["assert double(2) == 4"], "test_setup_code": "", "challenge_test_list": []}
+
+
+def test_code_formats_keep_what_their_harness_runs(tmp_path):
+    (he,) = T.load_tasks(_jsonl(tmp_path / "he.jsonl", [HE]))
+    assert he.inputs == {"entry_point": "evens", "prefix": HE["prompt"]}  # the imports travel with the task
+    (mb,) = T.load_tasks(_jsonl(tmp_path / "mb.jsonl", [{**MB, "test_setup_code": "import math"}]))
+    assert (mb.inputs, mb.tests) == ({"entry_point": "double", "setup": "import math"}, MB["test_list"])
+    mine = T.load_tasks(_jsonl(tmp_path / "mine.jsonl", [
+        {"prompt": "Write f.", "answer": "def f():\n    return 1", "verifier": "python_tests",
+         "tests": ["assert f() == 1"],
+         "prefix": "import math\n", "setup": "X = 1"},
+        {"prompt": "What is 2 + 2?", "answer": "4", "setup": 3}]))  # not a code task: its "setup" column is not code
+    assert mine[0].inputs == {"prefix": "import math\n", "setup": "X = 1"} and mine[1].inputs == {}
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([{"prompt": "P", "answer": "([1-9][0-9", "verifier": "regex"}],
+     (':1: field "answer" (mapped to answer) is not a valid regular expression (unterminated character set at '
+     "position 6) — the regex verifier matches answers against it")),
+    ([{"prompt": "How many legs has a dog?", "answer": "four"}],
+     (':1: field "answer" (mapped to answer) is not a number ("four") — the numeric verifier compares numbers; for '
+     'text, use verifier "exact"')),
+    ([{"prompt": "Square x.", "answer": "x^^2", "verifier": "math"}],
+     (':1: field "answer" (mapped to answer) is not a mathematical expression math-verify can read ("x^^2") — no '
+     "answer could ever equal it")),
+    ([{"question": "Q?", "answer": "1"}, {"question": "Tom has 3 and buys 2. How many?", "answer": "3 + 2 = 5 apples."}],
+     (':2: field "answer" (mapped to answer) has no "#### <answer>" line — a GSM8K answer is the worked solution, '
+     'then "#### 1,234"; without it the whole solution would be the answer')),
+    ([{"prompt": "Write f.", "answer": "def f():\n    return 1", "verifier": "python_tests",
+       "tests": ["assert f() == 1", "assert f() == (2"]}],
+     ':1: field "tests" (mapped to tests) has a test that does not compile — test 2, line 1: \'(\' was never closed'),
+    ([{**HE, "test": "def check(candidate):\nassert candidate([]) == []\n"}],
+     (':1: field "test" (mapped to tests) has a test that does not compile — test 1, line 2: expected an indented '
+     "block after function definition on line 1")),
+    ([{k: v for k, v in HE.items() if k != "entry_point"}],
+     (':1: field "entry_point" (mapped to entry_point) missing — name its column with fields, e.g. '
+     '{"entry_point": "<column>"}; the row has task_id, prompt, canonical_solution, test')),
+    ([{**MB, "test_list": []}], ':1: field "test_list" (mapped to tests) must be a non-empty list of test strings'),
+    ([{**MB, "test_setup_code": "import"}],
+     ':1: field "test_setup_code" (mapped to setup) does not compile — line 1: invalid syntax'),
+    ([{"nums": [], "target": 4}], ':1: field "nums" (mapped to numbers) must be a non-empty list of integers, got []'),
+])
+def test_tasks_that_could_never_be_checked_stop_at_load(tmp_path, rows, message):
+    assert _error(tmp_path, rows) == message
+
+
+def test_gsm8k_answers_without_a_solution_still_load(tmp_path):
+    rows = [{"question": "Q?", "answer": "1,234"}, {"question": "R?", "answer": "$5"}, {"question": "S?", "answer": -3}]
+    assert [t.answer for t in T.load_tasks(_jsonl(tmp_path / "g.jsonl", rows))] == ["1,234", "$5", "-3"]
+    words = [{"question": "Capital of France?", "answer": "Paris", "kind": "exact"}]  # no number to find: as it is
+    assert T.load_tasks(_jsonl(tmp_path / "x.jsonl", words), {"verifier": "kind"})[0].answer == "Paris"
+    worked = [{"question": "Q?", "answer": "It is 2 + 2 = 4."}]  # a mapping that names the answer is read as it is
+    assert T.load_tasks(_jsonl(tmp_path / "w.jsonl", worked), {"prompt": "question", "answer": "answer"})[0].answer \
+        == "It is 2 + 2 = 4."
 
 
 @pytest.mark.parametrize("name", ["arithmetic", "countdown"])

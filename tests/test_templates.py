@@ -18,6 +18,9 @@ RENDERED = {
     "self_instruct": lambda: self_instruct.build_request([f"Seed task {i}." for i in range(10)], 8, random.Random(0)),
     "respond_generic": lambda: sampling.response_prompt("Name three rivers in Africa.", "generic"),
     "respond_specific": lambda: sampling.response_prompt("Name three rivers in Africa.", "specific"),
+    "reason_step_by_step": lambda: sampling.response_prompt(
+        'What is 7 - 1?\nEnd your reply with a line of the form "Final answer: <number>".', "none",
+        "reason_step_by_step.j2"),
     "judge": lambda: judging.judge_conversation("Name three rivers in Africa.", "The Nile, the Congo and the Niger.")[0]["content"],
     "judge_compact": lambda: judging.judge_conversation("Name three rivers in Africa.", "The Nile, the Congo and the Niger.",
                                                         "judge_compact.j2")[0]["content"],

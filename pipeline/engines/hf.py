@@ -78,8 +78,8 @@ class HFEngine(Engine):
         if self.max_model_len is not None and prompts and len(prompts[order[0]]) >= self.max_model_len:
             from pipeline.errors import StageError
 
-            raise StageError(f"engine.max_model_len: {self.max_model_len} — a {desc} prompt has "
-                             f"{len(prompts[order[0]])} tokens, which leaves no room for a completion; raise it")
+            raise StageError(f"engine.max_model_len: {self.max_model_len} — a prompt has {len(prompts[order[0]])} "
+                             f"tokens ({desc}), which leaves no room for a completion; raise it")
         per_batch = max(1, self.batch_size // settings.n)
         results: list[list[Completion]] = [[] for _ in prompts]
         torch.manual_seed(settings.seed)
