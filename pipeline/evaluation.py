@@ -113,7 +113,8 @@ def heldout_answers(gen: Generation, tasks: Sequence[Task], scfg: SampleConfig, 
             rows.append({"task_id": t.task_id, "family": t.family, "sample_index": i, "output": c.text,
                          "extracted": found.extracted, "method": found.method, "correct": found.correct,
                          "num_tokens": c.num_tokens, "finish_reason": c.finish_reason,
-                         "prompt": t.prompt, "answer": t.answer})  # so a row reads on its own (records.HeldoutSample)
+                         "prompt": t.prompt, "answer": t.answer,  # so a row reads on its own (records.HeldoutSample)
+                         "verifier": t.verifier})
     return rows
 
 

@@ -11,6 +11,7 @@ WORK = Path(".work")  # resumable shards live here, outside DVC's declared outpu
 # data/<key>/<file> -> the stage that writes it (named in the error when it is missing)
 PRODUCERS = {
     "prompts.jsonl": "self_instruct",
+    "instruction_candidates.jsonl": "self_instruct",
     "responses.jsonl": "sample",
     "verifications.jsonl": "verify",
     "reflections.jsonl": "reflect",

@@ -358,6 +358,7 @@ class HeldoutSample(Row):
     model_dir: str
     prompt: str = ""  # the task as asked, and its gold answer ("" / None in files written before they were kept)
     answer: str | None = None
+    verifier: str | None = None  # how the answer was checked (and how maj@k normalises it)
 
 
 def _unencodable(value: Any, path: str = "") -> str | None:
