@@ -28,7 +28,6 @@ from pipeline.knobs import (
     at_least,
     between,
     build_section,
-    coerce,
     knob,
     one_of,
     positive,

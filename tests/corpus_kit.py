@@ -7,12 +7,12 @@ tests/test_bad_input_corpus.py and in tests/corpus_*.py (one module per area, ea
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import io
-import shlex
 import copy
 import http.server
+import importlib.util
+import io
 import json
+import shlex
 import shutil
 import socket
 import threading
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.inprocess import Result, run_stage

@@ -15,10 +15,38 @@ from typing import Any
 import pytest
 
 from tests import corpus_cli, corpus_data, corpus_instruct, corpus_stages, corpus_verify
-from tests.corpus_kit import (EFT, EVAL, GOOD, JUDGMENTS, LIMIT, MISSING_PREV, PAIRS, PROMPTS, READER, RESPONSES,
-                              SEED, UNSET_KEY, Case, P, chain, good, jsonl, line2, openai_evaluator,
-                              openai_generator, params, params_text, remove, run, server_url, snapshot, source,
-                              tiny_model_at, truncate, write)
+from tests.corpus_kit import (
+    EFT,
+    EVAL,
+    GOOD,
+    JUDGMENTS,
+    LIMIT,
+    MISSING_PREV,
+    PAIRS,
+    PROMPTS,
+    READER,
+    RESPONSES,
+    SEED,
+    UNSET_KEY,
+    Case,
+    P,
+    chain,
+    good,
+    jsonl,
+    line2,
+    openai_evaluator,
+    openai_generator,
+    params,
+    params_text,
+    remove,
+    run,
+    server_url,
+    snapshot,
+    source,
+    tiny_model_at,
+    truncate,
+    write,
+)
 
 PARAMS_CASES = [
     # wrong types

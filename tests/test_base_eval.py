@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,7 +14,7 @@ from pipeline.config import ConfigError, parse_params
 from tests.inprocess import run_stage
 from tests.test_iteration import TINY_PARAMS
 
-BASE = yaml.safe_load(open("params.yaml", encoding="utf-8"))
+BASE = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
 
 
 def _with_iteration(spec: dict) -> dict:

@@ -43,12 +43,12 @@ def test_fit_to_length_counts_cuts_and_refuses_when_nothing_is_left():
 
 
 @pytest.mark.parametrize(("launch", "message"), [
-    ({"machines": 2, "machine_rank": 5}, "params.yaml: dpo.launch: machine_rank: 5 — must be below machines (2): "
-                                         "ranks count from 0"),
-    ({"main_process_port": 70000}, "params.yaml: dpo.launch.main_process_port: 70000 — must be between 1 and 65535 "
-                                   "(a TCP port)"),
-    ({"main_process_ip": "not an ip!"}, "params.yaml: dpo.launch.main_process_ip: 'not an ip!' — neither an IP "
-                                        "address nor a host name"),
+    ({"machines": 2, "machine_rank": 5}, ("params.yaml: dpo.launch: machine_rank: 5 — must be below machines (2): "
+                                          "ranks count from 0")),
+    ({"main_process_port": 70000}, ("params.yaml: dpo.launch.main_process_port: 70000 — must be between 1 and 65535 "
+                                    "(a TCP port)")),
+    ({"main_process_ip": "not an ip!"}, ("params.yaml: dpo.launch.main_process_ip: 'not an ip!' — neither an IP "
+                                         "address nor a host name")),
 ])
 def test_launch_settings_that_torchrun_would_choke_on(launch, message):
     with pytest.raises(ConfigError) as e:

@@ -54,7 +54,7 @@ def test_a_stage_stops_before_its_model_loads_when_its_metrics_folder_is_blocked
     (tiny_workdir / "metrics").mkdir(exist_ok=True)
     (tiny_workdir / "metrics" / "M1").write_text("in the way")
     loaded = []
-    import pipeline.engines.hf as hf
+    from pipeline.engines import hf
 
     monkeypatch.setattr(hf.HFEngine, "__init__", lambda *a, **k: loaded.append(1) or None)
     proc = run_stage("sample", "--iteration", "M1")
