@@ -19,6 +19,12 @@ def test_the_open_prompt_presets_sample_whole_responses(name):
     assert p.pairs.truncated_response == "drop"  # a cut response never takes a side for being cut
 
 
+@pytest.mark.parametrize("name", ["self_rewarding", "meta_rewarding", "tpo"])
+def test_evaluated_answers_are_as_long_as_trained_ones(name):
+    p = load_params(REPO / "params" / f"{name}.yaml")
+    assert p.evaluate.max_new_tokens == p.sample.max_new_tokens
+
+
 def test_the_meta_rewarding_cap_on_chosen_responses_can_fire():
     p = load_params(REPO / "params/meta_rewarding.yaml")
     m1 = p.for_iteration("M1")
