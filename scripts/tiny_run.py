@@ -30,7 +30,7 @@ PARAMS = {
     "sample": {"n": 3, "max_new_tokens": 12, "thoughts": "none"},
     "judge": {"k": 2, "max_new_tokens": 10, "scoring": "expected"},
     "meta_judge": {"num_judgments": 3, "max_new_tokens": 10, "tie_margin": 0.0, "calibrate_forced": True},
-    "pairs": {"min_pairs": 1},
+    "pairs": {"min_pairs": 1, "truncated_response": "keep"},  # 12 tokens of a random model cut every response
     "dpo": {"batch_size": 2, "max_length": 256, "learning_rate": 1e-4, "save_steps": 1000},
     "evaluate": {"baselines": ["previous", "M0"], "max_prompts": 3, "max_new_tokens": 12,
                  "compare_max_new_tokens": 8, "max_labelled_pairs": 2, "judge_k": 1, "bootstrap": 50,
