@@ -3,9 +3,10 @@
     python -m bench.openai_concurrency                        # 128 requests, 0.25 s each, at 1, 8 and 32 in flight
     python -m bench.openai_concurrency --requests 256 --latency 0.5 --concurrency 1 8 32 64
 
-The stub (bench/openai_stub.py) answers every request after the same delay, as a hosted judge would, so the
-figures measure the engine's overlap of waiting, not a model. Writes bench/results/openai_concurrency-<machine>.json
-with requests per second at each level and the ratio to one request at a time.
+The stub (pipeline/engines/openai_stub.py) answers every request after the same delay, as a hosted judge would,
+so the figures measure the engine's overlap of waiting, not a model. Writes
+bench/results/openai_concurrency-<machine>.json with requests per second at each level and the ratio to one
+request at a time.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import argparse
 import time
 
 from bench.common import write_report
-from bench.openai_stub import StubServer
 from pipeline.engines.base import SamplingSettings
 from pipeline.engines.openai import OpenAIEngine
+from pipeline.engines.openai_stub import StubServer
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,8 +75,7 @@ def main() -> None:
     if args.iteration:
         report["demo"] = measure(args.iteration, Path("."), args.opens, results / f"page-{args.iteration}.png")
     if args.synthetic:
-        sys.path.insert(0, str(Path("scripts").resolve()))
-        from synthetic_iteration import write_iteration
+        from pipeline.synthetic import write_iteration
 
         n_prompts, n_responses, n_judgments = (int(x) for x in args.synthetic.split("x"))
         with tempfile.TemporaryDirectory() as tmp:

@@ -44,6 +44,9 @@ TRL_LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "
 
 TEMPLATE_HELP = (" None: the default under prompts/. Or a file under prompts/, or a path to your own .j2 file (e.g. a "
                  "paper's verbatim prompt), which must use ")
+VERDICT_HELP = (" Its verdict is read as the declaration beside it says (<name>.verdict.yaml: label, values, "
+                "readings, forced prefix; pipeline/declarations.py); without one, as the role's default "
+                "prompts/{role}.verdict.yaml does, which the template must then ask for.")
 
 __all__ = ["SECTIONS", "ConfigError", "Params", "load_params", "parse_params"]
 
@@ -381,8 +384,8 @@ class JudgeConfig:
         "(ours, for small models) or drop it from the response's mean (the papers). Both are counted.")
     template: str | None = knob(None, "The judge prompt (the shipped variant judge_compact: one line per rubric "
                                 "point, the format the CPU demo's seed judgments teach)." + TEMPLATE_HELP +
-                                "{{ instruction }} and {{ response }}.",
-                         template_check("instruction", "response"))
+                                "{{ instruction }} and {{ response }}." + VERDICT_HELP.format(role="judge"),
+                         template_check("instruction", "response", verdict="judge"))
     verifiable_prompts: int | None = knob(0, "Also judge the responses to this many verifiable prompts (their reward "
                                    "stays the verifier's), to measure the judge against the truth: pairwise "
                                    "accuracy and AUC in metrics/<key>/judge.json. 0: none; None: all.", at_least(0))
@@ -450,8 +453,9 @@ class MetaJudgeConfig:
         "force", "A meta-verdict without a parseable winner: force A vs B from next-token probabilities (ours) or "
         "count it as no win for either judgment (the paper). Both are counted.")
     template: str | None = knob(None, "The meta-judge prompt (the shipped variant meta_judge_compact: shorter)." +
-                         TEMPLATE_HELP + "{{ instruction }}, {{ response }}, {{ judgment_a }} and {{ judgment_b }}.",
-                         template_check("instruction", "response", "judgment_a", "judgment_b"))
+                         TEMPLATE_HELP + "{{ instruction }}, {{ response }}, {{ judgment_a }} and {{ judgment_b }}." +
+                         VERDICT_HELP.format(role="meta_judge"),
+                         template_check("instruction", "response", "judgment_a", "judgment_b", verdict="meta_judge"))
     shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
                            at_least(0))
     seed: int = knob(0, "Sampling seed.")
@@ -561,8 +565,9 @@ class EvaluateConfig:
                                   "the median log p(A) - log p(B) of each baseline's comparisons before deciding "
                                   "(verdicts.calibration_offset).")
     compare_template: str | None = knob(None, "The evaluator's pairwise prompt." + TEMPLATE_HELP +
-                                 "{{ instruction }}, {{ response_a }} and {{ response_b }}.",
-                                 template_check("instruction", "response_a", "response_b"))
+                                 "{{ instruction }}, {{ response_a }} and {{ response_b }}." +
+                                 VERDICT_HELP.format(role="compare"),
+                                 template_check("instruction", "response_a", "response_b", verdict="compare"))
     bootstrap: int = knob(1000, "Bootstrap resamples for the 95% interval.", at_least(10))
     judge_accuracy: bool = knob(True, "Also measure M_key as a judge on data/eval/labelled_pairs.jsonl.")
     max_labelled_pairs: int | None = knob(None, "Use the first N labelled pairs (None: all).", at_least(1))

@@ -1,79 +1,39 @@
 """Evaluation: pairwise win rates against baselines (both orders) and judge accuracy on labelled pairs.
 
 Win rates. The evaluator sees each (model, baseline) answer pair twice, once in each order, with
-``prompts/compare.j2``; its verdict comes from :data:`CHAIN` (``strict``: last line ``Winner: A|B|tie``;
-``flexible``; then forced, A vs B by next-token probability, a tie within ``evaluate.tie_margin``; an evaluator
-without log-probs leaves it ``unparsed``, a tie). Per order the verdict is +1 (the model's answer wins), -1
-(the baseline's) or 0. :func:`combine_orders` adds the two: > 0 a win, < 0 a loss, 0 a tie, so two orders
-that disagree make a tie. The statistics (win rate with SE and bootstrap interval, length control, judge
-accuracy) are in :mod:`pipeline.stats`; :func:`evaluate` is the whole step.
+``prompts/compare.j2``; its verdict comes from the chain of the template's declaration
+(``compare_rules.chain_for``: ``strict``, last line ``Winner: A|B|tie``; ``flexible``; then forced, A vs B by
+next-token probability, a tie within ``evaluate.tie_margin``; an evaluator without log-probs leaves it
+``unparsed``, a tie). Per order the verdict is +1 (the model's answer wins), -1 (the baseline's) or 0.
+``compare_rules.combine_orders`` adds the two: > 0 a win, < 0 a loss, 0 a tie, so two orders that disagree make
+a tie. The statistics (win rate with SE and bootstrap interval, length control, judge accuracy) are in
+:mod:`pipeline.stats`; :func:`evaluate` is the whole step.
 """
 
 from __future__ import annotations
 
 import gc
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline import judging, rewards, sampling, stats, templates, verdicts, verifiable
+from pipeline import forcing, judging, rewards, sampling, stats, verifiable
+from pipeline.compare_rules import (  # noqa: F401  (the comparison's rules, under the names steps and tests use)
+    DECLARATION,
+    TEMPLATE,
+    chain_for,
+    combine_orders,
+    compare_conversation,
+    model_verdict,
+    parse_compare,
+)
 from pipeline.config import EvaluateConfig, JudgeConfig, SampleConfig, VerifyConfig
 from pipeline.engines.base import Engine, SamplingSettings
 from pipeline.generation import Generation
 from pipeline.records import EvalPrompt, LabelledPair, Prompt, user_query
 from pipeline.shards import ShardCache
 from pipeline.tasks import Task
-
-TEMPLATE = "compare.j2"
-VERDICT_PREFIX = "Winner: "
-_STRICT = re.compile(r"^[\s*_#]*Winner\s*:[\s*_]*\[?\s*(?:Response\s+)?(A|B|tie)\s*\]?[\s*_]*\.?\s*$",
-                     re.IGNORECASE)
-_FLEX = re.compile(r"winner\W{0,3}\s*(?:is\s*)?(?:response\s*)?[\"'\u201c\u201d*]*\s*(A|B|tie)\b", re.IGNORECASE)
-
-
-def compare_conversation(instruction: str, response_a: str, response_b: str, template: str | None = None
-                         ) -> list[dict[str, str]]:
-    return [{"role": "user", "content": templates.render(template or TEMPLATE, instruction=instruction, response_a=response_a,
-                                                         response_b=response_b)}]
-
-
-def _norm(letter: str) -> str:
-    return "tie" if letter.lower() == "tie" else letter.upper()
-
-
-def model_verdict(letter: str, model_is_a: bool) -> int:
-    """+1 when the model's answer won this order, -1 when the baseline's did, 0 for a tie."""
-    if letter == "tie":
-        return 0
-    return 1 if (letter == "A") == model_is_a else -1
-
-
-def combine_orders(first: int, second: int) -> int:
-    """The outcome of a prompt from its two orders: the sign of their sum (disagreement is a tie)."""
-    total = first + second
-    return (total > 0) - (total < 0)
-
-
-def parse_compare_strict(text: str) -> tuple[str, int] | None:
-    found = verdicts.on_last_line(_STRICT, text)
-    return (_norm(found[0]), found[1]) if found else None
-
-
-def parse_compare_flexible(text: str) -> tuple[str, int] | None:
-    found = verdicts.last_match(text, _FLEX)
-    return (_norm(found[0]), found[1]) if found else None
-
-
-CHAIN = verdicts.Chain("compare", (("strict", parse_compare_strict), ("flexible", parse_compare_flexible)),
-                       prefix=VERDICT_PREFIX, options=("A", "B"))
-
-
-def parse_compare(text: str) -> tuple[str, str] | None:
-    """('A' | 'B' | 'tie', 'strict' | 'flexible'), or None."""
-    p = CHAIN.parse(text)
-    return (p.value, p.method) if p is not None else None
 
 
 # ------------------------------------------------------------------------------------------------ the step
@@ -158,7 +118,8 @@ def compare(gen: Generation, prompts: Sequence[EvalPrompt], mine: Mapping[str, d
     settings = SamplingSettings(n=1, temperature=0.0, max_new_tokens=cfg.compare_max_new_tokens, seed=cfg.seed)
     outs = gen.generate(convs, settings, name=f"compare-{baseline}", desc=f"compare vs {baseline}")
     texts = [row[0].text for row in outs]
-    found, _ = verdicts.pairwise_verdicts(CHAIN, gen.engine, convs, texts, cfg.tie_margin, cfg.calibrate_forced)
+    found, _ = forcing.pairwise_verdicts(chain_for(cfg.compare_template), gen.engine, convs, texts, cfg.tie_margin,
+                                         cfg.calibrate_forced)
     rows = []
     for (pid, model_is_a), text, v in zip(order, texts, found):
         method = "forced" if v.method == "tie" else v.method  # a forced tie is reported as forced here

@@ -52,12 +52,21 @@ def top_p_check(v: float) -> str | None:
     return None if 0 < v <= 1 else "must be in (0, 1]"
 
 
-def template_check(*variables: str) -> Check:
-    """A role's template: it exists (under prompts/ or as a path), parses, and uses exactly ``variables``."""
+def template_check(*variables: str, verdict: str | None = None) -> Check:
+    """A role's template: it exists (under prompts/ or as a path), parses, and uses exactly ``variables``.
+
+    A judging role (``verdict``: judge, meta_judge, compare) also needs the declaration that reads the template's
+    verdict: its own ``<name>.verdict.yaml`` beside it, or the role's default (``pipeline.declarations``).
+    """
     def check(name: str) -> str | None:
         from pipeline.templates import check_template
 
-        return check_template(name, frozenset(variables), frozenset(variables))
+        problem = check_template(name, frozenset(variables), frozenset(variables))
+        if problem is None and verdict is not None:
+            from pipeline.declarations import template_problem
+
+            problem = template_problem(name, verdict)
+        return problem
 
     return check
 

@@ -1,101 +1,45 @@
-"""LLM-as-a-meta-judge: which of two judgments applies the rubric more accurately (Meta-Rewarding LMs).
+"""The meta-judge step (Meta-Rewarding LMs): extra judgments, battles in both orders, verdicts, Elo ratings.
 
-Per prompt, :func:`select_for_meta_judging` takes the response whose judgment scores vary most; when it has
-fewer than ``meta_judge.num_judgments`` judgments, :func:`extra_judgments` draws more with the judge. Its
-judgments are compared in every ordered pair (both orders, :func:`ordered_pairs`). Verdicts come from
-:data:`CHAIN`: ``strict`` (last line ``Winner: Judgment A|B``), ``flexible``, then forced
-(``Winner: Judgment `` + A vs B by next-token probability, a tie within ``tie_margin``), optionally calibrated
-(``verdicts.calibration_offset``) against the model's constant preference for one letter. The ratings that
-follow are in :mod:`pipeline.elo`; :func:`meta_judge` is the whole step.
+Per prompt, the response whose judgment scores vary most is meta-judged; when it has fewer than
+``meta_judge.num_judgments`` judgments, :func:`extra_judgments` draws more with the judge. Its judgments are
+compared in every ordered pair (:func:`battle_verdicts`); a verdict that no reading of its declaration parses
+is forced (A vs B by next-token probability, a tie within ``tie_margin``), optionally calibrated
+(``verdicts.calibration_offset``) against the model's constant preference for one letter. The rules (selection,
+pairs, how a verdict is read, the ratings) are in :mod:`pipeline.meta_judge_rules`, which imports no engine;
+:func:`meta_judge` is the whole step.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import statistics
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import permutations
 from typing import Any
 
-from pipeline import elo, judging, templates, verdicts
+from pipeline import elo, forcing, judging, templates, verdicts
 from pipeline.config import JudgeConfig, MetaJudgeConfig
 from pipeline.engines.base import SamplingSettings
 from pipeline.generation import Generation, token_stats
-from pipeline.judging import score_variance
+from pipeline.meta_judge_rules import (  # noqa: F401  (the meta-judge's rules, under the names steps and tests use)
+    DECLARATIONS,
+    TEMPLATE,
+    VARIANTS,
+    VERDICT_VALUE,
+    Battle,
+    chain_for,
+    meta_judge_conversation,
+    ordered_pairs,
+    parse_verdict_flexible,
+    parse_verdict_strict,
+    rate,
+    select_for_meta_judging,
+    select_responses,
+)
 from pipeline.records import Judgment, MetaJudgment, Rating, Response, stable_id
 
 log = logging.getLogger("pipeline")
-
-TEMPLATE = "meta_judge.j2"
-VARIANTS = ("meta_judge.j2", "meta_judge_compact.j2")  # the paper's rules, and our shorter variant
-VERDICT_PREFIX = "Winner: Judgment "
-PAPER_VERDICT_PREFIX = "Winner: Judgement "  # the Meta-Rewarding paper's spelling
-VERDICT_VALUE = {"A": 1, "B": -1, "tie": 0}  # 1: the first judgment (shown as A) wins
-
-# Both spellings (Judgment, the paper's Judgement), brackets as in the paper's "[Judgement A | Judgement B]",
-# markdown emphasis and a trailing period.
-_STRICT = re.compile(r"^[\s*_#]*Winner\s*:[\s*_]*\[?\s*Judge?ment\s+([AB])\s*\]?[\s*_]*\.?\s*$")
-_FLEX = re.compile(r"winner\W{0,3}\s*(?:is\s*)?(?:judge?ment\s*)?[\"'\u201c\u201d*\[]*\s*([AB])\b", re.IGNORECASE)
-_FLEX_BETTER = re.compile(r"judge?ment\s+([AB])\s+(?:is|was)\s+(?:more accurate|better|the winner)", re.IGNORECASE)
-
-
-def meta_judge_conversation(instruction: str, response: str, judgment_a: str, judgment_b: str,
-                            template: str | None = None) -> list[dict[str, str]]:
-    text = templates.render(template or TEMPLATE, instruction=instruction, response=response, judgment_a=judgment_a,
-                            judgment_b=judgment_b)
-    return [{"role": "user", "content": text}]
-
-
-def parse_verdict_strict(text: str) -> tuple[str, int] | None:
-    return verdicts.on_last_line(_STRICT, text)
-
-
-def parse_verdict_flexible(text: str) -> tuple[str, int] | None:
-    found = verdicts.last_match(text, _FLEX, _FLEX_BETTER)
-    return (found[0].upper(), found[1]) if found else None
-
-
-CHAIN = verdicts.Chain("meta_judge", (("strict", parse_verdict_strict), ("flexible", parse_verdict_flexible)),
-                       prefix=VERDICT_PREFIX, options=("A", "B"))
-
-
-def chain_for(template: str | None) -> verdicts.Chain:
-    """The verdict chain for a meta-judge template: a forced verdict continues in the spelling the template asks
-    for (``Winner: Judgement `` when it uses the paper's spelling, else ``Winner: Judgment ``)."""
-    from pipeline.templates import environment, referenced
-
-    env = environment()
-    source = "".join(env.loader.get_source(env, n)[0] for n in referenced(template or TEMPLATE))  # type: ignore[union-attr]
-    return replace(CHAIN, prefix=PAPER_VERDICT_PREFIX) if PAPER_VERDICT_PREFIX.strip() in source else CHAIN
-
-
-def select_for_meta_judging(scores_by_response: Mapping[str, Sequence[float | None]],
-                            order: Sequence[str]) -> str:
-    """The response with the highest variance of judgment scores; ties go to the earliest in ``order``."""
-    return max(order, key=lambda rid: (score_variance(scores_by_response[rid]), -order.index(rid)))
-
-
-def ordered_pairs(size: int) -> list[tuple[int, int]]:
-    """Every ordered pair (m, n), m != n: each pair of judgments is compared in both orders."""
-    return list(permutations(range(size), 2))
-
-
-# ------------------------------------------------------------------------------------------------ the step
-def select_responses(responses: Mapping[str, Response], judgments: Sequence[Judgment]
-                     ) -> tuple[list[str], dict[str, list[Judgment]]]:
-    """One response per prompt (the highest score variance), and every response's judgments in order."""
-    by_response: dict[str, list[Judgment]] = defaultdict(list)
-    for j in judgments:
-        by_response[j.response_id].append(j)
-    by_prompt: dict[str, list[str]] = defaultdict(list)
-    for rid in by_response:
-        by_prompt[responses[rid].prompt_id].append(rid)
-    selected = [select_for_meta_judging({rid: [j.score for j in by_response[rid]] for rid in rids}, rids)
-                for rids in by_prompt.values()]
-    return selected, by_response
 
 
 def extra_judgments(gen: Generation, responses: Mapping[str, Response], selected: Sequence[str],
@@ -117,13 +61,6 @@ def extra_judgments(gen: Generation, responses: Mapping[str, Response], selected
     return judging.judgment_rows(todo, outs, found, [len(by_response[rid]) for rid in need], provenance)
 
 
-@dataclass(frozen=True)
-class Battle:
-    response_id: str
-    first: int  # index of the judgment shown as A
-    second: int  # index of the judgment shown as B
-
-
 def battle_verdicts(gen: Generation, responses: Mapping[str, Response], selected: Sequence[str],
                     by_response: Mapping[str, list[Judgment]], cfg: MetaJudgeConfig
                     ) -> tuple[list[Battle], list[str], list[verdicts.PairVerdict], float, SamplingSettings, Any]:
@@ -140,27 +77,9 @@ def battle_verdicts(gen: Generation, responses: Mapping[str, Response], selected
     outs = gen.generate(convs, settings, name="battles", desc="meta_judge")
     texts = [row[0].text for row in outs]
     chain = replace(chain_for(cfg.template), on_unparsed=cfg.on_unparsed)
-    found, offset = verdicts.pairwise_verdicts(chain, gen.engine, convs, texts, cfg.tie_margin, cfg.calibrate_forced,
-                                               known=[row[0].choice_logprobs for row in outs])
+    found, offset = forcing.pairwise_verdicts(chain, gen.engine, convs, texts, cfg.tie_margin, cfg.calibrate_forced,
+                                              known=[row[0].choice_logprobs for row in outs])
     return battles, texts, found, offset, settings, outs
-
-
-def rate(selected: Sequence[str], by_response: Mapping[str, list[Judgment]], battles: Sequence[Battle],
-         results: Sequence[int], num_judgments: int, l2: float) -> tuple[list[Rating], list[float]]:
-    """Elo ratings of each selected response's judgments, with stage-wide position weights; and Elo spreads."""
-    w1, w2 = elo.position_weights(results)
-    ratings, spreads = [], []
-    for rid in selected:
-        js = by_response[rid][:num_judgments]
-        table = {(b.first, b.second): v for b, v in zip(battles, results) if b.response_id == rid}
-        matrix = elo.battle_matrix(table, len(js), w1, w2)
-        scores = elo.to_elo(elo.bradley_terry(matrix, l2))
-        spreads.append(float(scores.max() - scores.min()))
-        for i, j in enumerate(js):
-            ratings.append(Rating(judgment_id=j.judgment_id, response_id=rid, prompt_id=j.prompt_id,
-                                  elo=round(float(scores[i]), 4), wins=float(matrix[i].sum()),
-                                  losses=float(matrix[:, i].sum())))
-    return ratings, spreads
 
 
 @dataclass
@@ -211,6 +130,7 @@ def meta_judge(gen: Generation, responses: Sequence[Response], judgments: Sequen
                "parse_rate": (methods["strict"] + methods["flexible"]) / max(1, len(found)),
                "position_bias": bias, "omega_1": w1, "omega_2": w2,
                "elo_spread_mean": statistics.fmean(spreads) if spreads else 0.0,
-               "extra_judge": judging.judge_metrics(extra) if extra else None, **token_stats(outs)}
+               "extra_judge": judging.judge_metrics(extra, judging.declaration_for(jcfg.template).scale)
+               if extra else None, **token_stats(outs)}
     return MetaJudgeResult(extra, rows, ratings, metrics)
 

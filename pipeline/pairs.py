@@ -34,7 +34,7 @@ from typing import Any
 from pipeline import verifiable
 from pipeline.config import PairsConfig
 from pipeline.errors import StageError
-from pipeline.judging import judge_conversation, response_score
+from pipeline.judge_rules import judge_conversation, response_score
 from pipeline.records import Judgment, PreferencePair, Rating, Reflection, Response, Verification, stable_id
 
 UNPARSED_SCORE = -1.0

@@ -54,13 +54,17 @@ class Row:
     MAX_CHARS: ClassVar[int] = 20_000
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The row as its file writes it: the fields in :func:`field_names` order."""
+        data = dataclasses.asdict(self)
+        if isinstance(self, Generated):  # the mixin's fields come first in dataclasses.fields(): put them back
+            data = {name: data[name] for name in _fields_of(type(self))[1]}
+        return data
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "") -> Row:
         if not isinstance(raw, dict):
             raise RecordError(f"{where}expected a JSON object, got {type(raw).__name__}")
-        hints, names = _fields_of(cls)
+        hints, names, fields = _fields_of(cls)
         for key in raw:
             if key not in names:  # a typo beside a valid field would otherwise be silently ignored
                 near = difflib.get_close_matches(str(key), names, n=1)
@@ -70,7 +74,7 @@ class Row:
         if bad is not None:
             raise RecordError(f"{where}{bad}")
         values = {}
-        for f in dataclasses.fields(cls):
+        for f in fields:
             has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
             if f.name not in raw:
                 if has_default:
@@ -89,10 +93,45 @@ class Row:
         return cls(**values)
 
 
+@dataclass(kw_only=True)
+class Generated:
+    """The fields of a row that holds one generation (:class:`Response`, :class:`Judgment`, :class:`Reflection`):
+    what the model wrote as token ids and its raw log-probs, which the dpo stage reuses as reference log-probs
+    (``pipeline.reference``; ``PreferencePair.generated`` carries them per side). An engine's
+    ``Completion.generated_fields()`` fills them.
+
+    In a row's file they stand just before ``provenance`` (after the row's own fields), where every row type
+    wrote them before they were declared here once; :func:`field_names` gives that order.
+    """
+
+    token_ids: list[int] | None = None  # what the model generated, without the end-of-sequence token
+    logprob: float | None = None  # sum of the generator's raw log-probs of token_ids (DPO reference reuse)
+    stop_logprob: float | None = None  # raw log-prob of the end-of-sequence token, when one ended it
+
+    def generation(self) -> dict[str, Any]:
+        """The generation fields as a mapping (one side of ``PreferencePair.generated``)."""
+        return {name: getattr(self, name) for name in GENERATION_FIELDS}
+
+
+GENERATION_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Generated))
+
+
 @functools.cache
-def _fields_of(cls: type[Row]) -> tuple[dict[str, Any], list[str]]:
-    """A row type's field types and names (resolving the hints per row was most of a large file's read time)."""
-    return typing.get_type_hints(cls), [f.name for f in dataclasses.fields(cls)]
+def _fields_of(cls: type[Row]) -> tuple[dict[str, Any], list[str], list[dataclasses.Field[Any]]]:
+    """A row type's field types, names and fields, in file order (resolving the hints per row was most of a
+    large file's read time)."""
+    fields = list(dataclasses.fields(cls))
+    if issubclass(cls, Generated):
+        own = [f for f in fields if f.name not in GENERATION_FIELDS]
+        group = [f for f in fields if f.name in GENERATION_FIELDS]
+        at = next((i for i, f in enumerate(own) if f.name == "provenance"), len(own))
+        fields = own[:at] + group + own[at:]
+    return typing.get_type_hints(cls), [f.name for f in fields], fields
+
+
+def field_names(cls: type[Row]) -> list[str]:
+    """A row type's fields in the order its files write them (:meth:`Row.to_dict`)."""
+    return list(_fields_of(cls)[1])
 
 
 @dataclass
@@ -173,8 +212,8 @@ class Prompt(Row):
 
 
 @dataclass
-class Response(Row):
-    """One sampled output, split into thought and final response."""
+class Response(Row, Generated):
+    """One sampled output, split into thought and final response (its token ids and log-probs: Generated)."""
 
     ID_FIELD: ClassVar[str] = "response_id"
     response_id: str
@@ -188,9 +227,6 @@ class Response(Row):
     parse_ok: bool
     num_tokens: int
     finish_reason: str
-    token_ids: list[int] | None = None  # what the model generated, without the end-of-sequence token
-    logprob: float | None = None  # sum of the generator's raw log-probs of token_ids (DPO reference reuse)
-    stop_logprob: float | None = None  # raw log-prob of the end-of-sequence token, when one ended it
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
@@ -211,8 +247,9 @@ class Verification(Row):
 
 
 @dataclass
-class Reflection(Row):
-    """Reflect, Retry, Reward: a reflection on a failed attempt, and the retry made with it in context."""
+class Reflection(Row, Generated):
+    """Reflect, Retry, Reward: a reflection on a failed attempt, and the retry made with it in context (the
+    generation fields are the reflection's, the text a reflection pair trains on)."""
 
     ID_FIELD: ClassVar[str] = "reflection_id"
     reflection_id: str
@@ -226,15 +263,12 @@ class Reflection(Row):
     retry_method: Literal["strict", "flexible", "none"]
     retry_correct: bool
     num_tokens: int = 0
-    token_ids: list[int] | None = None  # the reflection as generated, without the end-of-sequence token
-    logprob: float | None = None
-    stop_logprob: float | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
-class Judgment(Row):
-    """One LLM-as-a-judge verdict on a response."""
+class Judgment(Row, Generated):
+    """One LLM-as-a-judge verdict on a response (the judge's token ids and log-probs: Generated)."""
 
     ID_FIELD: ClassVar[str] = "judgment_id"
     judgment_id: str
@@ -246,9 +280,6 @@ class Judgment(Row):
     method: Literal["strict", "flexible", "forced", "dropped", "none"]
     digit_probs: list[float] | None = None
     num_tokens: int = 0
-    token_ids: list[int] | None = None  # what the model generated, without the end-of-sequence token
-    logprob: float | None = None  # sum of the generator's raw log-probs of token_ids (DPO reference reuse)
-    stop_logprob: float | None = None  # raw log-prob of the end-of-sequence token, when one ended it
     provenance: dict[str, Any] = field(default_factory=dict)
 
 

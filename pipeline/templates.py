@@ -5,7 +5,9 @@ directory or absolute (``my_prompts/judge_paper.j2``): each role's ``template`` 
 :func:`check_template` validates it before any model loads (it exists, parses, and uses exactly the variables
 the role provides). Templates render with ``StrictUndefined``: a missing variable is an error, never an empty
 string. Model output is passed in as data (a variable's value); jinja never evaluates the contents of a value,
-so text such as ``{{ 7 * 7 }}`` inside a response stays literal.
+so text such as ``{{ 7 * 7 }}`` inside a response stays literal. A judging template's verdict is declared in a
+file beside it (``pipeline.declarations``), never in the template, so :func:`template_hash` covers the prompt
+alone.
 """
 
 from __future__ import annotations
@@ -49,6 +51,19 @@ def template_hash(name: str) -> str:
         source, _, _ = env.loader.get_source(env, n)  # type: ignore[union-attr]
         digest.update(n.encode() + b"\0" + source.encode() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def locate(name: str) -> Path:
+    """The file the loader reads for template ``name`` (under prompts/, the working directory, or a path)."""
+    env = environment()
+    _, filename, _ = env.loader.get_source(env, name)  # type: ignore[union-attr]
+    return Path(filename)  # type: ignore[arg-type]
+
+
+def source_text(name: str) -> str:
+    """The source of a template and of every template it includes, joined: what it asks a model for."""
+    env = environment()
+    return "".join(env.loader.get_source(env, n)[0] for n in referenced(name))  # type: ignore[union-attr]
 
 
 def referenced(name: str) -> list[str]:

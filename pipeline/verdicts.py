@@ -1,17 +1,22 @@
-"""One declared chain for every verdict a model writes: strict parser, flexible parser, then forced (or dropped).
+"""One chain for every verdict a model writes: strict parser, flexible parser, then forced (or dropped).
 
-The judge (a score 0-5), the meta-judge (judgment A or B) and the evaluator (response A, B or a tie) all end
-their text with a verdict in a fixed format. Each declares a :class:`Chain`, the way lm-evaluation-harness
-declares a ``filter_list``: its parsers in order (each a name and a function from text to the value and where
-it starts), the prefix that introduces the verdict, and the options a forced verdict chooses among.
+The judge (a score), the meta-judge (judgment A or B) and the evaluator (response A, B or a tie) all end their
+text with a verdict in a fixed format. Each role's :class:`Chain` is built from the declaration that comes with
+its template (``pipeline.declarations``, e.g. ``prompts/judge.verdict.yaml``), the way lm-evaluation-harness
+declares a ``filter_list``: its parsers in order (each a name and a function from text to the value and where it
+starts), the prefix that introduces the verdict, and the options a forced verdict chooses among.
 
-:func:`parse` tries the parsers in order. What none of them reads is *forced*: the chain's prefix is appended
-to the model's own text (:meth:`Chain.forced_context`, the one place that context is built) and the option
-with the highest next-token probability is taken (:func:`option_logprobs` asks the engine). Forcing is this
+:func:`strict_line` is the one builder of a strict parser's pattern (the whole last line is ``Label: value``);
+every judge's declaration and the verifier's ``Final answer:`` reading use it, through :func:`on_last_line`.
+
+:meth:`Chain.parse` tries the parsers in order. What none of them reads is *forced*: the chain's prefix is
+appended to the model's own text (:meth:`Chain.forced_context`, the one place that context is built) and the
+option with the highest next-token probability is taken (``pipeline.forcing`` asks the engine). Forcing is this
 project's extension for small models; a chain can instead drop what does not parse.
 
-The pairwise verdict that the meta-judge and the evaluator share (log p(A) - log p(B), a tie within a margin,
-optional calibration) is :func:`pairwise_verdicts`.
+The A-vs-B decision that the meta-judge and the evaluator share (log p(A) - log p(B), a tie within a margin,
+optional calibration) is :func:`forced_pair_verdicts`; ``pipeline.forcing.pairwise_verdicts`` applies it to an
+engine's log-probs. This module imports no engine: the verify, pairs and inspection code reads verdicts with it.
 """
 
 from __future__ import annotations
@@ -21,9 +26,33 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pipeline.engines.base import Conversation, Engine, NoLogprobsError
-
 Parser = Callable[[str], tuple[str, int] | None]  # text -> (the option as written, its character offset)
+
+
+def literal(text: str) -> str:
+    """``text`` as a regular expression that matches it literally (spaces left as they are, for readability)."""
+    return re.escape(text).replace("\\ ", " ")
+
+
+def strict_line(label: str, value: str, *, before: str = "", brackets: str | None = None, after: str = "",
+                period: bool = True, case_sensitive: bool = False) -> re.Pattern[str]:
+    r"""The pattern of a strict verdict: the whole line is ``label: value``, group 1 the value.
+
+    ``value`` (and ``before``, ``after``) are regular expressions: what may stand before the value (``Judgment``
+    in ``Winner: Judgment A``), and after it (``/5``). Markdown emphasis and a heading mark are allowed around
+    the line, ``brackets`` (two characters, e.g. ``"<>"``) around the value, and with ``period`` a trailing
+    period.
+
+    >>> bool(strict_line("Score", "[0-5]", brackets="<>").match("**Score: <4>**."))
+    True
+    >>> print(strict_line("Final answer", ".+?", period=False).pattern)
+    ^[\s*_#]*Final answer\s*:[\s*_]*(.+?)[\s*_]*$
+    """
+    opening = re.escape(brackets[0]) + r"?\s*" if brackets else ""
+    closing = r"\s*" + re.escape(brackets[1]) + "?" if brackets else ""
+    pattern = (r"^[\s*_#]*" + literal(label) + r"\s*:[\s*_]*" + opening + before + "(" + value + ")" + closing
+               + after + r"[\s*_]*" + (r"\.?\s*" if period else "") + "$")
+    return re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
 
 
 def on_last_line(pattern: re.Pattern[str], text: str) -> tuple[str, int] | None:
@@ -80,22 +109,6 @@ class Chain:
         return "\n" + self.prefix, self.options
 
 
-def option_logprobs(chain: Chain, engine: Engine, conversations: Sequence[Conversation], texts: Sequence[str],
-                    parsed: Sequence[Parsed | None], which: Sequence[int],
-                    known: Sequence[list[float] | None] | None = None) -> dict[int, list[float]]:
-    """For each index in ``which``, the log-prob of every option at its :meth:`Chain.value_context`.
-
-    ``known`` holds log-probs the engine already read from its generation cache (``Completion.choice_logprobs``,
-    forced contexts only); only the rest are scored.
-    """
-    out = {i: list(known[i]) for i in which if known is not None and known[i] is not None}
-    rest = [i for i in which if i not in out]
-    if rest:
-        contexts = [chain.value_context(engine.format_chat(conversations[i]), texts[i], parsed[i]) for i in rest]
-        out.update(zip(rest, engine.choice_logprobs(contexts, chain.options)))
-    return out
-
-
 # ------------------------------------------------------------------------------------------ pairwise (A or B)
 @dataclass(frozen=True)
 class PairVerdict:
@@ -132,31 +145,3 @@ def forced_pair_verdicts(margins: Sequence[float], tie_margin: float, calibrate:
     """Verdicts from forced margins less the offset (0, or the calibration offset when ``calibrate``)."""
     offset = calibration_offset(margins) if calibrate else 0.0
     return offset, [forced_pair_verdict(m - offset, tie_margin) for m in margins]
-
-
-def pairwise_verdicts(chain: Chain, engine: Engine, conversations: Sequence[Conversation], texts: Sequence[str],
-                      tie_margin: float, calibrate: bool = False,
-                      known: Sequence[list[float] | None] | None = None) -> tuple[list[PairVerdict], float]:
-    """Parse each A-vs-B verdict, or force it from log p(A) - log p(B); return the verdicts and the offset.
-
-    ``known``: log p(A), log p(B) the engine read from its generation cache, where it could. An engine with no
-    log-probs (an OpenAI-compatible server) leaves unparsed verdicts as ``tie`` / ``unparsed``; a chain that does
-    not force leaves them as ``tie`` / its ``on_unparsed`` (``no_win``).
-    """
-    parsed = [chain.parse(t) for t in texts]
-    out: list[PairVerdict | None] = [None if p is None else PairVerdict(p.value, p.method)  # type: ignore[arg-type]
-                                     for p in parsed]
-    need = [i for i, p in enumerate(parsed) if p is None]
-    offset = 0.0
-    if need and chain.on_unparsed == "force":
-        try:
-            logprobs = option_logprobs(chain, engine, conversations, texts, parsed, need, known)
-        except NoLogprobsError:
-            logprobs = None
-        if logprobs is not None:
-            offset, forced = forced_pair_verdicts([logprobs[i][0] - logprobs[i][1] for i in need], tie_margin,
-                                                  calibrate)
-            for i, v in zip(need, forced):
-                out[i] = v
-    fallback = "unparsed" if chain.on_unparsed == "force" else chain.on_unparsed  # "unparsed": no log-probs
-    return [v if v is not None else PairVerdict("tie", fallback) for v in out], offset

@@ -35,7 +35,7 @@ import numpy as np
 from pipeline import verdicts
 
 # ------------------------------------------------------------------------------------------ answers
-_FINAL = re.compile(r"^[\s*_#]*Final answer\s*:[\s*_]*(.+?)[\s*_]*$", re.IGNORECASE)
+_FINAL = verdicts.strict_line("Final answer", r".+?", period=False)  # the asked format, as a judge's verdict
 _FINAL_ANY_LINE = re.compile(r"^[ \t*_#]*Final answer[ \t]*:[ \t*_]*(.+?)[ \t*_]*$", re.IGNORECASE | re.MULTILINE)
 _BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
 _NUMBER = re.compile(r"(?<![\w.])(-?\d[\d,]*(?:\.\d+)?)(?![\w])")

@@ -12,6 +12,10 @@ A spec names groups, each a family with its difficulty knobs and split sizes::
 The held-out split of a group is drawn with a fixed seed (pipeline.tasks.HELDOUT_SEED) and never overlaps
 its training split; the group's name becomes each task's ``family``, so evaluation reports it apart. The
 files are what params `data.train_tasks` / `data.heldout_tasks` point at.
+
+The instructions are the templates under prompts/tasks/ (one per family); the families' draws are in
+pipeline/tasks/ (families.py, code.py). After an intended edit to either, run this again on each spec and
+review `git diff data/tasks`: the committed splits are the prompts the models see.
 """
 
 from __future__ import annotations

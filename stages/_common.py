@@ -18,7 +18,7 @@ log = logging.getLogger("pipeline")
 BASE_MODELS = ("M0", "M0_sft")  # the models before the iterations: a stage that measures a model accepts them too
 R = TypeVar("R", bound=records.Row)
 
-__all__ = ["Iteration", "StageError", "load", "log", "parser", "run"]
+__all__ = ["Iteration", "StageError", "load", "log", "parser", "relaunched", "require_model", "run"]
 
 
 def parser(doc: str | None, iteration: bool = True) -> argparse.ArgumentParser:
@@ -49,7 +49,8 @@ def run(main: Callable[[], Any]) -> None:
 
 
 class Iteration:
-    """What a per-iteration stage needs: params with overrides, its key, its predecessor, its files."""
+    """What a per-iteration stage needs: params with overrides, its key, its predecessor, its files. It asks for
+    no model: a stage that loads M_prev says so with :meth:`require_model` before its work."""
 
     def __init__(self, args: argparse.Namespace, stage: str, base_models: bool = False) -> None:
         self.key: str = args.iteration
@@ -65,9 +66,13 @@ class Iteration:
         self.metrics = paths.metrics_dir(self.key)
         self.started = time.time()
         self.engines: list[Any] = []  # engines opened for this stage (their report() goes into its metrics)
-        require_model(self.prev_dir, self.prev)
         for folder in (self.data, self.metrics):  # found now, not after the work
             records.check_writable(folder)
+
+    def require_model(self) -> Path:
+        """M_prev's folder, which the stage is about to load; missing, the message names what to run first."""
+        require_model(self.prev_dir, self.prev)
+        return self.prev_dir
 
     def model(self, name: str, param: str | None = None) -> Path:
         """The model a param names (previous, current, base, M0_sft, a path), seen from this iteration; with
@@ -112,5 +117,19 @@ class Iteration:
 
 
 def require_model(model_dir: Path, name: str) -> None:
+    """A pipeline model a stage loads (``name``: M0, M0_sft, an iteration's key) must be there."""
     if not (model_dir / "config.json").exists():
         raise StageError(f"{model_dir}: missing — run `dvc repro` for {name} first")
+
+
+def relaunched(spec: Any, stage: str, label: str) -> bool:
+    """With ``<stage>.launch`` asking for a launcher (several processes, or an accelerate config), run this stage
+    again under torchrun / ``accelerate launch``, wait, and return True: the launched processes did the work and
+    process 0 wrote the outputs. Inside them, or with no launcher wanted, return False: do the work here.
+    ``label`` starts the message when they fail (``sft``, ``dpo M1``)."""
+    if not launch.wanted(spec) or launch.under_launcher():
+        return False
+    code = launch.relaunch(spec, f"stages.{stage}", sys.argv[1:])
+    if code:
+        raise StageError(f"{label}: the launched processes failed (exit {code}); their errors are above")
+    return True

@@ -1,5 +1,13 @@
-"""What the generating stages share: the engine params ask for, made resumable (kept apart from _common so that
-stages which generate nothing do not depend on the engines)."""
+"""What the generating stages share: the engine params ask for, made resumable, and the engine replicas of
+engine.data_parallel_size (kept apart from _common so that stages which generate nothing do not depend on the
+engines).
+
+A generating stage's main reads its inputs, then, just before it loads its model:
+
+    if _generate.replicated(it):   # engine.data_parallel_size > 1: the replicas did the work
+        return
+    gen = _generate.generation(it, ...)
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,8 @@ from typing import Any
 
 from pipeline import launch, models
 from pipeline.config import Params
-from pipeline.engines import Engine, make_engine, resolve_backend
+from pipeline.engines.base import Engine
+from pipeline.engines.factory import make_engine, resolve_backend
 from pipeline.errors import StageError
 from pipeline.generation import Generation
 from pipeline.paths import WORK
@@ -33,12 +42,13 @@ def open_engine(params: Params, it: Iteration | None = None, local: bool = False
     return load
 
 
-def replicate(it: Iteration) -> None:
+def replicated(it: Iteration) -> bool:
     """With engine.data_parallel_size > 1, run this stage as that many engine replicas (each with its own GPUs),
-    wait for them, clear their shards and end this process; inside a replica (or with one), do nothing."""
+    wait for them, clear their shards and return True: replica 0 wrote the outputs, the caller returns. Inside a
+    replica, or with one, return False: generate here."""
     cfg = it.params.engine
     if cfg.data_parallel_size <= 1 or launch.replica() is not None:
-        return
+        return False
     per_replica = cfg.tensor_parallel_size if resolve_backend(cfg.backend) == "vllm" else 1
     try:
         code = launch.run_replicas(cfg.data_parallel_size, per_replica, f"stages.{it.stage}", sys.argv[1:])
@@ -49,13 +59,19 @@ def replicate(it: Iteration) -> None:
     for d in WORK.glob(f"{it.stage}-{it.key}-*"):
         shutil.rmtree(d, ignore_errors=True)
     log.info("%s %s: %d replicas done; replica 0 wrote the outputs", it.stage, it.key, cfg.data_parallel_size)
-    sys.exit(0)
+    return True
+
+
+def _check_replicated(it: Iteration) -> None:
+    if it.params.engine.data_parallel_size > 1 and launch.replica() is None:  # a stage main that forgot
+        raise RuntimeError(f"stages.{it.stage}: engine.data_parallel_size > 1 — call _generate.replicated(it) "
+                           "before opening the shard cache")
 
 
 def cache(it: Iteration, *inputs: Any, templates: tuple[str, ...] = (), model_dir: Path | None = None) -> ShardCache:
     """The stage's shard cache under .work/, keyed by the model, ``inputs`` and the templates' hashes (shared by
-    the replicas of engine.data_parallel_size, which this starts first)."""
-    replicate(it)
+    the replicas of engine.data_parallel_size, which :func:`replicated` starts first)."""
+    _check_replicated(it)
     d = model_dir or it.prev_dir
     return ShardCache(it.stage, it.key, [models.model_ref(d), *inputs, [template_hash(t) for t in templates]],
                       replica=launch.replica())
@@ -74,7 +90,7 @@ def openai_generation(it: Iteration, url: str, model: str, key_env: str | None, 
 def generation(it: Iteration, *inputs: Any, templates: tuple[str, ...] = (), model_dir: Path | None = None
                ) -> Generation:
     """The engine on ``model_dir`` (default M_prev), resumable: finished shards survive a crash."""
-    replicate(it)
+    _check_replicated(it)
     d = model_dir or it.prev_dir
     return Generation(open_engine(it.params, it)(d), cache(it, *inputs, templates=templates, model_dir=d),
                       it.params.shard_size(it.stage))

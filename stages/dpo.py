@@ -10,8 +10,6 @@ With dpo.launch (processes > 1) it runs itself again under torchrun or accelerat
 
 from __future__ import annotations
 
-import sys
-
 from pipeline import dpo, launch, models, paths
 from pipeline.records import PreferencePair
 from stages import _common
@@ -20,17 +18,14 @@ from stages import _common
 def main() -> None:
     args = _common.parser(__doc__).parse_args()
     it = _common.Iteration(args, "dpo")
+    it.require_model()
     cfg = it.params.dpo
-    if launch.wanted(cfg.launch) and not launch.under_launcher():  # dpo.launch: run again on several processes
-        code = launch.relaunch(cfg.launch, "stages.dpo", sys.argv[1:])
-        if code:
-            raise _common.StageError(f"dpo {it.key}: the launched processes failed (exit {code}); their errors are "
-                                     "above")
+    if _common.relaunched(cfg.launch, "dpo", f"dpo {it.key}"):  # dpo.launch: process 0 of those wrote
         return
     response_pairs = it.read("response_pairs.jsonl", PreferencePair, allow_empty=True)
     judgment_pairs = it.read("judgment_pairs.jsonl", PreferencePair, allow_empty=True) if it.params.pairs.judge_pairs else []
     reflection_pairs = it.read("reflection_pairs.jsonl", PreferencePair, allow_empty=True)
-    reference = None if cfg.reference == "previous" else it.model("base")
+    reference = None if cfg.reference == "previous" else it.model("base", "dpo.reference")
     hashes = {name: models.sha256_file(it.data / f"{name}.jsonl") if rows else None
               for name, rows in (("response_pairs", response_pairs), ("judgment_pairs", judgment_pairs),
                                  ("reflection_pairs", reflection_pairs))}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline import evaluation, judging
 from pipeline.config import Params
-from pipeline.engines import Engine
+from pipeline.engines.base import Engine
 from pipeline.engines.openai import OpenAIEngine
 from pipeline.records import EvalPrompt, LabelledPair
 from stages import _common, _data, _generate
@@ -53,6 +53,8 @@ def main() -> None:
     evaluator = "openai" if cfg.evaluator == "openai" else str(it.model(cfg.evaluator, "evaluate.evaluator")
                                                                 if compares else it.model(cfg.evaluator))
     opener = engine_opener(p, it) if compares else _generate.open_engine(p, it)
+    if _generate.replicated(it):
+        return
     cache = _generate.cache(it, [it.made_by(d) for d in models.values()], evaluator, cfg.__dict__, p.judge.__dict__,
                             p.sample.__dict__, templates=(cfg.compare_template or evaluation.TEMPLATE,
                                                                       p.judge.template or judging.TEMPLATE))

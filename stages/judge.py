@@ -25,6 +25,9 @@ def main() -> None:
         it.write({"judgments.jsonl": []}, {"judgments": 0, "responses": 0, "verified_responses": len(verifications)})
         _common.log.info("judge %s: every response is rewarded by a verifier; nothing to judge", it.key)
         return
+    it.require_model()
+    if _generate.replicated(it):
+        return
     gen = _generate.generation(it, cfg.__dict__, templates=(cfg.template or judging.TEMPLATE,))
     rows, metrics = judging.judge_responses(gen, [*rewarded, *probe], cfg, it.made_by())
     truth = judging.against_truth(rows, verifications)

@@ -23,8 +23,11 @@ def main() -> None:
     if not cfg.enabled:  # Self-Rewarding and TPO do not meta-judge: empty outputs, no model loaded
         it.write({name: [] for name in outputs}, {"enabled": False})
         return
+    it.require_model()
     responses = it.read("responses.jsonl", Response)
     judgments = it.read("judgments.jsonl", Judgment)
+    if _generate.replicated(it):
+        return
     gen = _generate.generation(it, cfg.__dict__, jcfg.__dict__, templates=(jcfg.template or judging.TEMPLATE,
                                                                           cfg.template or meta_judging.TEMPLATE))
     out = meta_judging.meta_judge(gen, responses, judgments, cfg, jcfg, it.made_by())

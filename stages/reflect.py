@@ -22,8 +22,11 @@ def main() -> None:
     if not cfg.enabled or all(v.correct for v in verifications):
         it.write({"reflections.jsonl": []}, {"enabled": cfg.enabled, "failed_attempts": 0, "reflections": 0})
         return
+    it.require_model()
     prompts = it.read("prompts.jsonl", Prompt)
     responses = it.read("responses.jsonl", Response)
+    if _generate.replicated(it):
+        return
     gen = _generate.generation(it, cfg.__dict__, it.params.verify.__dict__,
                                templates=(cfg.template or reflection.TEMPLATE,
                                           cfg.retry_template or reflection.RETRY_TEMPLATE))

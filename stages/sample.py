@@ -14,8 +14,11 @@ from stages import _common, _generate
 
 def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "sample")
+    it.require_model()
     cfg = it.params.sample
     prompts = it.read("prompts.jsonl", Prompt)
+    if _generate.replicated(it):
+        return
     gen = _generate.generation(it, cfg.__dict__, templates=tuple(t for t in [sampling.template_name(cfg.thoughts, cfg.template)] if t))
     rows, metrics = sampling.sample_responses(gen, prompts, cfg, it.made_by())
     it.write({"responses.jsonl": rows}, metrics)

@@ -13,6 +13,7 @@ left in .work/ and the error names the path.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pipeline import records, self_instruct
@@ -27,11 +28,15 @@ def main() -> None:
     prompts: list[Prompt] = []
     candidates: list[self_instruct.InstructionCandidate] = []
     metrics: dict[str, Any] = {"requests": 0, "accepted": 0}
-    data = it.params.data  # the tasks are read before any model loads: a bad file must not cost a generation
+    data = it.params.data  # the inputs are read before any model loads: a bad file must not cost a generation
     train = _data.read_tasks(data.train_tasks) if cfg.tasks else []
     held_out = _data.read_tasks(data.heldout_tasks) if cfg.tasks else []
     if cfg.num_prompts:
-        prompts, candidates, metrics = generate(it)
+        seed, exclude = read_examples(it)
+        generator = None if cfg.generator == "openai" else it.model(cfg.generator, "self_instruct.generator")
+        if generator is not None and _generate.replicated(it):
+            return
+        prompts, candidates, metrics = generate(it, seed, exclude, generator)
     if cfg.tasks:
         rows, task_metrics = self_instruct.task_prompts(train, cfg.tasks, cfg.seed, held_out, {"iteration": it.key})
         prompts += rows
@@ -41,23 +46,30 @@ def main() -> None:
                      metrics["accepted"], metrics["requests"], metrics.get("tasks", 0))
 
 
-def generate(it: _common.Iteration) -> tuple[list[Prompt], list[self_instruct.InstructionCandidate], dict[str, Any]]:
-    cfg = it.params.self_instruct
+def read_examples(it: _common.Iteration) -> tuple[list[str], list[str]]:
+    """The seed instructions (the few-shot examples) and the held-out prompts no new instruction may repeat."""
     seed = _data.read(it.params.data.seed_instructions, SeedInstruction)
-    self_instruct.check_seed_count(len(seed), cfg.num_examples, it.params.data.seed_instructions.path)
+    self_instruct.check_seed_count(len(seed), it.params.self_instruct.num_examples,
+                                   it.params.data.seed_instructions.path)
     held_out = _data.read(it.params.data.eval_prompts, EvalPrompt)
+    return [s.instruction for s in seed], [p.instruction for p in held_out]
+
+
+def generate(it: _common.Iteration, seed: list[str], exclude: list[str], generator: Path | None
+             ) -> tuple[list[Prompt], list[self_instruct.InstructionCandidate], dict[str, Any]]:
+    """New instructions from ``generator`` (a model folder; None: the OpenAI-compatible server params name)."""
+    cfg = it.params.self_instruct
     template = (cfg.template or self_instruct.TEMPLATE,)
-    if cfg.generator == "openai":  # a fixed prompt generator behind an OpenAI-compatible server
+    if generator is None:  # a fixed prompt generator behind an OpenAI-compatible server
         gen = _generate.openai_generation(it, cfg.openai_url or "", cfg.openai_model or "", cfg.api_key_env,
                                           cfg.__dict__, template, max_concurrency=cfg.openai_max_concurrency)
         made_by = {"model": f"openai:{cfg.openai_model}", "model_sha256": "", "iteration": it.key}
     else:
-        generator = it.model(cfg.generator, "self_instruct.generator")
         gen = _generate.generation(it, cfg.__dict__, templates=template, model_dir=generator)
         made_by = it.made_by(generator)
     try:
-        out = self_instruct.generate_instructions(gen, [s.instruction for s in seed], [p.instruction for p in held_out],
-                                                  cfg, made_by, max_model_len=it.params.engine.max_model_len)
+        out = self_instruct.generate_instructions(gen, seed, exclude, cfg, made_by,
+                                                  max_model_len=it.params.engine.max_model_len)
     except self_instruct.NothingAccepted as e:  # readable beside the shards: a failed stage writes no outputs
         if gen.cache is None:
             raise

@@ -9,7 +9,6 @@ With sft.launch (processes > 1) it runs itself again under torchrun or accelerat
 
 from __future__ import annotations
 
-import sys
 import time
 
 from pipeline import launch, models, paths, records, sft
@@ -20,14 +19,12 @@ from stages import _common, _data, _generate
 def main() -> None:
     params = _common.load(_common.parser(__doc__, iteration=False).parse_args())
     start, cfg = time.time(), params.sft
-    if cfg.enabled and launch.wanted(cfg.launch) and not launch.under_launcher():  # sft.launch: several processes
-        code = launch.relaunch(cfg.launch, "stages.sft", sys.argv[1:])
-        if code:
-            raise _common.StageError(f"sft: the launched processes failed (exit {code}); their errors are above")
+    if cfg.enabled and _common.relaunched(cfg.launch, "sft", "sft"):  # sft.launch: process 0 of those wrote
         return
     m0, out = paths.model_dir("M0"), paths.model_dir("M0_sft")
     metrics_path = paths.metrics_dir("M0_sft") / "sft.json"
     if not cfg.enabled:
+        _common.require_model(m0, "M0")
         models.copy_model(m0, out, {"name": "M0_sft", "parent": "M0", "sft": "disabled: a copy of M0"})
         records.write_json(metrics_path, {"enabled": False})
         return

@@ -79,10 +79,10 @@ def workdir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture()
 def tiny_workdir(workdir, tiny_model_dir) -> Path:
-    """``workdir`` with the tiny model as M0_sft and the tiny params (tests.test_iteration.TINY_PARAMS)."""
+    """``workdir`` with the tiny model as M0_sft and the tiny params (tests.helpers.TINY_PARAMS)."""
     import yaml
 
-    from tests.test_iteration import TINY_PARAMS
+    from tests.helpers import TINY_PARAMS
 
     shutil.copytree(tiny_model_dir, workdir / "models" / "M0_sft")
     (workdir / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))

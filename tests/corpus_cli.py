@@ -1,4 +1,5 @@
-"""Bad-input corpus rows for the `selfreward` command and scripts/use_preset.py (cases run them in-process).
+"""Bad-input corpus rows for the `selfreward` command and scripts/use_preset.py (the command runs in-process,
+the script as a subprocess).
 
 Each row of CASES is a tests.corpus_kit.Case; tests/test_bad_input_corpus.py runs them all. The `selfreward`
 rows read a small iteration M1 (:func:`iteration`: one prompt, two responses, their judgments, one pair and a

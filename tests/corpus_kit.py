@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import http.server
-import importlib.util
 import io
 import json
 import shlex
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -24,8 +25,8 @@ from typing import Any
 
 import yaml
 
+from tests.helpers import REPO, TINY_PARAMS
 from tests.inprocess import Result, run_stage
-from tests.test_iteration import TINY_PARAMS
 
 UNSET_KEY = "SELFREWARD_TEST_UNSET_KEY"
 MODEL = "judge-model"  # the evaluator model the openai rows ask for
@@ -252,21 +253,14 @@ def run(stage: str) -> Result:
     try:
         if head == "selfreward":
             return _run_main(lambda: __import__("selfreward.cli", fromlist=["main"]).main(rest))
-        if head == "use_preset":
-            return _run_main(lambda: _use_preset().main(rest))
+        if head == "use_preset":  # a script, not a module: run as a user runs it
+            proc = subprocess.run([sys.executable, str(REPO / "scripts" / "use_preset.py"), *rest],
+                                  capture_output=True, text=True)
+            return Result(proc.returncode, proc.stderr)
         name, _, key = head.partition("@")
         return run_stage(name, *(["--iteration", key] if key else []), *rest)
     except Exception:  # noqa: BLE001
         return Result(1, traceback.format_exc())
-
-
-def _use_preset() -> Any:
-    spec = importlib.util.spec_from_file_location("use_preset", Path(__file__).resolve().parent.parent / "scripts"
-                                                  / "use_preset.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run_main(main: Callable[[], int]) -> Result:

@@ -12,7 +12,7 @@ import yaml
 
 from pipeline.config import ConfigError, parse_params
 from tests.inprocess import run_stage
-from tests.test_iteration import TINY_PARAMS
+from tests.helpers import TINY_PARAMS
 
 BASE = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
 

@@ -8,7 +8,7 @@ import yaml
 
 from pipeline.config import ConfigError, load_params
 from tests.fakes import write_pairs
-from tests.test_iteration import TINY_PARAMS, run_stage
+from tests.helpers import TINY_PARAMS, run_stage
 
 
 def test_lora_dpo_saves_a_merged_model_the_next_iteration_loads(tiny_workdir):

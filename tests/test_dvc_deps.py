@@ -1,5 +1,5 @@
-"""dvc.yaml declares exactly the code and templates each stage runs (scripts/stage_deps.py), and that tool's
-closure computation on a tiny synthetic project.
+"""dvc.yaml declares exactly the code and templates each stage runs (pipeline/stage_deps.py), and that tool's
+closure computation on a tiny synthetic project (its command, scripts/stage_deps.py, as a subprocess).
 
     python -m pytest -q tests/test_dvc_deps.py              # all
     python -m pytest -q tests/test_dvc_deps.py -k "not real"  # the tool only, not the repo's dvc.yaml
@@ -8,25 +8,22 @@ closure computation on a tiny synthetic project.
 from __future__ import annotations
 
 import functools
-import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from textwrap import dedent
 
 import pytest
 
+from pipeline import stage_deps as sd
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_tool():  # scripts/ is no package: load the file itself, so an installed `scripts` cannot shadow it
-    spec = importlib.util.spec_from_file_location("stage_deps", ROOT / "scripts" / "stage_deps.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["stage_deps"] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-sd = _load_tool()
+def tool(*args: str) -> subprocess.CompletedProcess:
+    """``python scripts/stage_deps.py ARGS``, as a user runs it."""
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "stage_deps.py"), *args], capture_output=True,
+                          text=True)
 
 
 # ------------------------------------------------------------------------------------------- the repo
@@ -173,8 +170,8 @@ def test_missing_and_extra_versus_dvc_yaml(project: Path) -> None:
     assert three.missing == ["pkg/__init__.py", "pkg/sub/__init__.py", "pkg/sub/rel.py"] and not three.extra
 
 
-def test_check_exits_1_on_mismatch_and_0_once_fixed(project: Path, capsys: pytest.CaptureFixture) -> None:
-    assert sd.main(["--root", str(project), "--check"]) == 1
+def test_check_exits_1_on_mismatch_and_0_once_fixed(project: Path) -> None:
+    assert tool("--root", str(project), "--check").returncode == 1
     one, two, three = sd.stage_deps(project)
     fixed = {"stages": {
         "one": {"foreach": {"M1": {"prev": "M0"}},
@@ -183,14 +180,15 @@ def test_check_exits_1_on_mismatch_and_0_once_fixed(project: Path, capsys: pytes
         "two": {"cmd": "python -m stages.other", "deps": sorted(two.required)},
         "three": {"cmd": "python scripts/run.py", "deps": sorted(three.required)}}}
     (project / "dvc.yaml").write_text(sd.yaml.safe_dump(fixed))
-    assert sd.main(["--root", str(project), "--check"]) == 0
-    assert "3 of 3 stages match dvc.yaml" in capsys.readouterr().out
+    proc = tool("--root", str(project), "--check")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 of 3 stages match dvc.yaml" in proc.stdout
 
 
 def test_write_fixes_the_deps_and_keeps_data_deps_and_comments(project: Path) -> None:
     text = (project / "dvc.yaml").read_text()
     (project / "dvc.yaml").write_text("# a comment that must survive\n" + text)
-    assert sd.main(["--root", str(project), "--write", "--check"]) == 0
+    assert tool("--root", str(project), "--write", "--check").returncode == 0
     after = (project / "dvc.yaml").read_text()
     assert after.startswith("# a comment that must survive\n")
     one, two, three = sd.stage_deps(project)

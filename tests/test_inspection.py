@@ -17,8 +17,7 @@ import yaml
 from pipeline import inspection
 from pipeline.inspection import Condition, InspectError, load_iteration, select, table_rows, trace
 from tests.inprocess import run_stage
-from tests.test_iteration import REPO
-from tests.test_presets import SIZES, choice, scripted_model, shrunk
+from tests.helpers import REPO, SIZES, choice, scripted_model, shrunk
 
 
 def _prompts(root, key, numbers):
@@ -516,9 +515,8 @@ def test_old_heldout_rows_without_prompt_still_read(evaluated, tmp_path):
 
 def test_every_table_has_its_declared_columns(project, tmp_path):
     """COLUMNS (what --where, --sort and --columns accept on an empty table) is what table_rows makes; the
-    synthetic iteration (scripts/synthetic_iteration.py) has rows in every table."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    import synthetic_iteration as synth
+    synthetic iteration (pipeline/synthetic.py) has rows in every table."""
+    from pipeline import synthetic as synth
 
     synth.write_iteration(tmp_path, "M1", prompts=40, responses=4, judgments=3, meta_judged=1, verifiable=0.3,
                           seed=3, token_ids=False)  # as tests/test_page.py: pairs of all four kinds

@@ -1,47 +1,12 @@
 """One whole iteration through the stage entry points: tiny random model (fast), real 135M model (slow)."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-
-TINY_PARAMS = {
-    "engine": {"backend": "hf", "batch_size": 16, "shard_size": 3},
-    "self_instruct": {"num_prompts": 2, "max_requests": 8, "shard_size": 4, "max_new_tokens": 24},
-    "sample": {"n": 3, "max_new_tokens": 12, "thoughts": "none"},
-    "judge": {"k": 2, "max_new_tokens": 10, "scoring": "expected"},
-    "meta_judge": {"num_judgments": 3, "max_new_tokens": 10, "tie_margin": 0.0},
-    "pairs": {"min_pairs": 1, "truncated_response": "keep"},  # 12 tokens of a random model: every response is cut
-    "dpo": {"batch_size": 2, "max_length": 256, "learning_rate": 1e-4, "save_steps": 1000},
-    "iterations": {"M1": {"prev": "M0_sft"}},
-}
-
-
-def run_stage(name, *args, check=True):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", f"stages.{name}", *args], capture_output=True, text=True, env=env)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def read(path):
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
-
-
-def write_prompts(workdir, n=3):
-    from pipeline.records import Prompt, write_jsonl
-
-    write_jsonl(workdir / "data/M1/prompts.jsonl", [
-        Prompt(prompt_id=f"p{i}", instruction=f"Write one sentence about the number {i}.", source="test")
-        for i in range(n)])
+from tests.helpers import TINY_PARAMS, read, run_stage, write_prompts
 
 
 def test_tiny_iteration_sample_to_dpo(tiny_workdir):

@@ -20,8 +20,7 @@ import yaml
 
 from tests.fakes import ScriptedEngine
 from tests.inprocess import run_stage
-from tests.test_iteration import TINY_PARAMS, write_prompts
-from tests.test_presets import scripted_model
+from tests.helpers import TINY_PARAMS, scripted_model, write_prompts
 
 
 class Killed(BaseException):
@@ -150,7 +149,7 @@ def dvc(root, *args, wait=True):
 
 
 def dvc_project(root, tiny_model_dir):
-    from tests.test_iteration import REPO
+    from tests.helpers import REPO
 
     for name in ("prompts", "data/seed", "data/eval"):
         shutil.copytree(REPO / name, root / name)

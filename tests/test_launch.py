@@ -9,7 +9,7 @@ import yaml
 from pipeline.config import ConfigError, load_params
 from pipeline.launch import launch_command, trl_config_path
 from tests.fakes import write_pairs
-from tests.test_iteration import TINY_PARAMS, run_stage
+from tests.helpers import TINY_PARAMS, run_stage
 
 
 def spec(**over):
@@ -84,6 +84,35 @@ def test_launch_params_are_checked(tmp_path):
         load_params(path)
     path.write_text(yaml.safe_dump({"dpo": {"launch": {"processes": 2, "accelerate_config": "multi_gpu"}}}))
     assert load_params(path).dpo.launch.processes == 2
+
+
+def test_sft_and_dpo_hand_themselves_to_the_launcher_through_one_helper(workdir, monkeypatch):
+    """With <stage>.launch asking for 2 processes, the stage runs itself again under the launcher (recorded here,
+    not run) and writes nothing itself; a failure of the launched processes is one line; inside the launcher
+    (LOCAL_RANK set) the stage does the work. A placeholder M0_sft: nothing loads."""
+    from pipeline import launch
+    from tests.inprocess import run_stage as run_here
+
+    calls, code = [], {"exit": 0}
+    monkeypatch.setattr(launch, "relaunch", lambda spec, module, args: calls.append((spec.processes, module, args))
+                        or code["exit"])
+    (workdir / "models/M0_sft").mkdir(parents=True)
+    (workdir / "models/M0_sft/config.json").write_text("{}")
+    two = {"processes": 2, "main_process_port": 29599}
+    (workdir / "params.yaml").write_text(yaml.safe_dump({**TINY_PARAMS, "dpo": {**TINY_PARAMS["dpo"], "launch": two},
+                                                         "sft": {"launch": two}}))
+    assert run_here("dpo", "--iteration", "M1").returncode == 0
+    assert run_here("sft").returncode == 0  # before it looks for models/M0: the launched processes do
+    assert calls == [(2, "stages.dpo", ["--iteration", "M1"]), (2, "stages.sft", [])]
+    assert not (workdir / "models/M1").exists() and not (workdir / "metrics").exists()
+    code["exit"] = 3
+    assert run_here("dpo", "--iteration", "M1").stderr.strip().splitlines()[-1] == \
+        "error: dpo M1: the launched processes failed (exit 3); their errors are above"
+    assert run_here("sft").stderr.strip().splitlines()[-1] == \
+        "error: sft: the launched processes failed (exit 3); their errors are above"
+    monkeypatch.setenv("LOCAL_RANK", "0")  # a launched process: on to the work (here: no pairs yet)
+    last = run_here("dpo", "--iteration", "M1").stderr.strip().splitlines()[-1]
+    assert last.startswith("error: data/M1/response_pairs.jsonl: not found") and len(calls) == 4
 
 
 @pytest.mark.slow

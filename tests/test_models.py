@@ -1,5 +1,6 @@
 """Model sources, saving, and the real embedded model."""
 
+import hashlib
 import json
 
 import pytest
@@ -19,11 +20,30 @@ def test_unknown_source_fails_fast_with_a_clear_message(monkeypatch):
 
 def test_saved_model_has_card_and_loads(tiny_model_dir):
     card = json.loads((tiny_model_dir / "model_card.json").read_text())
-    assert card["weights_sha256"] == models.weights_sha256(tiny_model_dir)
+    # the card's hash is the sha256 of the saved weights' bytes, computed here without the code under test
+    assert card["weights_sha256"] == hashlib.sha256((tiny_model_dir / "model.safetensors").read_bytes()).hexdigest()
     assert card["parameters"] > 0 and card["dtype"] == "float32"
     assert (tiny_model_dir / "model.safetensors").exists() and not list(tiny_model_dir.glob("*.bin"))
     model, tok = models.load_model(tiny_model_dir)
     assert tok.chat_template
+
+
+def test_weights_hash_is_sha256_of_the_weight_files(tmp_path):
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "model.safetensors").write_bytes(b"abc")
+    (one / "config.json").write_text("{}")  # not weights: not hashed
+    # the FIPS 180-2 test vector: sha256("abc")
+    assert models.weights_sha256(one) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    (one / "model.safetensors").write_bytes(b"abd")
+    assert models.weights_sha256(one) == hashlib.sha256(b"abd").hexdigest()
+    two = tmp_path / "two"  # sharded: each file's name and hex digest, in name order, hashed together
+    two.mkdir()
+    (two / "model-00002-of-00002.safetensors").write_bytes(b"second")
+    (two / "model-00001-of-00002.safetensors").write_bytes(b"first")
+    expected = hashlib.sha256(b"model-00001-of-00002.safetensors" + hashlib.sha256(b"first").hexdigest().encode()
+                              + b"model-00002-of-00002.safetensors" + hashlib.sha256(b"second").hexdigest().encode())
+    assert models.weights_sha256(two) == expected.hexdigest()
 
 
 def test_missing_model_dir(tmp_path):

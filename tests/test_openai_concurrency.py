@@ -1,12 +1,13 @@
-"""The OpenAI-compatible engine with several requests in flight, against bench/openai_stub.py on 127.0.0.1."""
+"""The OpenAI-compatible engine with several requests in flight, against pipeline/engines/openai_stub.py on
+127.0.0.1."""
 
-import time
+import threading
 
 import pytest
 
-from bench.openai_stub import StubServer
 from pipeline.engines.base import SamplingSettings
 from pipeline.engines.openai import OpenAIEngine, ServerError
+from pipeline.engines.openai_stub import StubServer
 
 SETTINGS = SamplingSettings(n=2, temperature=0.0, top_p=1.0, max_new_tokens=8, seed=0)
 
@@ -41,13 +42,38 @@ def test_each_request_is_retried_on_its_own():
     assert stub.requests == 30 and engine.retries == 20 and engine.retry_seconds == 0.0  # Retry-After: 0
 
 
-def test_concurrency_overlaps_the_waiting():
-    with StubServer(latency=0.2) as url:
-        engine = OpenAIEngine(url, "stub", api_key_env=None, max_concurrency=8)
-        start = time.perf_counter()
-        engine.generate(convs(16), SETTINGS)
-        elapsed = time.perf_counter() - start
-    assert elapsed < 16 * 0.2 / 4  # sequential would take 3.2 s; 8 in flight about 0.4 s
+class Gathering(StubServer):
+    """Answers no request until ``parties`` of them are in flight together, then all of them at once: a client that
+    keeps fewer in flight never gets an answer. After ``patience`` seconds of waiting a request is refused with
+    HTTP 400 (not retried), so such a client fails with the count instead of hanging; the clock decides only
+    when the test has already failed."""
+
+    def __init__(self, parties, patience=30.0):
+        super().__init__(latency=0.0)
+        self.barrier = threading.Barrier(parties, timeout=patience)
+        self.waiting = self.most_waiting = 0
+
+    def answer(self, payload):
+        with self.lock:
+            self.waiting += 1
+            self.most_waiting = max(self.most_waiting, self.waiting)
+        try:
+            self.barrier.wait()
+        except threading.BrokenBarrierError:
+            return 400, {"error": {"message": f"fewer than {self.barrier.parties} requests in flight at once"}}
+        finally:
+            with self.lock:
+                self.waiting -= 1
+        return super().answer(payload)
+
+
+@pytest.mark.parametrize("limit", [2, 8])
+def test_concurrency_overlaps_the_waiting(limit):
+    stub = Gathering(limit)
+    with stub as url:
+        out = OpenAIEngine(url, "stub", api_key_env=None, max_concurrency=limit).generate(convs(4 * limit), SETTINGS)
+    assert [row[0].text for row in out] == [f"echo 0: prompt {i}" for i in range(4 * limit)]
+    assert stub.requests == 4 * limit and stub.most_waiting == limit  # never more than the limit either
 
 
 class Refusing(StubServer):

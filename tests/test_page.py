@@ -7,18 +7,16 @@ import dataclasses
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline import inspection, page
+from pipeline import synthetic as synth
 from pipeline.inspection import load_iteration, pair_kind
 from tests.browser import assert_not_blank, browser, browser_page  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-import synthetic_iteration as synth
 
 # ~90 pairs of all four kinds: more than one page of 50 cards
 SYNTH = {"prompts": 40, "responses": 4, "judgments": 3, "meta_judged": 1, "verifiable": 0.3, "seed": 3}

@@ -13,7 +13,7 @@ from pipeline.errors import StageError
 from pipeline.generation import Generation
 from pipeline.records import Rating, Verification
 from tests.fakes import ScriptedEngine
-from tests.test_steps import MADE_BY, judgment, response
+from tests.helpers import MADE_BY, judgment, response
 
 
 def cut(r):

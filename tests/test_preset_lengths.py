@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.config import load_params
-from tests.test_iteration import REPO
+from tests.helpers import REPO
 
 PRESETS = sorted(p.stem for p in (REPO / "params").glob("*.yaml"))
 PROMPT_ROOM = 512  # tokens a training prompt may take (thought prompt + instruction), beside the sampled tokens

@@ -1,7 +1,6 @@
 """Each method's preset: valid, switched to with one command, and one iteration end to end (tiny model, fast;
 the real model, slow). The tests shrink sizes only (prompts, tokens, epochs), never a method's rules."""
 
-import itertools
 import json
 import re
 import shutil
@@ -11,26 +10,10 @@ import sys
 import pytest
 import yaml
 
+from tests.helpers import REPO, SIZES, choice, read, scripted_model, shrunk, write_prompts
 from tests.inprocess import run_stage
-from tests.test_iteration import REPO, read, write_prompts
 
 PRESETS = sorted(p.stem for p in (REPO / "params").glob("*.yaml"))
-SIZES = {  # what a 2-core CPU can run in seconds; every other value is the preset's
-    "engine": {"backend": "hf", "batch_size": 16, "shard_size": 8},
-    "self_instruct": {"num_prompts": 2, "max_requests": 8, "shard_size": 8, "max_new_tokens": 48},
-    "sample": {"max_new_tokens": 12},
-    "judge": {"max_new_tokens": 10},
-    "meta_judge": {"num_judgments": 3, "max_new_tokens": 10},
-    "dpo": {"epochs": 1, "batch_size": 2, "max_length": 256},
-}
-
-
-def shrunk(name, sizes=SIZES):
-    params = yaml.safe_load((REPO / "params" / f"{name}.yaml").read_text())
-    for section, values in sizes.items():
-        params.setdefault(section, {}).update(values)
-    params["iterations"] = {"M1": params["iterations"]["M1"]}
-    return params
 
 
 def test_presets_exist():
@@ -54,39 +37,34 @@ def test_use_preset_refuses_an_unknown_name(tmp_path):
     assert not (tmp_path / "params.yaml").exists()
 
 
-def _use_preset_main(argv, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("use_preset", REPO / "scripts" / "use_preset.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    code = module.main(argv)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+def _use_preset(argv):
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "use_preset.py"), *argv], capture_output=True,
+                          text=True)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
-def test_use_preset_lists_a_broken_preset_and_still_uses_the_others(tmp_path, capsys):
+def test_use_preset_lists_a_broken_preset_and_still_uses_the_others(tmp_path):
     presets = tmp_path / "presets"
     presets.mkdir()
     shutil.copy(REPO / "params" / "irpo.yaml", presets / "irpo.yaml")
     (presets / "empty.yaml").write_text("")
     (presets / "latin.yaml").write_bytes(b"# caf\xe9\n")
     (presets / "bad.yaml").write_text("# a list\n- sample\n")
-    code, out, err = _use_preset_main(["--list", "--presets", str(presets)], capsys)
+    code, out, err = _use_preset(["--list", "--presets", str(presets)])
     assert code == 0 and err == ""
     lines = dict(line.split(None, 1) for line in out.splitlines())
     assert lines["irpo"].startswith("Iterative Reasoning Preference Optimization")
     assert lines["empty"] == f"BROKEN: {presets / 'empty.yaml'}: empty — a preset holds params.yaml sections; fill it or remove it"
     assert lines["latin"] == f"BROKEN: {presets / 'latin.yaml'}: not UTF-8 text (byte 6)"
     assert lines["bad"] == f"BROKEN: {presets / 'bad.yaml'}: must be a mapping of sections, got list"
-    code, out, err = _use_preset_main(["irpo", "--presets", str(presets), "--to", str(tmp_path / "params.yaml")], capsys)
+    code, out, err = _use_preset(["irpo", "--presets", str(presets), "--to", str(tmp_path / "params.yaml")])
     assert code == 0, err
     assert (tmp_path / "params.yaml").read_bytes() == (REPO / "params" / "irpo.yaml").read_bytes()
     assert "previous file" not in out and not (tmp_path / "params.yaml.bak").exists()  # there was none
 
 
-def test_use_preset_lists_the_repositorys_presets_as_valid(capsys):
-    code, out, _ = _use_preset_main(["--list"], capsys)
+def test_use_preset_lists_the_repositorys_presets_as_valid():
+    code, out, _ = _use_preset(["--list"])
     assert code == 0 and [line.split()[0] for line in out.splitlines()] == PRESETS and "BROKEN" not in out
 
 
@@ -105,66 +83,6 @@ def test_preset_values_that_define_each_method():
     tpo = load_params(REPO / "params/tpo.yaml")
     assert (tpo.sample.n, tpo.sample.thoughts, tpo.pairs.length_control, tpo.pairs.unparsed_response) == (
         8, "generic", "normalized", "reject")
-
-
-def arithmetic_answer(prompt, i):
-    """Sample i of an arithmetic task: right in the asked format, right without it, or wrong, in turn."""
-    a, op, b = re.search(r"What is (\d+) ([-+*]) (\d+)\?", prompt).groups()
-    right = {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op]
-    return [f"{a} {op} {b} = {right}.\nFinal answer: {right}", f"It is {right}.",
-            f"{a} {op} {b} = {right + 1}.\nFinal answer: {right + 1}"][i % 3]
-
-
-def countdown_answer(prompt, right):
-    """An expression from the prompt's numbers that reaches its target (brute force), or a wrong one."""
-    numbers = [int(n) for n in re.search(r"Using the numbers ([\d, and]+), each", prompt).group(1)
-               .replace(" and ", ", ").split(", ")]
-    target = int(re.search(r"that equals (\d+)", prompt).group(1))
-    if right:
-        for k in range(1, len(numbers) + 1):
-            for nums in itertools.permutations(numbers, k):
-                for ops in itertools.product("+-*", repeat=k - 1):
-                    flat = str(nums[0]) + "".join(f" {o} {n}" for o, n in zip(ops, nums[1:]))
-                    nested = f"{nums[0]} {ops[0]} ({nums[1]} {ops[1]} {nums[2]})" if k == 3 else flat
-                    for expr in (flat, nested):
-                        if eval(expr) == target:  # test code on numbers it built itself
-                            return f"Final answer: {expr}"
-    return "Final answer: 1000 * 1000"
-
-
-def scripted_model(prompt, i):
-    """A model that follows every role's format (a random tiny model follows none): answers of growing length,
-    thoughts when asked, judge scores that vary with the answer (one in six unparseable), meta-verdicts, and
-    arithmetic answers right or wrong."""
-    if "Judgment A:" in prompt:
-        return "A applies the rubric more closely.\nWinner: Judgement A" if i % 2 == 0 else "Hard to say."
-    judged = re.search(r"<response>(.*?)</response>|\nResponse: (.*?)\n", prompt, re.DOTALL)
-    if judged:
-        digit = len(judged.group(1) or judged.group(2) or "") // 7 + i  # varies with the response and the sample
-        return "Some justification." if digit % 6 == 5 else f"Brief justification.\nScore: {digit % 5}"
-    if "A note on that attempt" in prompt:  # a retry: right after an even-numbered note
-        right = int(re.search(r"Note (\d+)", prompt).group(1)) % 2 == 0
-        if "Final answer: <number>" in prompt:
-            return arithmetic_answer(prompt, 0 if right else 2)
-        return countdown_answer(prompt, right)
-    if "In two or three sentences" in prompt:
-        return f"Note {i}: check each step."
-    if "Final answer: <expression>" in prompt:
-        return countdown_answer(prompt, i % 2 == 0)
-    if "Final answer: <number>" in prompt:
-        return arithmetic_answer(prompt, i)
-    answer = f"Answer {i}: " + "detail " * i
-    if "<R>" in prompt:
-        return f"Draft and its evaluation.\n<R> {answer}"
-    if "Here is my thought process:" in prompt:
-        return f"Here is my thought process:\nThink {i}.\n\nHere is my response:\n{answer}"
-    return answer
-
-
-def choice(context, options):
-    """Forced-option log-probs that vary with the context (so expected scores differ between responses)."""
-    h = sum(map(ord, context))
-    return [-1.0 - 0.1 * ((h + 3 * k) % 7) for k in range(len(options))]
 
 
 @pytest.fixture()

@@ -1,4 +1,5 @@
 import hashlib
+import inspect
 import json
 
 import pytest
@@ -94,3 +95,65 @@ def test_stable_id_ignores_dict_key_order():
 def test_write_json_is_sorted_and_readable(tmp_path):
     write_json(tmp_path / "m.json", {"b": 1, "a": [1, 2]})
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": [1, 2], "b": 1}
+
+
+# The key order of each generated row type's file lines, as written before the generation fields were declared
+# once (records.Generated): existing files, their hashes and DVC's cache depend on it.
+WRITTEN_ORDER = {
+    "Response": ["response_id", "prompt_id", "sample_index", "instruction", "prompt_text", "output", "thought",
+                 "response", "parse_ok", "num_tokens", "finish_reason", "token_ids", "logprob", "stop_logprob",
+                 "provenance"],
+    "Judgment": ["judgment_id", "response_id", "prompt_id", "judge_index", "text", "score", "method", "digit_probs",
+                 "num_tokens", "token_ids", "logprob", "stop_logprob", "provenance"],
+    "Reflection": ["reflection_id", "response_id", "prompt_id", "reflection_index", "prompt_text", "text", "retry",
+                   "retry_extracted", "retry_method", "retry_correct", "num_tokens", "token_ids", "logprob",
+                   "stop_logprob", "provenance"],
+}
+
+
+def _generated_rows():
+    from pipeline.records import Judgment, Reflection, Response
+
+    gen = {"token_ids": [5, 7, 9], "logprob": -2.5, "stop_logprob": -0.25}
+    return [
+        Response(response_id="r1", prompt_id="p1", sample_index=0, instruction="Q?", prompt_text="Q?", output="A.",
+                 thought="", response="A.", parse_ok=True, num_tokens=3, finish_reason="stop", **gen,
+                 provenance={"model_sha256": "ab"}),
+        Judgment(judgment_id="j1", response_id="r1", prompt_id="p1", judge_index=0, text="Score: 4", score=4.0,
+                 method="strict", num_tokens=3, **gen),
+        Reflection(reflection_id="f1", response_id="r1", prompt_id="p1", reflection_index=0, prompt_text="Q?",
+                   text="I erred.", retry="B.", retry_extracted="B", retry_method="strict", retry_correct=True,
+                   num_tokens=3, **gen),
+    ]
+
+
+def test_generation_fields_are_declared_once_and_written_where_they_were(tmp_path):
+    from pipeline import records
+
+    assert records.GENERATION_FIELDS == ("token_ids", "logprob", "stop_logprob")
+    for row in _generated_rows():
+        cls = type(row)
+        assert isinstance(row, records.Generated)
+        assert not {"token_ids", "logprob", "stop_logprob"} & set(inspect.get_annotations(cls))  # not repeated
+        assert list(row.to_dict()) == records.field_names(cls) == WRITTEN_ORDER[cls.__name__]
+        assert row.generation() == {"token_ids": [5, 7, 9], "logprob": -2.5, "stop_logprob": -0.25}
+        path = tmp_path / f"{cls.__name__}.jsonl"
+        write_jsonl(path, [row])
+        line = path.read_text(encoding="utf-8")
+        assert list(json.loads(line)) == WRITTEN_ORDER[cls.__name__]
+        assert read_jsonl(path, cls) == [row]
+        # a row without them (an engine without log-probs) reads back with None
+        bare = {k: v for k, v in row.to_dict().items() if k not in records.GENERATION_FIELDS}
+        assert cls.from_dict(bare).generation() == dict.fromkeys(records.GENERATION_FIELDS)
+
+
+def test_generation_field_errors_name_the_field():
+    from pipeline.records import Judgment
+
+    raw = _generated_rows()[1].to_dict()
+    with pytest.raises(RecordError, match=r'^f:1: field "logprob" must be '):
+        Judgment.from_dict({**raw, "logprob": "high"}, "f:1: ")
+    with pytest.raises(RecordError, match=r'^f:1: unknown field "zzz" — known fields: judgment_id, response_id, '
+                                          r"prompt_id, judge_index, text, score, method, digit_probs, num_tokens, "
+                                          r"token_ids, logprob, stop_logprob, provenance$"):
+        Judgment.from_dict({**raw, "zzz": 1}, "f:1: ")

@@ -220,7 +220,7 @@ def digest_tree(root):
 def test_two_runs_write_identical_bytes(tmp_path, tiny_model_dir, monkeypatch):
     """sample -> dpo twice on the tiny model, in two folders: every data file and model file is the same."""
     from tests.inprocess import run_stage
-    from tests.test_iteration import REPO, TINY_PARAMS, write_prompts
+    from tests.helpers import REPO, TINY_PARAMS, write_prompts
 
     digests = []
     for run in ("a", "b"):

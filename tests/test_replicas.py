@@ -12,7 +12,7 @@ from pipeline.engines.base import SamplingSettings
 from pipeline.launch import replica_envs
 from pipeline.shards import ShardCache
 from tests.fakes import ScriptedEngine
-from tests.test_iteration import TINY_PARAMS, run_stage, write_prompts
+from tests.helpers import TINY_PARAMS, run_stage, write_prompts
 
 CONVS = [[{"role": "user", "content": f"question {i}"}] for i in range(10)]
 SETTINGS = SamplingSettings(n=2, max_new_tokens=12, seed=3)
@@ -69,6 +69,66 @@ def test_a_claim_left_by_a_killed_run_is_ignored(tmp_path):
     first._claim(first.dir / "shard-00000-x.jsonl")  # the old run claimed a shard, then died before writing it
     again = ShardCache("judge", "M1", ["in"], root=tmp_path, replica=(0, 2, "new"))
     assert again._claim(again.dir / "shard-00000-x.jsonl")
+
+
+@pytest.fixture()
+def two_replicas(workdir, monkeypatch):
+    """sample asked for 2 replicas, with a placeholder M0_sft (nothing loads) and run_replicas recorded, not run:
+    the launching process's part alone."""
+    from pipeline import launch
+
+    (workdir / "models/M0_sft").mkdir(parents=True)
+    (workdir / "models/M0_sft/config.json").write_text("{}")
+    params = {**TINY_PARAMS, "engine": {**TINY_PARAMS["engine"], "data_parallel_size": 2}}
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    write_prompts(workdir, 2)
+    calls = []
+    code = {"exit": 0}
+
+    def run_replicas(n, per_replica, module, args):
+        calls.append((n, per_replica, module, args))
+        (workdir / ".work/sample-M1-abc").mkdir(parents=True)  # the shards the replicas would leave
+        return code["exit"]
+
+    monkeypatch.setattr(launch, "run_replicas", run_replicas)
+    return workdir, calls, code
+
+
+def test_the_launching_process_runs_the_replicas_and_writes_nothing_itself(two_replicas, caplog):
+    from tests.inprocess import run_stage as run_here
+
+    workdir, calls, _ = two_replicas
+    caplog.set_level("INFO", logger="pipeline")
+    proc = run_here("sample", "--iteration", "M1")
+    assert proc.returncode == 0, proc.stderr
+    assert calls == [(2, 1, "stages.sample", ["--iteration", "M1"])]
+    assert "sample M1: 2 replicas done; replica 0 wrote the outputs" in caplog.messages
+    assert not (workdir / "data/M1/responses.jsonl").exists() and not (workdir / "metrics/M1").exists()
+    assert not list((workdir / ".work").glob("sample-M1-*"))  # their shards cleared
+
+
+def test_a_failed_replica_fails_the_stage_in_one_line(two_replicas):
+    from tests.inprocess import run_stage as run_here
+
+    _, _, code = two_replicas
+    code["exit"] = 3
+    proc = run_here("sample", "--iteration", "M1")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == "error: sample M1: a replica failed (exit 3); its error is above"
+
+
+def test_a_stage_that_skips_the_replicas_cannot_open_its_shards(two_replicas, monkeypatch):
+    """With data_parallel_size > 1, the shard cache refuses a stage main that did not call replicated() first;
+    inside a replica it opens."""
+    from pipeline import launch
+    from stages import _common, _generate
+
+    it = _common.Iteration(_common.parser(None).parse_args(["--iteration", "M1"]), "sample")
+    with pytest.raises(RuntimeError, match=r"call _generate\.replicated\(it\)"):
+        _generate.cache(it, "inputs")
+    monkeypatch.setenv(launch.REPLICA_ENV, "1/2/run1")
+    assert not _generate.replicated(it)
+    assert _generate.cache(it, "inputs").replica == (1, 2, "run1")
 
 
 def digests(root):

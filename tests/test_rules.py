@@ -5,8 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import elo, judging, meta_judging, pairs, sampling, self_instruct, verdicts
+from pipeline import elo, forcing, judging, meta_judging, pairs, sampling, self_instruct, verdicts
 from tests.fakes import FakeEngine
+
+COMPACT = meta_judging.chain_for("meta_judge_compact.j2")  # forced verdicts continue "Winner: Judgment "
 
 
 # ----------------------------------------------------------------------------------------- self-instruct
@@ -49,7 +51,11 @@ def test_request_shows_num_examples_seed_instructions():
     seeds = [f"Task number {i}." for i in range(20)]
     text = self_instruct.build_request(seeds, 8, random.Random(0))
     assert text.count("<task>") == 9  # 8 examples + the instruction's own mention
-    assert text == self_instruct.build_request(seeds, 8, random.Random(0))
+    # the examples are the seed's draw without replacement from the given rng, in the order drawn
+    shown = [line[len("<task>"):-len("</task>")] for line in text.splitlines() if line.startswith("<task>")]
+    assert shown == random.Random(0).sample(seeds, 8)
+    assert shown == ["Task number 12.", "Task number 13.", "Task number 1.", "Task number 8.", "Task number 15.",
+                     "Task number 6.", "Task number 19.", "Task number 4."]
 
 
 # ----------------------------------------------------------------------------------------- thoughts
@@ -147,8 +153,7 @@ def test_meta_verdict_parsing_and_forcing():
     assert verdicts.forced_pair_verdict(0.03125, 0.05) == P("tie", "tie", 0.03125)
     engine = FakeEngine({"A": -0.5, "B": -2.0})
     conv = [{"role": "user", "content": "Q"}]
-    got, offset = verdicts.pairwise_verdicts(meta_judging.CHAIN, engine, [conv, conv], ["Winner: Judgment B", "hmm"],
-                                             0.05)
+    got, offset = forcing.pairwise_verdicts(COMPACT, engine, [conv, conv], ["Winner: Judgment B", "hmm"], 0.05)
     assert got == [P("B", "strict"), P("A", "forced", 1.5)]
     assert offset == 0.0
     assert engine.contexts == ["<user>Q<assistant>hmm\nWinner: Judgment "]
@@ -157,8 +162,8 @@ def test_meta_verdict_parsing_and_forcing():
 def test_meta_verdicts_use_forced_logprobs_from_generation():
     engine = FakeEngine({"A": -0.5, "B": -2.0})
     conv = [{"role": "user", "content": "Q"}]
-    got, _ = verdicts.pairwise_verdicts(meta_judging.CHAIN, engine, [conv, conv, conv], ["x", "Winner: Judgment A", "y"],
-                                        0.05, known=[[-3.0, -1.0], None, None])
+    got, _ = forcing.pairwise_verdicts(COMPACT, engine, [conv, conv, conv], ["x", "Winner: Judgment A", "y"],
+                                       0.05, known=[[-3.0, -1.0], None, None])
     P = verdicts.PairVerdict
     assert got == [P("B", "forced", -2.0), P("A", "strict"), P("A", "forced", 1.5)]
     assert engine.contexts == ["<user>Q<assistant>y\nWinner: Judgment "]  # only the one without cached values
@@ -189,8 +194,8 @@ def test_calibrated_pairwise_verdicts_through_an_engine():
     engine = FakeEngine({"A": -0.5, "B": -2.0})  # fallback for texts without known log-probs: margin 1.5
     conv = [{"role": "user", "content": "Q"}]
     known = [[-1.0, -3.0], [-1.5, -2.5], None, None]
-    got, offset = verdicts.pairwise_verdicts(meta_judging.CHAIN, engine, [conv] * 4, ["a", "b", "c", "Winner: Judgment B"],
-                                             0.05, calibrate=True, known=known)
+    got, offset = forcing.pairwise_verdicts(COMPACT, engine, [conv] * 4, ["a", "b", "c", "Winner: Judgment B"],
+                                            0.05, calibrate=True, known=known)
     assert offset == 1.5  # median of 2.0, 1.0, 1.5
     P = verdicts.PairVerdict
     assert got == [P("A", "forced", 0.5), P("B", "forced", -0.5), P("tie", "tie", 0.0), P("B", "strict")]
@@ -308,5 +313,6 @@ def test_self_instruct_request_mixes_seed_and_generated_examples():
     assert len(shown) == 8 and sum(s.startswith("Seed") for s in shown) == 6
     assert sum(s.startswith("Made") for s in shown) == 2
     # Until enough are accepted, seeds fill in; with none, the draw is exactly the seed-only one
-    assert self_instruct.build_request(seeds, 8, random.Random(0), generated=[], num_generated=2) == \
-        self_instruct.build_request(seeds, 8, random.Random(0))
+    empty = self_instruct.build_request(seeds, 8, random.Random(0), generated=[], num_generated=2)
+    assert [line[len("<task>"):-len("</task>")] for line in empty.splitlines() if line.startswith("<task>")] == \
+        random.Random(0).sample(seeds, 8)

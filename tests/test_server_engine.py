@@ -18,7 +18,7 @@ from pipeline.config import ConfigError, load_params
 from pipeline.engines.base import NoLogprobsError, SamplingSettings
 from pipeline.engines.openai import ServerError
 from pipeline.engines.server import ServerEngine
-from tests.test_iteration import REPO, TINY_PARAMS, read, run_stage, write_prompts
+from tests.helpers import TINY_PARAMS, read, run_stage, write_prompts
 from tests.vllm_stub import VLLMStub, logp
 
 CONV = [{"role": "user", "content": "Name a colour."}]

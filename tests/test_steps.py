@@ -1,7 +1,6 @@
 """Each step's whole work in-process, with a scripted engine: the rows it builds and the metrics it reports."""
 
 import math
-import re
 
 import pytest
 
@@ -10,24 +9,9 @@ from pipeline.config import (EvaluateConfig, JudgeConfig, MetaJudgeConfig, Pairs
                              SelfInstructConfig)
 from pipeline.errors import StageError
 from pipeline.generation import Generation
-from pipeline.records import EvalPrompt, Judgment, LabelledPair, Prompt, Rating, Response, stable_id
+from pipeline.records import EvalPrompt, LabelledPair, Prompt, Rating, stable_id
 from tests.fakes import ScriptedEngine
-
-MADE_BY = {"model": "M0_sft", "model_sha256": "abc", "iteration": "M1"}
-
-
-def response(rid, pid, text, parse_ok=True, index=0):
-    return Response(response_id=rid, prompt_id=pid, sample_index=index, instruction=f"Question {pid}?",
-                    prompt_text=f"Question {pid}?", output=text, thought="", response=text, parse_ok=parse_ok,
-                    num_tokens=len(text), finish_reason="stop", token_ids=[1, 2], logprob=-1.0, stop_logprob=-0.5,
-                    provenance={"model_sha256": "abc"})
-
-
-def judgment(jid, rid, pid, index, text, score):
-    return Judgment(judgment_id=jid, response_id=rid, prompt_id=pid, judge_index=index, text=text, score=score,
-                    method="strict", token_ids=[3], logprob=-2.0, stop_logprob=-0.1,
-                    provenance={"model_sha256": "abc"})
-
+from tests.helpers import MADE_BY, judgment, meta_setup, response
 
 # ----------------------------------------------------------------------------------------------- judge
 def judge_reply(prompt, i):
@@ -85,33 +69,6 @@ def test_expected_scoring_reads_the_written_digit_position():
 
 
 # ----------------------------------------------------------------------------------------------- meta-judge
-QUALITY = re.compile(r"Judgment A:\nq(\d).*Judgment B:\nq(\d)", re.DOTALL)
-
-
-def meta_setup():
-    responses = [response("r1", "p1", "alpha"), response("r2", "p1", "beta"), response("r3", "p2", "gamma")]
-    judgments = [judgment("j10", "r1", "p1", 0, "q2 weak\nScore: 2", 2.0),
-                 judgment("j11", "r1", "p1", 1, "q9 sharp\nScore: 4", 4.0),
-                 judgment("j20", "r2", "p1", 0, "q3\nScore: 3", 3.0),
-                 judgment("j21", "r2", "p1", 1, "q3\nScore: 3", 3.0),
-                 judgment("j30", "r3", "p2", 0, "q7\nScore: 5", 5.0),
-                 judgment("j31", "r3", "p2", 1, "q1\nScore: 1", 1.0)]
-
-    def reply(prompt, i):
-        if "Judgment A:" not in prompt:  # an extra judgment, drawn with the judge template
-            return "q5 middling\nScore: 3" if "alpha" in prompt else "q4 fair\nScore: 3"
-        a, b = map(int, QUALITY.search(prompt).groups())
-        if "Response: gamma" in prompt:
-            return "hmm"  # no verdict written: forced
-        return "Winner: Judgment A" if a > b else "Winner: Judgment B"
-
-    def choice(context, options):
-        a, b = map(int, QUALITY.search(context).groups())
-        return [float(a - b), 0.0]  # log p(A) - log p(B) = quality difference
-
-    return responses, judgments, ScriptedEngine(reply, choice, cache_choices=True)
-
-
 def three_player_elo_gap():
     """Total order over 3 judgments, every battle won by the better one in both orders (weights 0.5 each):
     B = [[0,1,1],[0,0,1],[0,0,0]], and by symmetry ε = (a, 0, -a) with (1-σ(a)) + (1-σ(2a)) = l2·a."""

@@ -1,9 +1,10 @@
-"""scripts/synthetic_iteration.py: a synthetic iteration validates, links, pairs as the pipeline does, and is
-deterministic."""
+"""pipeline/synthetic.py (and its command, scripts/synthetic_iteration.py): a synthetic iteration validates,
+links, pairs as the pipeline does, and is deterministic."""
 
 from __future__ import annotations
 
 import statistics
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -11,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from pipeline import records
+from pipeline import synthetic as synth
 from pipeline.judging import parse_score
 from pipeline.records import (Judgment, MetaJudgment, PreferencePair, Prompt, Rating, Reflection, Response,
                               Verification, stable_id)
 from pipeline.verifiable import extract_answer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import synthetic_iteration as synth
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "synthetic_iteration.py"
 
 CLASSES = {"prompts.jsonl": Prompt, "responses.jsonl": Response, "verifications.jsonl": Verification,
            "judgments.jsonl": Judgment, "extra_judgments.jsonl": Judgment, "meta_judgments.jsonl": MetaJudgment,
@@ -197,10 +198,12 @@ def test_without_verifiable_or_meta_those_files_are_empty(tmp_path):
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
-def test_cli(tmp_path, capsys):
-    assert synth.main([str(tmp_path), "--prompts", "3", "--responses", "2", "--judgments", "2"]) == 0
-    printed = capsys.readouterr().out
-    assert "responses.jsonl" in printed and "total" in printed
+def test_cli(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--prompts", "3", "--responses", "2",
+                           "--judgments", "2"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "responses.jsonl" in proc.stdout and "total" in proc.stdout
     assert len(records.read_jsonl(tmp_path / "data" / "M1" / "responses.jsonl", Response)) == 6
-    with pytest.raises(SystemExit):
-        synth.main([str(tmp_path), "--verifiable", "2"])
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--verifiable", "2"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and "error:" in proc.stderr

@@ -572,21 +572,105 @@ def test_gsm8k_answers_without_a_solution_still_load(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["arithmetic", "countdown"])
-def test_committed_task_splits_are_what_their_spec_writes(name):
+def test_committed_task_splits_are_what_their_spec_writes(name, tmp_path):
     """data/tasks/<name>/{train,heldout}.jsonl are reproducible from spec.yaml, disjoint, and load as tasks."""
-    import importlib.util
-
-    import yaml
+    import shutil
+    import subprocess
+    import sys
 
     root = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("make_tasks", root / "scripts/make_tasks.py")
-    make_tasks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_tasks)
     folder = root / "data/tasks" / name
-    train, heldout = make_tasks.build(yaml.safe_load((folder / "spec.yaml").read_text()), name)
-    for rows, file in ((train, "train.jsonl"), (heldout, "heldout.jsonl")):
-        assert [json.loads(line) for line in (folder / file).read_text().splitlines()] == rows
+    shutil.copy(folder / "spec.yaml", tmp_path / "spec.yaml")
+    proc = subprocess.run([sys.executable, str(root / "scripts/make_tasks.py"), str(tmp_path / "spec.yaml")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = {}
+    for file in ("train.jsonl", "heldout.jsonl"):
+        rows[file] = [json.loads(line) for line in (tmp_path / file).read_text().splitlines()]
+        assert rows[file] and (tmp_path / file).read_bytes() == (folder / file).read_bytes(), file
+    train, heldout = rows["train.jsonl"], rows["heldout.jsonl"]
     assert not {r["prompt"] for r in train} & {r["prompt"] for r in heldout}
     loaded = T.load_tasks(folder / "heldout.jsonl")
     assert [t.task_id for t in loaded] == [r["task_id"] for r in heldout]
     assert all(t.verifier == r["verifier"] and t.family == r["family"] for t, r in zip(loaded, heldout))
+
+
+# ------------------------------------------------------------------------------------------ the package, its templates
+def test_public_names_and_their_docstrings():
+    """Importers see one namespace (``from pipeline.tasks import Task, load_tasks``); every public function and
+    class of each module says what it does."""
+    import inspect
+
+    from pipeline.tasks import base, code, families, loaders, splits
+
+    assert all(hasattr(T, name) for name in T.__all__)
+    assert T.load_tasks is loaders.load_tasks and T.FAMILIES is splits.FAMILIES and T.Task is base.Task
+    for module in (base, families, code, splits, loaders):
+        assert module.__doc__
+        for name, obj in vars(module).items():
+            own = (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == module.__name__
+            if own and name[0] != "_":
+                assert inspect.getdoc(obj), f"{module.__name__}.{name} has no docstring"
+
+
+@pytest.fixture()
+def scratch_prompts(tmp_path, monkeypatch):
+    """A copy of prompts/ that the templates are read from instead of the repository's."""
+    import shutil
+
+    from pipeline import templates
+
+    shutil.copytree(templates.PROMPTS_DIR, tmp_path / "prompts")
+    monkeypatch.setattr(templates, "PROMPTS_DIR", tmp_path / "prompts")
+    templates.environment.cache_clear()
+    yield tmp_path / "prompts"
+    templates.environment.cache_clear()
+
+
+def test_instructions_are_the_templates(request):
+    """An edit to a task template, or to the part they share, changes the prompts and nothing that was drawn."""
+    before = {fam: T.generate_split(fam, 20, 3) for fam in T.FAMILIES}
+    prompts = request.getfixturevalue("scratch_prompts")
+    edits = {"_parts": ("End your reply with", "Finish with"), "multi_step": ("How many", "HOW MANY"),
+             "python_function": ("Write a Python", "Define a Python")}
+    for name, (old, new) in edits.items():
+        path = prompts / f"tasks/{name}.j2"
+        assert old in path.read_text()
+        path.write_text(path.read_text().replace(old, new))
+    for fam, tasks in before.items():
+        again = T.generate_split(fam, 20, 3)
+        assert [(t.task_id, t.answer, t.tests, t.inputs, t.difficulty) for t in again] == \
+            [(t.task_id, t.answer, t.tests, t.inputs, t.difficulty) for t in tasks]
+        for was, now in zip(tasks, again):
+            expected = was.prompt
+            for name in ("_parts", fam):
+                if name in edits:
+                    expected = expected.replace(*edits[name])
+            assert now.prompt == expected != was.prompt
+    assert T.final_answer_line("answer") == 'Finish with a line of the form "Final answer: <answer>".'
+
+
+def test_task_templates_are_strict_and_keep_users_text(tmp_path):
+    """A missing variable is an error, never an empty string; a user's text is data, kept to the character
+    (its outer whitespace too, and jinja syntax in it is not run)."""
+    import jinja2
+
+    from pipeline.tasks import base
+
+    with pytest.raises(jinja2.UndefinedError):
+        base.render("tasks/arithmetic.j2", a=1, op="+")
+    row = {"task_id": 3, "text": "\n  Return {{ 7 * 7 }} from f.  ", "code": "def f():\n    return 49\n",
+           "test_list": ["assert f() == 49"]}
+    (t,) = T.load_tasks(_jsonl(tmp_path / "mbpp.jsonl", [row]))
+    assert t.prompt == ("\n  Return {{ 7 * 7 }} from f.  \nYour code should pass these tests:\nassert f() == 49\n"
+                        "Answer with one Python code block.")
+
+
+def test_every_task_template_is_named_where_it_is_used():
+    """Each template under prompts/tasks/ is named by a literal in pipeline/tasks/, the way scripts/stage_deps.py
+    finds the templates a stage renders (a name built at run time would leave it out of dvc.yaml's deps)."""
+    root = Path(__file__).resolve().parent.parent
+    source = "".join(p.read_text(encoding="utf-8") for p in (root / "pipeline/tasks").glob("*.py"))
+    names = sorted(p.name for p in (root / "prompts/tasks").glob("*.j2") if p.name[0] != "_")
+    assert len(names) == 9
+    assert [n for n in names if f'"tasks/{n}"' not in source] == []

@@ -5,14 +5,17 @@ A test never rewrites what it checks: after an intended prompt change, regenerat
 """
 
 import random
+import shutil
 from pathlib import Path
 
 import jinja2
 import pytest
 
-from pipeline import judging, meta_judging, sampling, self_instruct, templates
+from pipeline import judging, meta_judging, reflection, sampling, self_instruct, tasks, templates
+from pipeline.records import SeedInstruction, user_query
 
 GOLDEN = Path(__file__).parent / "golden"
+PROMPTS = templates.PROMPTS_DIR
 
 RENDERED = {
     "self_instruct": lambda: self_instruct.build_request([f"Seed task {i}." for i in range(10)], 8, random.Random(0)),
@@ -31,13 +34,85 @@ RENDERED = {
         "Name three rivers in Africa.", "The Nile, the Congo and the Niger.",
         "Relevance: yes - names rivers\nScore: 5", "Relevance: no - wrong\nScore: 1", "meta_judge_compact.j2")[0]["content"],
     "compare": lambda: templates.render("compare.j2", instruction="Name a prime.", response_a="7", response_b="8"),
+    "reflect": lambda: reflection.reflection_request(
+        'What is 7 - 1?\nEnd your reply with a line of the form "Final answer: <number>".',
+        "7 - 1 = 8.\nFinal answer: 8"),
+    "retry": lambda: reflection.retry_request(
+        'What is 7 - 1?\nEnd your reply with a line of the form "Final answer: <number>".',
+        "The subtraction was done as an addition; subtract 1 from 7 instead."),
+    "seed_thought": lambda: _seed_thought(),
+    "seed_thought_target": lambda: _seed_thought_targets(),
+    # prompts/tasks/: each branch of a task template, filled the way pipeline/tasks fills it
+    "arithmetic": lambda: _task_prompts("arithmetic", {"a": 7, "op": "-", "b": 1}),
+    "multi_step": lambda: _task_prompts("multi_step", *(
+        {"style": style, "name": "Maya", "he": "she", "items": "cards", "start": 6, "present": present, "past": past}
+        for present, past in ((["sells 4", "finds 11 more"], ["sold 4", "found 11 more"]),
+                              (["sells 4", "finds 11 more", "doubles them"], ["sold 4", "found 11 more", "doubled them"]))
+        for style in range(5))),
+    "comparison": lambda: _task_prompts("comparison", {"numbers": ["9.11", "9.9"], "which": "larger"},
+                                        {"numbers": ["3", "-7", "12"], "which": "smaller"}),
+    "counting": lambda: _task_prompts("counting", {"kind": "letter", "letter": "r", "word": "strawberry"},
+                                      {"kind": "list", "category": "fruit", "listed": ["apple", "pear", "apple"],
+                                       "target": "apple"}),
+    "countdown": lambda: "\n\n---\n\n".join(
+        (tasks.countdown_prompt([3, 3, 2], 15), tasks.countdown_prompt([4, 5], 9, ["+"]))),
+    "python_function": lambda: _task_prompts(
+        "python_function", *({"name": "add", "args": "a, b", "does": "returns the sum of `a` and `b`", "examples": shown}
+                             for shown in ([("add(2, 3)", "5"), ("add(-1, 1)", "0")], []))),
+    "humaneval": lambda: _task_prompts("humaneval", {"code": 'def identity(x):\n    """Return x unchanged."""'}),
+    "mbpp": lambda: _task_prompts("mbpp", {"text": "Write a function to add two numbers.",
+                                           "tests": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]}),
+    "final_answer": lambda: "\n".join(tasks.final_answer_line(what) for what in ("number", "expression", "answer")),
 }
+
+
+SEED = SeedInstruction(id="s1", category="test", instruction="Summarize this sentence in five words.",
+                       input="The river rose overnight and flooded the lower town.",
+                       reference="River flooded the lower town.")
+
+
+def _seed_thought():
+    """The fixed thought SFT writes before a seed's reference (pipeline/sft.py, ift_example)."""
+    return templates.render("seed_thought.j2", instruction=user_query(SEED.instruction, SEED.input))
+
+
+def _seed_thought_targets():
+    """The SFT target of one seed in both thought formats (the template's two branches), as ift_example builds it."""
+    from pipeline import sft  # imports torch: only these two entries pay for it
+
+    return "\n\n--- thoughts: specific ---\n\n".join(
+        sft.ift_example(SEED, thoughts)["completion"][0]["content"] for thoughts in ("generic", "specific"))
+
+
+def _task_prompts(name, *variables):
+    """prompts/tasks/<name>.j2 filled with each set of variables, as the task code renders it (text kept exactly,
+    outer whitespace included), the fillings separated by ``---`` lines."""
+    return "\n\n---\n\n".join(tasks.base.render(f"tasks/{name}.j2", **v) for v in variables)
 
 
 @pytest.mark.parametrize("name", sorted(RENDERED))
 def test_golden(name):
     text = RENDERED[name]()
     assert text == (GOLDEN / f"{name}.txt").read_text()
+
+
+def test_every_template_has_a_golden_entry_that_renders_it(monkeypatch):
+    """Each template under prompts/ (and prompts/tasks/), includes aside, is the key of a RENDERED entry, and that
+    entry does render it; every golden file belongs to an entry."""
+    found = {p.stem: p.relative_to(PROMPTS).as_posix()
+             for folder in (PROMPTS, PROMPTS / "tasks") for p in sorted(folder.glob("*.j2")) if p.name[0] != "_"}
+    assert len(found) >= 13  # the glob itself works
+    missing = sorted(set(found) - set(RENDERED))
+    assert not missing, f"templates with no RENDERED entry (then run scripts/update_golden.py): {missing}"
+    assert sorted(p.relative_to(GOLDEN).with_suffix("").as_posix() for p in GOLDEN.rglob("*.txt")) == sorted(RENDERED)
+    env = templates.environment()
+    loaded: list[str] = []
+    real = env.get_template
+    monkeypatch.setattr(env, "get_template", lambda name, *a, **k: loaded.append(name) or real(name, *a, **k))
+    for key, template in found.items():
+        loaded.clear()
+        RENDERED[key]()
+        assert template in loaded, f"RENDERED[{key!r}] renders {loaded}, not {template}"
 
 
 def test_model_output_is_data_not_template():
@@ -50,6 +125,25 @@ def test_missing_variable_is_an_error():
         templates.render("judge.j2", instruction="only this")
 
 
-def test_template_hash_covers_includes():
-    assert templates.template_hash("judge.j2") != templates.template_hash("judge.j2".replace("judge", "compare"))
-    assert len(templates.template_hash("judge.j2")) == 16
+@pytest.fixture()
+def scratch_prompts(tmp_path, monkeypatch):
+    """A copy of prompts/ that templates reads instead of the repository's, for tests that edit a template."""
+    shutil.copytree(PROMPTS, tmp_path / "prompts")
+    monkeypatch.setattr(templates, "PROMPTS_DIR", tmp_path / "prompts")
+    templates.environment.cache_clear()
+    yield tmp_path / "prompts"
+    templates.environment.cache_clear()
+
+
+def test_template_hash_covers_includes(scratch_prompts):
+    names = ("judge.j2", "meta_judge.j2", "judge_compact.j2", "compare.j2")
+    before = {n: templates.template_hash(n) for n in names}
+    assert all(len(h) == 16 for h in before.values()) and len(set(before.values())) == len(names)
+    rubric = scratch_prompts / "_rubric.j2"
+    rubric.write_text(rubric.read_text() + "- One more criterion.\n")
+    after = {n: templates.template_hash(n) for n in names}
+    # both templates that include _rubric.j2 change; the one including _rubric_compact.j2 and compare.j2 do not
+    assert after["judge.j2"] != before["judge.j2"] and after["meta_judge.j2"] != before["meta_judge.j2"]
+    assert after["judge_compact.j2"] == before["judge_compact.j2"] and after["compare.j2"] == before["compare.j2"]
+    (scratch_prompts / "_rubric_compact.j2").write_text("Score it.\n")
+    assert templates.template_hash("judge_compact.j2") != before["judge_compact.j2"]

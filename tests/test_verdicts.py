@@ -4,11 +4,11 @@ import math
 
 import pytest
 
-from pipeline import evaluation, judging, meta_judging, verdicts
+from pipeline import evaluation, forcing, judging, meta_judging, verdicts
 from pipeline.config import JudgeConfig, MetaJudgeConfig
 from pipeline.generation import Generation
 from tests.fakes import FakeEngine, ScriptedEngine
-from tests.test_steps import MADE_BY, meta_setup, response
+from tests.helpers import MADE_BY, meta_setup, response
 
 # (text, value, parser) — None: no parser reads it, the chain's failure rule decides
 JUDGE_OUTPUTS = [
@@ -51,8 +51,9 @@ COMPARE_OUTPUTS = [
 ]
 
 
-@pytest.mark.parametrize("chain, table", [(judging.CHAIN, JUDGE_OUTPUTS), (meta_judging.CHAIN, META_OUTPUTS),
-                                          (evaluation.CHAIN, COMPARE_OUTPUTS)], ids=["judge", "meta", "compare"])
+@pytest.mark.parametrize("chain, table", [(judging.chain_for(None), JUDGE_OUTPUTS),
+                                          (meta_judging.chain_for(None), META_OUTPUTS),
+                                          (evaluation.chain_for(None), COMPARE_OUTPUTS)], ids=["judge", "meta", "compare"])
 def test_chain_reads_the_table(chain, table):
     for text, value, method in table:
         parsed = chain.parse(text)
@@ -106,9 +107,10 @@ def test_meta_judge_counts_an_unparsed_verdict_as_no_win_when_asked():
 
 
 def test_pairwise_verdicts_no_win_never_asks_the_engine():
-    chain = verdicts.Chain("t", meta_judging.CHAIN.parsers, "Winner: Judgment ", ("A", "B"), on_unparsed="no_win")
+    chain = verdicts.Chain("t", meta_judging.chain_for(None).parsers, "Winner: Judgment ", ("A", "B"),
+                           on_unparsed="no_win")
     engine = FakeEngine({"A": 0.0, "B": -math.inf})
-    got, offset = verdicts.pairwise_verdicts(chain, engine, [[{"role": "user", "content": "Q"}]] * 2,
-                                             ["Winner: Judgment A", "?"], 0.05)
+    got, offset = forcing.pairwise_verdicts(chain, engine, [[{"role": "user", "content": "Q"}]] * 2,
+                                            ["Winner: Judgment A", "?"], 0.05)
     assert got == [verdicts.PairVerdict("A", "strict"), verdicts.PairVerdict("tie", "no_win")] and offset == 0.0
     assert engine.contexts == []

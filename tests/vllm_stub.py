@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.openai_stub import StubServer
+from pipeline.engines.openai_stub import StubServer
 
 
 def logp(token_id: int, position: int) -> float:

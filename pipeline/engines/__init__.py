@@ -1,49 +1,10 @@
-"""Generation backends behind one interface (:class:`Engine`); :func:`make_engine` picks one from params."""
+"""Generation backends behind one interface.
 
-from __future__ import annotations
+- ``base``: the interface (:class:`~pipeline.engines.base.Engine`, ``SamplingSettings``, ``Completion``) that
+  the steps and the shard cache use; it imports no backend.
+- ``hf``, ``vllm``, ``server`` (vLLM servers, completions over token ids), ``openai`` (an OpenAI-compatible chat
+  API): the backends, each imported only where it is built.
+- ``factory``: ``make_engine``, the backend params ask for, reached only by the stages that generate.
 
-import importlib.util
-from pathlib import Path
-
-from pipeline.config import EngineConfig
-from pipeline.engines.base import Completion, Conversation, Engine, SamplingSettings
-
-__all__ = ["Completion", "Conversation", "Engine", "SamplingSettings", "make_engine", "resolve_backend"]
-
-
-def resolve_backend(backend: str) -> str:
-    """``auto`` is vllm on a CUDA machine with vllm installed, hf otherwise."""
-    if backend != "auto":
-        return backend
-    import torch
-
-    return "vllm" if torch.cuda.is_available() and importlib.util.find_spec("vllm") else "hf"
-
-
-def make_engine(model_path: str | Path, cfg: EngineConfig, trust_remote_code: bool = False,
-                local: bool = False) -> Engine:
-    """The engine ``cfg`` asks for on a model directory; ``local``: never a server (a model that no server can
-    serve yet, such as the seed SFT's own output), hf in its place."""
-    backend = resolve_backend(cfg.backend)
-    if backend == "server" and local:
-        backend = "hf"
-    if backend == "server":
-        from pipeline.engines.server import ServerEngine
-
-        server = ServerEngine(model_path, cfg.servers, cfg.server_api_key_env, max_concurrency=cfg.server_max_concurrency,
-                              timeout=cfg.server_timeout, trust_remote_code=trust_remote_code)
-        server.preflight()
-        return server
-    if backend == "vllm":
-        from pipeline.engines.vllm import VLLMEngine
-
-        return VLLMEngine(str(model_path), dtype=cfg.dtype, max_model_len=cfg.max_model_len,
-                          gpu_memory_utilization=cfg.gpu_memory_utilization,
-                          tensor_parallel_size=cfg.tensor_parallel_size, max_num_seqs=cfg.max_num_seqs,
-                          enable_prefix_caching=cfg.enable_prefix_caching, seed=cfg.seed,
-                          trust_remote_code=trust_remote_code, enforce_eager=cfg.enforce_eager,
-                          cpu_reserved_cores=cfg.cpu_reserved_cores)
-    from pipeline.engines.hf import HFEngine
-
-    return HFEngine(str(model_path), batch_size=cfg.batch_size, dtype=cfg.dtype, trust_remote_code=trust_remote_code,
-                    max_model_len=cfg.max_model_len)
+This file imports nothing, so that a module needing only the interface depends on no backend.
+"""

@@ -1,6 +1,8 @@
 """A stand-in OpenAI-compatible chat server on 127.0.0.1 with a fixed latency per request, for the concurrency
-benchmark and tests: each answer echoes the last message; the server counts requests and the most in flight at
-once, and can refuse the first attempts of every prompt with HTTP 503 (to exercise per-request retries).
+benchmark (bench/openai_concurrency.py) and the tests: each answer echoes the last message; the server counts
+requests and the most in flight at once, and can refuse the first attempts of every prompt with HTTP 503 (to
+exercise per-request retries). Nothing in the pipeline's stages uses it; it lives in the package so that the
+benchmark and the tests share one copy.
 
     with StubServer(latency=0.25) as url:        # url = "http://127.0.0.1:<port>/v1"
         ...
