@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import judging
+from pipeline import judge_rules
 from pipeline import pairs as pairs_rules
 from pipeline.errors import OutputError, PipelineError, RecordError
 from pipeline.records import (
@@ -206,7 +206,7 @@ class Iteration:
     def score(self, response_id: str) -> float | None:
         """The response's score as pairs saw it: the mean of its judge.jsonl judgments (not the meta-judge's
         extra ones)."""
-        return judging.response_score([j.score for j in self.judgments_of.get(response_id, [])
+        return judge_rules.response_score([j.score for j in self.judgments_of.get(response_id, [])
                                        if not j.provenance.get("extra")])
 
     def kind_of(self, row_id: str) -> str | None:

@@ -7,9 +7,9 @@ the judge step with nothing changed in Python; a bad declaration is one line bef
 
 import doctest
 import random
-from collections import Counter
 import re
 import textwrap
+from collections import Counter
 
 import pytest
 
