@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import forcing, judging, rewards, sampling, stats, verifiable
-from pipeline.compare_rules import (
+from pipeline.compare_rules import (  # noqa: F401  (the comparison's rules, under the names steps and tests use)
     DECLARATION,
     TEMPLATE,
     chain_for,

@@ -20,7 +20,7 @@ from pipeline.config import JudgeConfig
 from pipeline.engines.base import Completion, Conversation, Engine, SamplingSettings
 from pipeline.errors import StageError
 from pipeline.generation import Generation, histogram, token_stats
-from pipeline.judge_rules import (
+from pipeline.judge_rules import (  # noqa: F401  (the judge's rules, under the names the steps and tests use)
     DECLARATION,
     TEMPLATE,
     VARIANTS,

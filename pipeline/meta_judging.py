@@ -22,7 +22,7 @@ from pipeline import elo, forcing, judging, templates, verdicts
 from pipeline.config import JudgeConfig, MetaJudgeConfig
 from pipeline.engines.base import SamplingSettings
 from pipeline.generation import Generation, token_stats
-from pipeline.meta_judge_rules import (
+from pipeline.meta_judge_rules import (  # noqa: F401  (the meta-judge's rules, under the names steps and tests use)
     DECLARATIONS,
     TEMPLATE,
     VARIANTS,

@@ -388,7 +388,7 @@ def _execute(workdir: str, nonce: str, ntests: int, limits: SandboxLimits, plan:
         proc = subprocess.Popen([plan.interpreter, "-I", "-S", "runner.py", str(results_w)], cwd=workdir,
                                 env=_ENV, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, pass_fds=(results_w,), start_new_session=True,
-                                preexec_fn=_child_setup(plan, limits, workdir))
+                                preexec_fn=_child_setup(plan, limits, workdir))  # noqa: PLW1509 (module notes)
     except (OSError, subprocess.SubprocessError) as e:
         os.close(results_r)
         raise SandboxUnavailable(f"the sandbox could not start its child ({e}); it worked when probed") from e

@@ -259,7 +259,7 @@ def run(stage: str) -> Result:
             return Result(proc.returncode, proc.stderr)
         name, _, key = head.partition("@")
         return run_stage(name, *(["--iteration", key] if key else []), *rest)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return Result(1, traceback.format_exc())
 
 

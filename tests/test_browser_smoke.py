@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.browser import assert_not_blank, browser, browser_page
+from tests.browser import assert_not_blank, browser, browser_page  # noqa: F401 (fixtures)
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>smoke</title>

@@ -165,7 +165,7 @@ def test_judge_accuracy_with_ties():
 class _Stub(BaseHTTPRequestHandler):
     seen: list = []
 
-    def do_POST(self):
+    def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _Stub.seen.append((self.path, self.headers.get("Authorization"), body))
         reply = {"choices": [{"message": {"content": "A is right.\nWinner: A"}, "finish_reason": "stop"}] * body["n"],

@@ -14,7 +14,7 @@ import pytest
 from pipeline import inspection, page
 from pipeline import synthetic as synth
 from pipeline.inspection import load_iteration, pair_kind
-from tests.browser import assert_not_blank, browser, browser_page
+from tests.browser import assert_not_blank, browser, browser_page  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
 

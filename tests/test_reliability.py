@@ -42,13 +42,13 @@ class Faults(BaseHTTPRequestHandler):
         Faults.served.append((self.path, step))
         return step
 
-    def do_GET(self):
+    def do_GET(self):  # noqa: N802
         step = self._next()
         if step == "garbage":
             return self._reply(200, b"<html>not json</html>")
         self._reply(200, {"data": [{"id": "judge-model"}, {"id": "other"}]})
 
-    def do_POST(self):
+    def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         step = self._next()
         if step == "slow":
@@ -219,8 +219,8 @@ def digest_tree(root):
 @pytest.mark.slow
 def test_two_runs_write_identical_bytes(tmp_path, tiny_model_dir, monkeypatch):
     """sample -> dpo twice on the tiny model, in two folders: every data file and model file is the same."""
-    from tests.helpers import REPO, TINY_PARAMS, write_prompts
     from tests.inprocess import run_stage
+    from tests.helpers import REPO, TINY_PARAMS, write_prompts
 
     digests = []
     for run in ("a", "b"):

@@ -5,20 +5,13 @@ import math
 import pytest
 
 from pipeline import evaluation, judging, meta_judging, pairs, sampling, self_instruct
-from pipeline.config import (
-    EvaluateConfig,
-    JudgeConfig,
-    MetaJudgeConfig,
-    PairsConfig,
-    SampleConfig,
-    SelfInstructConfig,
-)
+from pipeline.config import (EvaluateConfig, JudgeConfig, MetaJudgeConfig, PairsConfig, SampleConfig,
+                             SelfInstructConfig)
 from pipeline.errors import StageError
 from pipeline.generation import Generation
 from pipeline.records import EvalPrompt, LabelledPair, Prompt, Rating, stable_id
 from tests.fakes import ScriptedEngine
 from tests.helpers import MADE_BY, judgment, meta_setup, response
-
 
 # ----------------------------------------------------------------------------------------------- judge
 def judge_reply(prompt, i):
@@ -79,7 +72,7 @@ def test_expected_scoring_reads_the_written_digit_position():
 def three_player_elo_gap():
     """Total order over 3 judgments, every battle won by the better one in both orders (weights 0.5 each):
     B = [[0,1,1],[0,0,1],[0,0,0]], and by symmetry ε = (a, 0, -a) with (1-σ(a)) + (1-σ(2a)) = l2·a."""
-    sig = lambda x: 1 / (1 + math.exp(-x))
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
     lo, hi = 0.0, 20.0
     for _ in range(200):  # bisection: the left side falls, the right side rises in a
         mid = (lo + hi) / 2
