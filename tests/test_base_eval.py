@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError, parse_params
-from tests.inprocess import run_stage
 from tests.helpers import TINY_PARAMS
+from tests.inprocess import run_stage
 
 BASE = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
 

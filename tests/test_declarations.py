@@ -281,25 +281,25 @@ BAD = [
     ("value-twice", "judge", RATING.replace("1-10", "[1, 2, 2]"), None,
      "my_judge.verdict.yaml: values: [1, 2, 2] — '2' is given twice (the readings ignore case)"),
     ("prefix-never-asked-for", "judge", RATING + "forced_prefix: 'Grade: '\n", None,
-     "my_judge.verdict.yaml: forced_prefix: 'Grade: ' — my_judge.j2 never mentions 'Grade:'; a forced verdict must "
-     "continue the format the template asks for"),
+     ("my_judge.verdict.yaml: forced_prefix: 'Grade: ' — my_judge.j2 never mentions 'Grade:'; a forced verdict must "
+     "continue the format the template asks for")),
     ("unknown-reading", "judge", RATING.replace("score_mention", "score_mentoin"), None,
      "my_judge.verdict.yaml: flexible: 'score_mentoin' — not a reading; did you mean 'score_mention'?"),
     ("unknown-reading-option", "judge", RATING.replace("[score_mention]", "[{score_mention: {quote: '*'}}]"), None,
      "my_judge.verdict.yaml: flexible.score_mention.quote: unknown option — score_mention takes: quotes"),
     ("bad-brackets", "judge", RATING.replace('"[]"', '"("'), None,
-     "my_judge.verdict.yaml: strict.brackets: '(' — must be two characters, the opening and the closing bracket, "
-     "e.g. '<>' or '[]'"),
+     ("my_judge.verdict.yaml: strict.brackets: '(' — must be two characters, the opening and the closing bracket, "
+     "e.g. '<>' or '[]'")),
     ("not-yaml", "judge", "label: Rating\nvalues: [1, 2\n", None, "my_judge.verdict.yaml:3: not valid YAML — "),
     ("not-a-mapping", "judge", "- Rating\n", None, "my_judge.verdict.yaml: ['Rating'] — a declaration is a mapping"),
     ("missing-label", "judge", "values: 1-10\n", None, "my_judge.verdict.yaml: label: missing — required"),
     ("no-declaration", "judge", None, None,
-     "my_judge.j2: never mentions 'Score:', the verdict of prompts/judge.verdict.yaml (the judge role's default, for a "
+     ("my_judge.j2: never mentions 'Score:', the verdict of prompts/judge.verdict.yaml (the judge role's default, for a "
      "template without a declaration of its own) — write my_judge.verdict.yaml beside it to declare this template's "
-     "verdict"),
+     "verdict")),
     ("scores-for-a-choice", "meta_judge", "label: Winner\nvalues: [1, 2]\n", META_TEMPLATE,
-     "my_judge.verdict.yaml: values: [1, 2] — the meta_judge role reads a choice: A and B (the first or the second "
-     "shown), and maybe tie"),
+     ("my_judge.verdict.yaml: values: [1, 2] — the meta_judge role reads a choice: A and B (the first or the second "
+     "shown), and maybe tie")),
     ("choice-forced-on-tie", "evaluate", "label: Winner\nvalues: [A, B, tie]\nforced_options: [A, tie]\n",
      "{{ instruction }} {{ response_a }} {{ response_b }} Winner: A?",
      "my_judge.verdict.yaml: forced_options: ['A', 'tie'] — a choice is forced between A and B"),

@@ -12,8 +12,8 @@ import yaml
 
 from pipeline.training import last_checkpoint
 from tests.fakes import write_pairs
-from tests.proc import Stage, run_stage, start_stage, wait_for_files
 from tests.helpers import TINY_PARAMS, write_prompts
+from tests.proc import Stage, run_stage, start_stage, wait_for_files
 
 # A kill is meant to land mid-stage, but the stage may outrun the poll that triggers it (a loaded machine).
 # Such an attempt proves nothing, so it is run again with slower work per step rather than accepted.

@@ -16,8 +16,8 @@ import yaml
 
 from pipeline import inspection
 from pipeline.inspection import Condition, InspectError, load_iteration, select, table_rows, trace
-from tests.inprocess import run_stage
 from tests.helpers import REPO, SIZES, choice, scripted_model, shrunk
+from tests.inprocess import run_stage
 
 
 def _prompts(root, key, numbers):

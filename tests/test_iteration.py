@@ -87,10 +87,8 @@ def check_reused_reference_equals_trl(workdir, key, prev, max_length):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from pipeline import dpo, reference
+    from pipeline import dpo, records, reference
     from pipeline.models import load_model
-
-    from pipeline import records
     from pipeline.records import PreferencePair
 
     pairs = [p for name in ("response_pairs", "judgment_pairs")

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from tests.fakes import ScriptedEngine
-from tests.inprocess import run_stage
 from tests.helpers import TINY_PARAMS, scripted_model, write_prompts
+from tests.inprocess import run_stage
 
 
 class Killed(BaseException):

@@ -47,8 +47,8 @@ def test_a_folder_that_cannot_be_written_is_found_before_work(tmp_path):
 
 
 def test_a_stage_stops_before_its_model_loads_when_its_metrics_folder_is_blocked(tiny_workdir, monkeypatch):
-    from tests.inprocess import run_stage
     from tests.helpers import write_prompts
+    from tests.inprocess import run_stage
 
     write_prompts(tiny_workdir)
     (tiny_workdir / "metrics").mkdir(exist_ok=True)

@@ -4,8 +4,15 @@ import json
 
 import pytest
 
-from pipeline.records import (JudgeExample, RecordError, SeedInstruction, read_jsonl, stable_id, write_json,
-                              write_jsonl)
+from pipeline.records import (
+    JudgeExample,
+    RecordError,
+    SeedInstruction,
+    read_jsonl,
+    stable_id,
+    write_json,
+    write_jsonl,
+)
 
 GOOD = {"id": "s1", "category": "math", "instruction": "Add 2 and 2.", "reference": "4"}
 

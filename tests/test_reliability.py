@@ -219,8 +219,8 @@ def digest_tree(root):
 @pytest.mark.slow
 def test_two_runs_write_identical_bytes(tmp_path, tiny_model_dir, monkeypatch):
     """sample -> dpo twice on the tiny model, in two folders: every data file and model file is the same."""
-    from tests.inprocess import run_stage
     from tests.helpers import REPO, TINY_PARAMS, write_prompts
+    from tests.inprocess import run_stage
 
     digests = []
     for run in ("a", "b"):

@@ -17,8 +17,8 @@ from pipeline.generation import Generation
 from pipeline.records import read_jsonl, stable_id
 from pipeline.shards import ShardCache
 from tests.fakes import ScriptedEngine
-from tests.inprocess import run_stage
 from tests.helpers import TINY_PARAMS
+from tests.inprocess import run_stage
 
 MADE_BY = {"model": "M0_sft", "model_sha256": "abc", "iteration": "M1"}
 SEEDS = [f"Seed task number {i} about gardens." for i in range(10)]

@@ -385,8 +385,8 @@ def test_self_instruct_reads_its_tasks_before_any_model_loads(tiny_workdir, monk
     import yaml
 
     from stages import self_instruct
-    from tests.inprocess import run_stage
     from tests.helpers import TINY_PARAMS
+    from tests.inprocess import run_stage
 
     (tiny_workdir / "tasks.parquet").write_bytes(b"")
     params = {**TINY_PARAMS, "data": {"train_tasks": {"path": "tasks.parquet"}},

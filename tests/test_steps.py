@@ -5,13 +5,20 @@ import math
 import pytest
 
 from pipeline import evaluation, judging, meta_judging, pairs, sampling, self_instruct
-from pipeline.config import (EvaluateConfig, JudgeConfig, MetaJudgeConfig, PairsConfig, SampleConfig,
-                             SelfInstructConfig)
+from pipeline.config import (
+    EvaluateConfig,
+    JudgeConfig,
+    MetaJudgeConfig,
+    PairsConfig,
+    SampleConfig,
+    SelfInstructConfig,
+)
 from pipeline.errors import StageError
 from pipeline.generation import Generation
 from pipeline.records import EvalPrompt, LabelledPair, Prompt, Rating, stable_id
 from tests.fakes import ScriptedEngine
 from tests.helpers import MADE_BY, judgment, meta_setup, response
+
 
 # ----------------------------------------------------------------------------------------------- judge
 def judge_reply(prompt, i):

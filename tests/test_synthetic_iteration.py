@@ -14,8 +14,17 @@ import pytest
 from pipeline import records
 from pipeline import synthetic as synth
 from pipeline.judging import parse_score
-from pipeline.records import (Judgment, MetaJudgment, PreferencePair, Prompt, Rating, Reflection, Response,
-                              Verification, stable_id)
+from pipeline.records import (
+    Judgment,
+    MetaJudgment,
+    PreferencePair,
+    Prompt,
+    Rating,
+    Reflection,
+    Response,
+    Verification,
+    stable_id,
+)
 from pipeline.verifiable import extract_answer
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "synthetic_iteration.py"

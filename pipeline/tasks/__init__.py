@@ -30,11 +30,26 @@ and the ``Final answer:`` line); the numbers and words in it are drawn here, in 
 
 from pipeline.tasks.base import VERIFIER_NAMES, Knob, Task, final_answer_line
 from pipeline.tasks.code import CODE_TEMPLATES, python_function
-from pipeline.tasks.families import (arithmetic, check_countdown, comparison, countdown, countdown_prompt, counting,
-                                     multi_step)
+from pipeline.tasks.families import (
+                                     arithmetic,
+                                     check_countdown,
+                                     comparison,
+                                     countdown,
+                                     countdown_prompt,
+                                     counting,
+                                     multi_step,
+)
 from pipeline.tasks.loaders import MAPPABLE, load_tasks
-from pipeline.tasks.splits import (FAMILIES, HELDOUT_SEED, KNOBS, Family, generate_split, get_family,
-                                   resolve_difficulty, train_and_heldout)
+from pipeline.tasks.splits import (
+                                     FAMILIES,
+                                     HELDOUT_SEED,
+                                     KNOBS,
+                                     Family,
+                                     generate_split,
+                                     get_family,
+                                     resolve_difficulty,
+                                     train_and_heldout,
+)
 
 __all__ = [
     "CODE_TEMPLATES", "FAMILIES", "HELDOUT_SEED", "KNOBS", "MAPPABLE", "VERIFIER_NAMES", "Family", "Knob", "Task",
