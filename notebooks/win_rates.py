@@ -114,6 +114,47 @@ else:
 heldout
 
 # %% [markdown]
+# ## Open instructions with checkable constraints (IFEval's accuracies; SE over prompts)
+# The measure to trust on open prompts: each constraint is checked, not judged. Prompt-level strict: every
+# constraint of an instruction held; loose: IFEval's loose reading (markdown emphasis, a first or last line left
+# out). The mean answer length is beside them: longer answers meet "at least N words" more often.
+
+# %%
+con = []
+for k in done:
+    ev = json.loads((root / "metrics" / k / "eval.json").read_text())
+    for name, m in (ev.get("constraints") or {}).get("models", {}).items():
+        model = k if name == "current" else name
+        if any(r["model"] == model for r in con if r["iteration"] != k):
+            continue  # a baseline measured again in a later iteration: keep the first
+        con.append({"iteration": k, "model": model, "prompts": m["prompts"],
+                    **{f"{level}_{rule}{se}": m[f"{level}_{rule}{se}"] for level in ("prompt", "instruction")
+                       for rule in ("strict", "loose") for se in ("", "_se")},
+                    "mean_words": m["mean_words"], "truncated": m["truncated"]})
+constraints = pd.DataFrame(con, columns=["iteration", "model", "prompts", "prompt_strict", "prompt_loose",
+                                         "instruction_strict", "instruction_loose", "prompt_strict_se",
+                                         "prompt_loose_se", "instruction_strict_se", "instruction_loose_se",
+                                         "mean_words", "truncated"])
+constraints = constraints.drop_duplicates(["model"])
+constraints = constraints.sort_values("model", key=lambda c: c.map(order))
+constraints.to_csv(out / "constraints.csv", index=False)
+if len(constraints):
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for col in ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose"):
+        a1.errorbar(constraints["model"], constraints[col], yerr=constraints[f"{col}_se"], marker="o", capsize=3,
+                    label=col.replace("_", " "))
+    a1.set_ylabel("accuracy on constraint instructions")
+    a1.set_ylim(0, 1)
+    a1.legend(fontsize=7)
+    a2.plot(constraints["model"], constraints["mean_words"], marker="o")
+    a2.set_ylabel("mean answer length (words)")
+    fig.tight_layout()
+    fig.savefig(out / "constraints.png", dpi=100)
+else:
+    placeholder(out / "constraints.png", "no constraint instructions in this run (evaluate.constraint_tasks: 0)")
+constraints
+
+# %% [markdown]
 # ## Wins, ties and losses
 
 # %%

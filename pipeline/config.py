@@ -272,6 +272,10 @@ class DataConfig:
                                        "GSM8K, MBPP and HumanEval files are recognized by their columns, file by file.")
     heldout_tasks: DataSources = _source("data/tasks/arithmetic/heldout.jsonl", "Tasks with known answers the "
                                          "evaluate stage measures each model on (evaluate.heldout_samples).")
+    constraint_tasks: DataSources = _source("data/tasks/constraints/heldout.jsonl", "Open instructions with "
+                                            "checkable constraints (IFEval's types and file format: key, prompt, "
+                                            "instruction_id_list, kwargs) the evaluate stage measures each model on "
+                                            "(evaluate.constraint_tasks); kept out of self_instruct.")
 
     def __post_init__(self) -> None:
         # A value that is not a mapping reaches here unbuilt (the knob machinery builds only single sections).
@@ -577,6 +581,11 @@ class EvaluateConfig:
     heldout_samples: int = knob(4, "Samples per held-out task (the k of pass@k and maj@k).", at_least(1))
     heldout_temperature: float = knob(0.7, "Sampling temperature on held-out tasks.", temperature_check)
     heldout_max_new_tokens: int = knob(128, "Tokens per held-out answer.", at_least(8))
+    constraint_tasks: int | None = knob(0, "Measure M_key and each baseline on the first N instructions of "
+                                        "data.constraint_tasks, one answer each at evaluate.temperature (IFEval: "
+                                        "greedy): prompt- and instruction-level accuracy, strict and loose, per "
+                                        "instruction type (None: all, 0: none).", at_least(0))
+    constraint_max_new_tokens: int = knob(256, "Tokens per answer to a constraint instruction.", at_least(8))
     shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
                            at_least(0))
     seed: int = knob(0, "Seed for sampling and the bootstrap.")

@@ -87,6 +87,50 @@ def heldout_summary(rows: Sequence[dict[str, Any]], k: int) -> dict[str, Any]:
     return out
 
 
+def constraint_answers(gen: Generation, tasks: Sequence[Task], scfg: SampleConfig, cfg: EvaluateConfig, name: str
+                       ) -> list[dict[str, Any]]:
+    """One answer per constraint instruction (at ``evaluate.temperature``: IFEval decodes greedily), its final
+    response (the thought apart) checked against every constraint by IFEval's strict and loose rules."""
+    convs = [[{"role": "user", "content": sampling.response_prompt(t.prompt, scfg.thoughts, scfg.template)}]
+             for t in tasks]
+    settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=scfg.top_p,
+                                max_new_tokens=cfg.constraint_max_new_tokens, seed=cfg.seed)
+    outs = gen.generate(convs, settings, name=f"constraints-{name}", desc=f"constraint instructions {name}")
+    rows = []
+    for t, (c,) in zip(tasks, outs):
+        split = sampling.split_thought(c.text, scfg.thoughts)
+        response = split.response if split.parse_ok else c.text.strip()
+        prompt = Prompt(prompt_id=t.task_id, instruction=t.prompt, source=t.family, answer=t.answer,
+                        verifier=t.verifier, inputs=dict(t.inputs))
+        found = rewards.check_constraints(response, prompt)
+        rows.append({"task_id": t.task_id, "family": t.family, "prompt": t.prompt, "output": c.text,
+                     "response": response, "num_tokens": c.num_tokens, "finish_reason": c.finish_reason,
+                     "followed": found.correct, "followed_loose": all(o["loose"] for o in found.constraints or []),
+                     "constraints": found.constraints or []})
+    return rows
+
+
+ACCURACIES = ("prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")  # IFEval's four
+
+
+def constraint_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """IFEval's four accuracies (prompt- and instruction-level, strict and loose) with SEs over prompts, each
+    instruction type's, and the answers' length beside them (words and tokens, mean with SE; how many were cut
+    at the token limit): a longer answer satisfies "at least N words" more often and "less than N" less often."""
+    from pipeline.constraints import scoring
+
+    per_prompt = [[scoring.Outcome(**o) for o in r["constraints"]] for r in rows]
+    words = verifiable.estimate([float(len(str(r["response"]).split())) for r in rows])
+    tokens = verifiable.estimate([float(r["num_tokens"]) for r in rows])
+    figures = scoring.accuracy(per_prompt)
+    flat = {}
+    for key in ACCURACIES:  # flat, so `dvc metrics`, the summary and the report page read them as numbers
+        flat[key], flat[f"{key}_se"] = figures[key]["mean"], figures[key]["se"]
+    return {**flat, "by_type": figures["by_type"], "prompts": len(rows),
+            "mean_words": words.mean, "mean_words_se": words.se, "mean_tokens": tokens.mean, "mean_tokens_se": tokens.se,
+            "truncated": sum(r["finish_reason"] == "length" for r in rows)}
+
+
 def judge_labelled(gen: Generation, pairs: Sequence[LabelledPair], jcfg: JudgeConfig, cfg: EvaluateConfig
                    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The model as judge on labelled pairs: each response scored (mean of k judgments), then accuracy."""
@@ -151,14 +195,17 @@ class EvalResult:
     judge: list[dict[str, Any]]
     metrics: dict[str, Any]
     heldout: list[dict[str, Any]] = field(default_factory=list)
+    constraints: list[dict[str, Any]] = field(default_factory=list)
 
 
 def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, shard_size: int,
              models: Mapping[str, str], evaluator: str, prompts: Sequence[EvalPrompt],
              labelled: Sequence[LabelledPair], cfg: EvaluateConfig, jcfg: JudgeConfig, scfg: SampleConfig,
-             tasks: Sequence[Task] = (), vcfg: VerifyConfig | None = None) -> EvalResult:
-    """The evaluate step: answers of every model, judge accuracy of ``current``, each baseline compared, and
-    every model measured on the held-out ``tasks`` (pass@k, maj@k, format rate; :func:`heldout_summary`).
+             tasks: Sequence[Task] = (), vcfg: VerifyConfig | None = None,
+             constraint_tasks: Sequence[Task] = ()) -> EvalResult:
+    """The evaluate step: answers of every model, judge accuracy of ``current``, each baseline compared, every
+    model measured on the held-out ``tasks`` (pass@k, maj@k, format rate; :func:`heldout_summary`) and on the
+    ``constraint_tasks`` (IFEval's accuracies; :func:`constraint_summary`).
 
     ``models`` maps ``current`` and each baseline to a model directory; ``open_engine`` loads one (or, for
     ``evaluator: openai``, the server). Models are loaded one at a time and released in between; a directory
@@ -171,10 +218,15 @@ def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, sha
     judge_summary: dict[str, Any] | None = None
     heldout_rows: list[dict[str, Any]] = []
     heldout: dict[str, Any] = {}
+    constraint_rows: list[dict[str, Any]] = []
+    constraint_figures: dict[str, Any] = {}
     for name, d in models.items():
         if d in by_dir:
+            same = next(n for n, other in models.items() if other == d)
             if tasks:
-                heldout[name] = heldout[next(n for n, other in models.items() if other == d)]
+                heldout[name] = heldout[same]
+            if constraint_tasks:
+                constraint_figures[name] = constraint_figures[same]
             continue
         engine = open_engine(d)
         gen = Generation(engine, cache, shard_size)
@@ -187,6 +239,10 @@ def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, sha
             samples = heldout_answers(gen, tasks, scfg, cfg, vcfg or VerifyConfig(), name)
             heldout_rows += [{**r, "model": name, "model_dir": d} for r in samples]
             heldout[name] = heldout_summary(samples, cfg.heldout_samples)
+        if constraint_tasks:
+            answered = constraint_answers(gen, constraint_tasks, scfg, cfg, name)
+            constraint_rows += [{**r, "model": name, "model_dir": d} for r in answered]
+            constraint_figures[name] = constraint_summary(answered)
         engine.close()
         del engine, gen
         gc.collect()
@@ -208,8 +264,10 @@ def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, sha
                   if retries is not None else {}),
                "calibrated_forced": cfg.calibrate_forced, "baselines": per_baseline, "judge_accuracy": judge_summary,
                "unparsed_answers": {n: sum(not r["parse_ok"] for r in rows.values()) for n, rows in per_model.items()},
-               **({"heldout": {"tasks": len(tasks), "k": cfg.heldout_samples, "models": heldout}} if tasks else {})}
-    return EvalResult(answer_rows, comparisons, judge_rows, metrics, heldout_rows)
+               **({"heldout": {"tasks": len(tasks), "k": cfg.heldout_samples, "models": heldout}} if tasks else {}),
+               **({"constraints": {"prompts": len(constraint_tasks), "models": constraint_figures}}
+                  if constraint_tasks else {})}
+    return EvalResult(answer_rows, comparisons, judge_rows, metrics, heldout_rows, constraint_rows)
 
 
 def evaluator_name(evaluator: str, cfg: EvaluateConfig) -> str:

@@ -28,6 +28,7 @@ from pipeline.records import (
     EvalComparison,
     EvalJudgment,
     EvalPrompt,
+    ConstraintAnswer,
     HeldoutSample,
     Judgment,
     LabelledPair,
@@ -65,6 +66,7 @@ EVAL_FILES: dict[str, tuple[str, type[Row]]] = {
     "eval_comparisons": ("eval_comparisons.jsonl", EvalComparison),
     "eval_judge": ("eval_judge.jsonl", EvalJudgment),
     "heldout": ("eval_heldout.jsonl", HeldoutSample),
+    "eval_constraints": ("eval_constraints.jsonl", ConstraintAnswer),
 }
 TABLES = (*FILES, *EVAL_FILES)  # what `selfreward list` shows
 METRICS = ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo", "eval")
@@ -164,6 +166,7 @@ class Iteration:
     eval_comparisons: list[EvalComparison] = field(default_factory=list)
     eval_judge: list[EvalJudgment] = field(default_factory=list)
     heldout: list[HeldoutSample] = field(default_factory=list)
+    eval_constraints: list[ConstraintAnswer] = field(default_factory=list)
     eval_prompts: dict[str, EvalPrompt] = field(default_factory=dict)
     labelled_pairs: dict[str, LabelledPair] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -198,7 +201,8 @@ class Iteration:
                 self.pairs_of[rid].append(p)
         # the ids evaluation rows share: an evaluation prompt, a labelled pair, a held-out task
         self.eval_ids: dict[str, str] = {}
-        for table, key in (("heldout", "task_id"), ("eval_judge", "pair_id"), ("eval_comparisons", "prompt_id"),
+        for table, key in (("heldout", "task_id"), ("eval_constraints", "task_id"), ("eval_judge", "pair_id"),
+                           ("eval_comparisons", "prompt_id"),
                            ("eval_answers", "prompt_id")):
             for row in getattr(self, table):
                 self.eval_ids[getattr(row, key)] = table
@@ -233,6 +237,7 @@ def load_iteration(key: str, root: str | Path = ".", rev: str | None = None,
     it = Iteration.__new__(Iteration)
     it.key, it.source = key, source
     it.files, it.metrics = {}, {}
+    it.eval_prompts, it.labelled_pairs = {}, {}  # read below only where evaluation rows refer to them
     found = False
     for table, (names, cls) in FILES.items():
         rows: dict[str, Row] = {}
@@ -338,7 +343,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                 "text"),
     "responses": ("response_id", "prompt_id", "category", "sample", "score", "judgments", "correct", "level",
                   "answer_method", "parse_ok", "finish", "tokens", "chars", "thought_chars", "pairs", "text"),
-    "verifications": ("response_id", "prompt_id", "verifier", "method", "correct", "level", "extracted", "text"),
+    "verifications": ("response_id", "prompt_id", "verifier", "method", "correct", "level", "extracted", "failed",
+                      "text"),
     "reflections": ("reflection_id", "response_id", "prompt_id", "index", "retry_correct", "retry_method",
                     "retry_answer", "chars", "tokens", "text"),
     "judgments": ("judgment_id", "response_id", "prompt_id", "category", "index", "score", "method", "extra", "elo",
@@ -354,6 +360,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "eval_judge": ("pair_id", "category", "preferred", "score_a", "score_b", "judged", "correct", "text"),
     "heldout": ("task_id", "family", "model", "sample", "correct", "method", "extracted", "answer", "tokens",
                 "finish", "chars", "prompt", "text"),
+    "eval_constraints": ("task_id", "family", "model", "followed", "followed_loose", "constraints", "failed",
+                         "detail", "words", "tokens", "finish", "prompt", "text"),
 }
 
 
@@ -400,6 +408,15 @@ def eval_table_rows(it: Iteration, table: str) -> list[dict[str, Any]]:
                         "correct": h.correct, "method": h.method, "extracted": h.extracted, "answer": h.answer,
                         "tokens": h.num_tokens, "finish": h.finish_reason, "chars": _chars(h.output),
                         "prompt": h.prompt or None, "text": h.output})
+    elif table == "eval_constraints":
+        for c in it.eval_constraints:
+            failed = [o for o in c.constraints if not o.get("strict")]
+            out.append({"task_id": c.task_id, "family": c.family, "model": c.model, "followed": c.followed,
+                        "followed_loose": c.followed_loose, "constraints": len(c.constraints),
+                        "failed": ", ".join(str(o.get("instruction_id")) for o in failed) or None,
+                        "detail": "; ".join(str(o.get("detail")) for o in failed) or None,
+                        "words": len(c.response.split()), "tokens": c.num_tokens, "finish": c.finish_reason,
+                        "prompt": c.prompt, "text": c.response})
     return out
 
 
@@ -437,6 +454,8 @@ def table_rows(it: Iteration, table: str) -> list[dict[str, Any]]:
         for v in it.verifications.values():
             out.append({"response_id": v.response_id, "prompt_id": v.prompt_id, "verifier": v.verifier,
                         "method": v.method, "correct": v.correct, "level": v.level, "extracted": v.extracted,
+                        "failed": ", ".join(str(o.get("instruction_id")) for o in v.constraints or []
+                                            if not o.get("strict")) or None,
                         "text": v.detail})
     elif table == "reflections":
         for rf in it.reflections.values():
@@ -687,7 +706,7 @@ def verification_view(v: Verification | None) -> dict[str, Any] | None:
     if v is None:
         return None
     return {"correct": v.correct, "level": v.level, "method": v.method, "extracted": v.extracted,
-            "verifier": v.verifier, "detail": v.detail}
+            "verifier": v.verifier, "detail": v.detail, "constraints": v.constraints}
 
 
 def response_view(it: Iteration, r: Response, role: str = "") -> dict[str, Any]:
@@ -823,6 +842,12 @@ def eval_trace(it: Iteration, row_id: str, table: str) -> dict[str, Any]:
                                 "instruction": lp.instruction if lp else None,
                                 "response_a": lp.response_a if lp else None,
                                 "response_b": lp.response_b if lp else None}
+    elif table == "eval_constraints":
+        answers = [c for c in it.eval_constraints if c.task_id == row_id]
+        out["constraint_task"] = {"id": row_id, "family": answers[0].family, "prompt": answers[0].prompt}
+        out["models"] = [{"model": c.model, "model_dir": c.model_dir, "followed": c.followed,
+                          "followed_loose": c.followed_loose, "tokens": c.num_tokens, "finish_reason": c.finish_reason,
+                          "response": c.response, "constraints": c.constraints} for c in answers]
     else:
         samples = [h for h in it.heldout if h.task_id == row_id]
         first = samples[0]

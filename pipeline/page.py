@@ -317,7 +317,8 @@ def figures(it: Iteration) -> list[dict[str, Any]]:
 HEADLINE = ("parse_rate", "strict_rate", "mean_score", "score_std", "position_bias", "elo_spread_mean",
             "response_pairs", "verified_pairs", "judgment_pairs", "reflection_pairs", "score_margin_mean",
             "acceptance_rate", "accuracy", "correct_strict_rate", "win_rate", "length_adjusted_win_rate",
-            "first_loss", "last_loss", "mean_reward_accuracy", "pass_at_1", "pass@1", "heldout_pass_at_1")
+            "first_loss", "last_loss", "mean_reward_accuracy", "pass_at_1", "pass@1", "heldout_pass_at_1",
+            "prompt_strict", "prompt_loose", "instruction_strict", "instruction_loose")
 
 
 def _flatten(obj: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, Any]]:

@@ -243,7 +243,16 @@ class Verification(Row):
     correct: bool
     level: int  # the reward: 2 correct in the asked format, 1 correct read flexibly, 0 wrong (rewards.reward_level)
     detail: str = ""  # why it failed, in a few words (a sandbox's first error line, ...)
+    # the constraints verifier: one {instruction_id, strict, loose, detail} per constraint of the prompt (None for
+    # every other verifier, and then not written, so their files read as before)
+    constraints: list[dict[str, Any]] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if data["constraints"] is None:
+            del data["constraints"]
+        return data
 
 
 @dataclass
@@ -390,6 +399,32 @@ class HeldoutSample(Row):
     prompt: str = ""  # the task as asked, and its gold answer ("" / None in files written before they were kept)
     answer: str | None = None
     verifier: str | None = None  # how the answer was checked (and how maj@k normalises it)
+    constraints: list[dict[str, Any]] | None = None  # the constraints verifier's outcome per constraint (else unwritten)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if data["constraints"] is None:
+            del data["constraints"]
+        return data
+
+
+@dataclass
+class ConstraintAnswer(Row):
+    """One answer to a constraint instruction (data.constraint_tasks), checked against each of its constraints by
+    IFEval's strict and loose rules (``constraints``: one {instruction_id, strict, loose, detail} each)."""
+
+    task_id: str
+    family: str
+    prompt: str
+    output: str  # everything the model wrote
+    response: str  # what was checked: the final response, the thought apart
+    num_tokens: int
+    finish_reason: str
+    followed: bool  # every constraint holds by the strict rule (IFEval's prompt-level strict)
+    followed_loose: bool
+    constraints: list[dict[str, Any]]
+    model: str
+    model_dir: str
 
 
 def _unencodable(value: Any, path: str = "") -> str | None:

@@ -12,6 +12,7 @@ correct (1) vs not (0) as in IRPO. Pairs are built from levels in :func:`pipelin
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import statistics
 from collections import Counter
@@ -35,6 +36,8 @@ class Check:
     correct: bool
     detail: str = ""
     reading: str = "none"  # which reading found the answer (pipeline.verifiable.READINGS)
+    constraints: list[dict[str, Any]] | None = None  # the constraints verifier: each constraint's outcome
+    level: int | None = None  # the constraints verifier's own reward level (check_constraints)
 
 
 def _compiles(text: str) -> bool:
@@ -83,6 +86,8 @@ def is_task(prompt: Prompt) -> bool:
 def check(text: str, prompt: Prompt, cfg: VerifyConfig) -> Check:
     """Read the answer from ``text`` and check it with the prompt's verifier."""
     name = prompt.verifier or "numeric"
+    if name == "constraints":
+        return check_constraints(text, prompt)
     if name == "python_tests":
         prefix, setup = str(prompt.inputs.get("prefix") or ""), str(prompt.inputs.get("setup") or "")
         found = extract_code(text, prefix)
@@ -105,6 +110,33 @@ def check(text: str, prompt: Prompt, cfg: VerifyConfig) -> Check:
         verify = partial(verifiable.numeric, tolerance=cfg.tolerance) if name == "numeric" else verifiable.VERIFIERS[name]
         ok = verify(found.answer, gold)
     return Check(found.answer, found.method, ok, "" if ok else "wrong answer", found.reading)
+
+
+def check_constraints(text: str, prompt: Prompt) -> Check:
+    """An open instruction's checkable constraints (IFEval's types, :mod:`pipeline.constraints`), each checked by
+    IFEval's strict rule and its loose one. The answer is the whole response; it is correct when every constraint
+    holds strictly (IFEval's prompt-level strict accuracy), and its reward level says how many do: 2 all, 1 some,
+    0 none (with one constraint: 2 or 0). ``detail`` names the first failed constraint and why."""
+    from pipeline.constraints import scoring
+
+    ids = list(prompt.inputs.get("instruction_id_list") or [])
+    outcomes = scoring.check_response(text, ids, list(prompt.inputs.get("kwargs") or [{} for _ in ids]))
+    held = sum(o.strict for o in outcomes)
+    level = 2 if held == len(outcomes) else 1 if held else 0
+    failed = [o for o in outcomes if not o.strict]
+    detail = f"{failed[0].instruction_id}: {failed[0].detail}" if failed else ""
+    if len(failed) > 1:
+        detail += f" (+{len(failed) - 1} more)"
+    return Check(None, "strict", not failed, detail[:200], "whole_text",
+                 constraints=[dataclasses.asdict(o) for o in outcomes], level=level)
+
+
+def checked_text(response: Response, prompt: Prompt) -> str:
+    """What a verifier reads: the whole output (IRPO rewards the chain of thought with its answer), but for
+    constraints the final response the user sees (the thought apart, where it was split off)."""
+    if prompt.verifier == "constraints" and response.parse_ok:
+        return response.response
+    return response.output
 
 
 def task_problems(prompts: Sequence[Prompt]) -> None:
@@ -143,12 +175,13 @@ def verify_responses(prompts: Sequence[Prompt], responses: Sequence[Response], c
         task = tasks.get(r.prompt_id)
         if task is None:
             continue
-        c = check(r.output, task, cfg)
+        c = check(checked_text(r, task), task, cfg)
         readings[c.reading] += 1
         rows.append(Verification(
             response_id=r.response_id, prompt_id=r.prompt_id, verifier=task.verifier or "numeric",
             extracted=c.extracted, method=c.method, correct=c.correct,  # type: ignore[arg-type]
-            level=reward_level(c.correct, c.method, cfg.format_levels), detail=c.detail,
+            level=c.level if c.level is not None else reward_level(c.correct, c.method, cfg.format_levels),
+            detail=c.detail, constraints=c.constraints,
             provenance={**made_by, "format_levels": cfg.format_levels}))
     return rows, verify_metrics(rows, len(responses), len(tasks), readings)
 
@@ -177,4 +210,21 @@ def verify_metrics(rows: Sequence[Verification], responses: int, tasks: int,
         "prompts_all_wrong": sum(all(v == 0 for v in levels) for levels in by_prompt.values()),
         "failures": dict(Counter(v.detail for v in rows if not v.correct).most_common(5)),
         "mean_level": statistics.fmean(v.level for v in rows) if rows else None,
+        **({"constraints": constraint_counts(rows)} if any(v.constraints is not None for v in rows) else {}),
     }
+
+
+def constraint_counts(rows: Sequence[Verification]) -> dict[str, Any]:
+    """Of the responses to constraint instructions: how many met all, some or none of their constraints (the
+    reward levels), and per instruction type how often it was checked and held (strict and loose)."""
+    checked = [v for v in rows if v.constraints is not None]
+    by_type: dict[str, dict[str, int]] = {}
+    for v in checked:
+        for o in v.constraints or []:
+            t = by_type.setdefault(str(o["instruction_id"]), {"checked": 0, "strict": 0, "loose": 0})
+            t["checked"] += 1
+            t["strict"] += bool(o["strict"])
+            t["loose"] += bool(o["loose"])
+    return {"responses": len(checked), "all": sum(v.level == 2 for v in checked),
+            "some": sum(v.level == 1 for v in checked), "none": sum(v.level == 0 for v in checked),
+            "by_type": dict(sorted(by_type.items()))}

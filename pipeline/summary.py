@@ -25,6 +25,8 @@ HEADLINE: dict[str, tuple[str, ...]] = {
 }
 EVAL_KEYS = ("win_rate", "win_rate_se", "length_adjusted_win_rate", "model_mean_chars", "baseline_mean_chars")
 HELDOUT_KEYS = ("pass@1", "pass@1_se", "format_rate", "format_rate_se", "mean_tokens")
+CONSTRAINT_KEYS = ("prompt_strict", "prompt_strict_se", "prompt_loose", "prompt_loose_se", "instruction_strict",
+                   "instruction_strict_se", "instruction_loose", "instruction_loose_se")  # IFEval's four, with SEs
 
 
 def _round(value: Any) -> Any:
@@ -47,6 +49,8 @@ def iteration_summary(stage_metrics: Mapping[str, Mapping[str, Any]]) -> dict[st
             k = groups["all"].get("k", ev["heldout"]["k"])  # the k used (fewer samples: fewer), as its keys say
             keys = (*HELDOUT_KEYS, f"pass@{k}", f"maj@{k}")
             block[f"heldout_{name}"] = {key: _round(groups["all"].get(key)) for key in keys}
+        for name, m in ((ev.get("constraints") or {}).get("models") or {}).items():  # IFEval's four, per model
+            block[f"constraints_{name}"] = {k: _round(m.get(k)) for k in (*CONSTRAINT_KEYS, "mean_words")}
         out["eval"] = block
     truth = stage_metrics.get("judge", {}).get("judge_vs_truth")
     if truth:

@@ -154,9 +154,36 @@ def symbolic(predicted: str, gold: str) -> bool:
 
 VERIFIERS: dict[str, Callable[[str, str], bool]] = {"numeric": numeric, "exact": exact, "math": symbolic,
                                                     "regex": regex}
-# The verifiers a task may name: the answer checks above, plus the two that need the task's inputs (countdown:
-# the numbers and target, pipeline.tasks.check_countdown; python_tests: the tests, run in pipeline.sandbox).
-VERIFIER_NAMES: tuple[str, ...] = (*VERIFIERS, "countdown", "python_tests")
+# The verifiers a task may name: the answer checks above, plus those that need the task's inputs (countdown:
+# the numbers and target, pipeline.tasks.check_countdown; python_tests: the tests, run in pipeline.sandbox;
+# constraints: an open instruction's checkable constraints, IFEval's types, pipeline.constraints).
+VERIFIER_NAMES: tuple[str, ...] = (*VERIFIERS, "countdown", "python_tests", "constraints")
+
+
+def constraints_problem(inputs: Mapping[str, object]) -> tuple[str, str] | None:
+    """Why a constraints task's ``instruction_id_list`` and ``kwargs`` could never be checked as meant (an
+    unknown id, kwargs of the wrong type, lists of different lengths, constraints no response can satisfy)."""
+    from pipeline.constraints import spec
+
+    ids, kwargs = inputs.get("instruction_id_list"), inputs.get("kwargs")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+        return "instruction_id_list", f"must be a non-empty list of instruction ids, got {json.dumps(ids, default=str)[:60]}"
+    if kwargs is None:
+        kwargs = [{} for _ in ids]
+    if not isinstance(kwargs, list) or not all(isinstance(k, dict) for k in kwargs):
+        return "kwargs", f"must be a list of objects, one per instruction, got {json.dumps(kwargs, default=str)[:60]}"
+    if len(kwargs) != len(ids):
+        return "kwargs", f"has {len(kwargs)} entries for {len(ids)} instructions — one per instruction"
+    cleaned = [spec.clean_kwargs(k) for k in kwargs]
+    for i, (instruction_id, k) in enumerate(zip(ids, cleaned)):
+        problem = spec.kwargs_problem(instruction_id, k)
+        if problem:
+            return "instruction_id_list" if instruction_id not in spec.INSTRUCTION_IDS else "kwargs", (
+                f"instruction {i + 1} ({instruction_id}): {problem}")
+    problem = spec.conflict(ids, cleaned)
+    if problem:
+        return "instruction_id_list", f"cannot all be satisfied: {problem}"
+    return None
 
 
 def _compile_problem(source: str) -> str | None:
@@ -182,6 +209,8 @@ def task_problem(verifier: str, answer: str | None, tests: Sequence[str] | None,
     """
     if verifier not in VERIFIER_NAMES:
         return "verifier", f'names an unknown verifier "{verifier}" — known: ' + ", ".join(VERIFIER_NAMES)
+    if verifier == "constraints":
+        return constraints_problem(inputs)
     text = answer or ""
     if verifier in VERIFIERS and not text.strip():
         return "answer", f"is empty — the {verifier} verifier compares each answer with it"

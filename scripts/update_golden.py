@@ -36,6 +36,7 @@ def main() -> None:
         text = RENDERED[name]()
         changed = not path.exists() or path.read_text() != text
         if changed:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
         print(f"{'rewrote' if changed else 'unchanged'}  {path.relative_to(REPO)}")
 

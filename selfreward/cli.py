@@ -188,6 +188,8 @@ def print_trace(t: dict[str, Any], full: bool) -> None:
         if r["thought"]:
             tree.add("[dim]thought:[/dim] " + escape(_short(r["thought"], full, 300)))
         tree.add(escape(_short(r["response"], full)))
+        for o in (v or {}).get("constraints") or []:
+            tree.add(_constraint_line(o))
         for j in r["judgments"]:
             elo = "" if j["elo"] is None else f" · Elo {j['elo']:.0f} ({j['wins']:.2g}-{j['losses']:.2g})"
             extra = " · extra (meta-judge)" if j["extra"] else ""
@@ -238,6 +240,19 @@ def print_eval_trace(t: dict[str, Any], full: bool) -> None:
                 con.print(Panel(escape(_short(lp[f"response_{side}"], full)), title=f"response {side.upper()}"))
         con.print(f"preferred {lp['preferred']}; the model scored A {_cell(lp['score_a'])}, B "
                   f"{_cell(lp['score_b'])}: judged {lp['judged'] or '—'} ({'right' if lp['correct'] else 'wrong'})")
+    elif "constraint_task" in t:
+        task = t["constraint_task"]
+        con.print(Panel(escape(_short(task["prompt"], full)),
+                        title=f"constraint instruction {task['id']} ({task['family']})"))
+        for m in t["models"]:
+            held = sum(o["strict"] for o in m["constraints"])
+            tree = Tree(f"[bold]{m['model']}[/bold] ({m['model_dir']}): {held} of {len(m['constraints'])} constraints "
+                        f"held (strict), {'followed' if m['followed_loose'] else 'not followed'} (loose) · "
+                        f"{m['tokens']} tokens · {m['finish_reason']}")
+            for o in m["constraints"]:
+                tree.add(_constraint_line(o))
+            tree.add(escape(_short(m["response"], full, 300)))
+            con.print(tree)
     else:
         task = t["task"]
         con.print(Panel(escape(_short(task["prompt"] or "(not recorded: eval_heldout.jsonl written before rows "
@@ -253,6 +268,12 @@ def print_eval_trace(t: dict[str, Any], full: bool) -> None:
                                 f"{h['extracted']!r} · {h['tokens']} tokens · {h['finish_reason']}")
                 node.add(escape(_short(h["output"], full, 300)))
             con.print(tree)
+
+
+def _constraint_line(o: dict[str, Any]) -> str:
+    """One constraint's outcome: its id, strict and loose, and why (the measured quantity)."""
+    mark = "held" if o.get("strict") else "held only loosely" if o.get("loose") else "failed"
+    return escape(f"constraint {o.get('instruction_id')}: {mark} — {o.get('detail')}")
 
 
 def _fmt(x: Any) -> str:

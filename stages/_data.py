@@ -69,6 +69,17 @@ def read_tasks(role: DataSources) -> list[tasks.Task]:
     return out
 
 
+def read_constraint_tasks(role: DataSources) -> list[tasks.Task]:
+    """Open instructions with checkable constraints (:func:`read_tasks`; IFEval's format or the built-in
+    ``constraints`` family): every row must be a constraints task, else one line names it."""
+    out = read_tasks(role)
+    for t in out:
+        if t.verifier != "constraints":
+            raise RecordError(f'{t.source}: task "{t.task_id}" has verifier "{t.verifier}", not constraints — '
+                              f"{_what(role)} hold instructions with instruction_id_list and kwargs (IFEval's format)")
+    return out
+
+
 def _digest_one(source: DataSource) -> str:
     path = Path(source.path)
     if not path.is_dir():

@@ -3,11 +3,13 @@
     python -m stages.evaluate --iteration M1
     python -m stages.evaluate --iteration M0        # the base model before any training (also M0_sft)
 
-Reads: params data.eval_prompts, data.labelled_pairs, data.heldout_tasks (evaluate.heldout_tasks), models/<key>,
+Reads: params data.eval_prompts, data.labelled_pairs, data.heldout_tasks (evaluate.heldout_tasks),
+data.constraint_tasks (evaluate.constraint_tasks), models/<key>,
 each baseline's model and the evaluator (evaluate.evaluator); a baseline that is the evaluated model itself
 (M0 against `previous` or M0) is left out, and with no baseline left there are no win rates. Writes: data/<key>/eval_answers.jsonl,
 data/<key>/eval_comparisons.jsonl, data/<key>/eval_judge.jsonl, data/<key>/eval_heldout.jsonl (every held-out
-sample, checked), metrics/<key>/eval.json.
+sample, checked), data/<key>/eval_constraints.jsonl (every constraint answer, each constraint's outcome),
+metrics/<key>/eval.json.
 Models are loaded one after another and released in between.
 """
 
@@ -43,6 +45,8 @@ def main() -> None:
     prompts = _data.read(p.data.eval_prompts, EvalPrompt)[:cfg.max_prompts] if cfg.max_prompts != 0 else []
     labelled = _data.read(p.data.labelled_pairs, LabelledPair)[:cfg.max_labelled_pairs] if cfg.judge_accuracy else []
     tasks = _data.read_tasks(p.data.heldout_tasks)[:cfg.heldout_tasks] if cfg.heldout_tasks != 0 else []
+    constrained = (_data.read_constraint_tasks(p.data.constraint_tasks)[:cfg.constraint_tasks]
+                   if cfg.constraint_tasks != 0 else [])
     current = str(it.model("current"))
     _common.require_model(Path(current), it.key)
     models = {"current": current, **{b: d for b in cfg.baselines
@@ -59,9 +63,10 @@ def main() -> None:
                             p.sample.__dict__, templates=(cfg.compare_template or evaluation.TEMPLATE,
                                                                       p.judge.template or judging.TEMPLATE))
     out = evaluation.evaluate(opener, cache, p.shard_size("evaluate"), models, evaluator, prompts, labelled, cfg,
-                              p.judge, p.sample, tasks, p.verify)
+                              p.judge, p.sample, tasks, p.verify, constrained)
     it.write({"eval_answers.jsonl": out.answers, "eval_comparisons.jsonl": out.comparisons,
-              "eval_judge.jsonl": out.judge, "eval_heldout.jsonl": out.heldout}, out.metrics, name="eval")
+              "eval_judge.jsonl": out.judge, "eval_heldout.jsonl": out.heldout,
+              "eval_constraints.jsonl": out.constraints}, out.metrics, name="eval")
     cache.finish()
     for name, s in out.metrics["baselines"].items():
         _common.log.info("evaluate %s vs %s: win rate %.3f ± %.3f (length-adjusted %.3f), W/T/L %d/%d/%d", it.key, name,
@@ -70,6 +75,12 @@ def main() -> None:
         a = h["all"]
         _common.log.info("evaluate %s, %s on %d held-out tasks: pass@1 %.3f ± %.3f, format %.3f ± %.3f", it.key, name,
                          a["tasks"], a["pass@1"], a["pass@1_se"], a["format_rate"], a["format_rate_se"])
+    for name, c in out.metrics.get("constraints", {}).get("models", {}).items():
+        _common.log.info("evaluate %s, %s on %d constraint instructions: prompt-level strict %.3f ± %.3f, loose %.3f "
+                         "± %.3f; instruction-level strict %.3f ± %.3f; %.0f words", it.key, name, c["prompts"],
+                         c["prompt_strict"], c["prompt_strict_se"], c["prompt_loose"], c["prompt_loose_se"],
+                         c["instruction_strict"], c["instruction_strict_se"],
+                         c["mean_words"])
 
 
 if __name__ == "__main__":

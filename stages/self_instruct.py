@@ -4,7 +4,7 @@
 
 Reads: params data.seed_instructions, data.eval_prompts (kept out), the generator model
 (self_instruct.generator: previous = models/<prev>, base = models/M0, a pipeline model's name, or a path);
-with self_instruct.tasks, data.train_tasks (and data.heldout_tasks, kept out). With num_prompts: 0 no model loads.
+with self_instruct.tasks, data.train_tasks (and data.heldout_tasks, data.constraint_tasks, kept out). With num_prompts: 0 no model loads.
 Writes: data/<key>/prompts.jsonl (generated instructions, then tasks), data/<key>/instruction_candidates.jsonl
 (every output the filter saw: accepted, or the reason it was rejected, and the instruction it came closest to),
 metrics/<key>/self_instruct.json (counts by reason, near-misses). When nothing is accepted, the candidates are
@@ -30,7 +30,8 @@ def main() -> None:
     metrics: dict[str, Any] = {"requests": 0, "accepted": 0}
     data = it.params.data  # the inputs are read before any model loads: a bad file must not cost a generation
     train = _data.read_tasks(data.train_tasks) if cfg.tasks else []
-    held_out = _data.read_tasks(data.heldout_tasks) if cfg.tasks else []
+    held_out = [*_data.read_tasks(data.heldout_tasks), *_data.read_constraint_tasks(data.constraint_tasks)
+                ] if cfg.tasks else []
     if cfg.num_prompts:
         seed, exclude = read_examples(it)
         generator = None if cfg.generator == "openai" else it.model(cfg.generator, "self_instruct.generator")

@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 
-from tests import corpus_cli, corpus_data, corpus_instruct, corpus_judges, corpus_stages, corpus_verify
+from tests import (
+    corpus_cli,
+    corpus_constraints,
+    corpus_data,
+    corpus_instruct,
+    corpus_judges,
+    corpus_stages,
+    corpus_verify,
+)
 from tests.corpus_kit import (
     EFT,
     EVAL,
@@ -358,7 +366,7 @@ ORDER_CASES = [  # each stage run before what it reads exists
 CATEGORIES = {"params": PARAMS_CASES, "data": DATA_CASES, "model": MODEL_CASES, "evaluator": EVALUATOR_CASES,
               "order": ORDER_CASES, "cli": corpus_cli.CASES, "sources": corpus_data.CASES,
               "stages": corpus_stages.CASES, "verify": corpus_verify.CASES, "instruct": corpus_instruct.CASES,
-              "judges": corpus_judges.CASES}
+              "judges": corpus_judges.CASES, "constraints": corpus_constraints.CASES}
 ALL = [pytest.param(case, id=f"{cat}-{case.id}",
                     marks=[pytest.mark.xfail(strict=True, reason=f"BUG: {case.bug}")] if case.bug else [])
        for cat, cases in CATEGORIES.items() for case in cases]

@@ -188,7 +188,7 @@ def test_verify_counts_each_reading_and_prefers_the_models_final_line():
     (task("python_tests", "", tests=[]),
      'verify: task prompt "t1": field "tests" is empty — the python_tests verifier needs at least one test'),
     (task("numerik", "4"), ('verify: task prompt "t1": field "verifier" names an unknown verifier "numerik" — known: '
-     "numeric, exact, math, regex, countdown, python_tests")),
+     "numeric, exact, math, regex, countdown, python_tests, constraints")),
 ])
 def test_verify_stops_on_a_task_it_could_never_check(prompt, message):
     from pipeline.errors import StageError

@@ -33,15 +33,16 @@ def _split(family, n=150, seed=0, difficulty=None):
 
 # ------------------------------------------------------------------------------------------ registry, determinism
 def test_registry():
-    assert set(T.FAMILIES) == {"arithmetic", "multi_step", "comparison", "counting", "countdown", "python_function"}
+    assert set(T.FAMILIES) == {"arithmetic", "multi_step", "comparison", "counting", "countdown", "python_function",
+                               "constraints"}
     for name, fam in T.FAMILIES.items():
         assert fam.name == name and fam.description and "\n" not in fam.description
         assert callable(fam) and fam.knobs
         assert fam(random.Random(1), {}).family == name
     from pipeline import verifiable
 
-    # the names a task may carry: the answer checks, plus the two that need the task's inputs
-    assert set(T.VERIFIER_NAMES) == set(verifiable.VERIFIERS) | {"countdown", "python_tests"}
+    # the names a task may carry: the answer checks, plus the three that need the task's inputs
+    assert set(T.VERIFIER_NAMES) == set(verifiable.VERIFIERS) | {"countdown", "python_tests", "constraints"}
 
 
 def test_same_seed_same_tasks_pinned():
@@ -70,8 +71,12 @@ def test_same_seed_same_tasks_pinned():
 def test_task_fields():
     for fam in T.FAMILIES:
         for t in _split(fam, 30):
-            assert t.family == fam and t.answer and t.source == "builtin"
+            assert t.family == fam and t.source == "builtin"
             assert t.difficulty == T.resolve_difficulty(fam, None)
+            if fam == "constraints":  # no known answer: the constraints are checked (tests/test_constraint_family.py)
+                assert t.verifier == "constraints" and t.answer == "" and t.tests == [] and t.inputs["kwargs"]
+                continue
+            assert t.answer
             if fam == "python_function":
                 assert t.verifier == "python_tests" and t.tests and t.prompt.endswith("Answer with one Python code block.")
             else:
@@ -629,7 +634,8 @@ def scratch_prompts(tmp_path, monkeypatch):
 
 def test_instructions_are_the_templates(request):
     """An edit to a task template, or to the part they share, changes the prompts and nothing that was drawn."""
-    before = {fam: T.generate_split(fam, 20, 3) for fam in T.FAMILIES}
+    # constraints' sentences have templates of their own: tests/test_constraint_family.py edits those
+    before = {fam: T.generate_split(fam, 20, 3) for fam in T.FAMILIES if fam != "constraints"}
     prompts = request.getfixturevalue("scratch_prompts")
     edits = {"_parts": ("End your reply with", "Finish with"), "multi_step": ("How many", "HOW MANY"),
              "python_function": ("Write a Python", "Define a Python")}
@@ -672,5 +678,5 @@ def test_every_task_template_is_named_where_it_is_used():
     root = Path(__file__).resolve().parent.parent
     source = "".join(p.read_text(encoding="utf-8") for p in (root / "pipeline/tasks").glob("*.py"))
     names = sorted(p.name for p in (root / "prompts/tasks").glob("*.j2") if p.name[0] != "_")
-    assert len(names) == 9
+    assert len(names) == 10
     assert [n for n in names if f'"tasks/{n}"' not in source] == []

@@ -63,7 +63,54 @@ RENDERED = {
     "mbpp": lambda: _task_prompts("mbpp", {"text": "Write a function to add two numbers.",
                                            "tests": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"]}),
     "final_answer": lambda: "\n".join(tasks.final_answer_line(what) for what in ("number", "expression", "answer")),
+    # prompts/tasks/constraints.j2, and each constraint's sentence (prompts/tasks/constraints/<type>.j2) in every
+    # wording, filled as pipeline.tasks.constraints fills them
+    "constraints": lambda: tasks.constraints_prompt("Describe the sea.", [
+        tasks.constraint_sentence("punctuation:no_comma", {}), tasks.constraint_sentence(
+            "length_constraints:number_words", {"num_words": 50, "relation": "less than"})]),
+    **{f"constraints/{i.split(':')[1]}": (lambda i=i: _constraint_sentences(i)) for i in tasks.constraints.TYPES},
 }
+
+# Arguments each constraint sentence is shown with: both relations, one and many, each marker or heading word.
+CONSTRAINT_EXAMPLES = {
+    "keywords:existence": [{"keywords": ["lantern"]}, {"keywords": ["lantern", "harbor"]}],
+    "keywords:frequency": [{"keyword": "river", "frequency": 1, "relation": "at least"},
+                           {"keyword": "river", "frequency": 3, "relation": "less than"}],
+    "keywords:forbidden_words": [{"forbidden_words": ["very"]}, {"forbidden_words": ["very", "just", "also"]}],
+    "keywords:letter_frequency": [{"letter": "e", "let_frequency": 1, "let_relation": "at least"},
+                                  {"letter": "z", "let_frequency": 4, "let_relation": "less than"}],
+    "language:response_language": [{"language": "fr"}],
+    "length_constraints:number_sentences": [{"num_sentences": 5, "relation": "at least"},
+                                            {"num_sentences": 2, "relation": "less than"}],
+    "length_constraints:number_paragraphs": [{"num_paragraphs": 3}],
+    "length_constraints:number_words": [{"num_words": 120, "relation": "at least"},
+                                        {"num_words": 40, "relation": "less than"}],
+    "length_constraints:nth_paragraph_first_word": [{"num_paragraphs": 4, "nth_paragraph": 2, "first_word": "today"}],
+    "detectable_content:number_placeholders": [{"num_placeholders": 1}, {"num_placeholders": 3}],
+    "detectable_content:postscript": [{"postscript_marker": "P.S."}, {"postscript_marker": "P.P.S"}],
+    "detectable_format:number_bullet_lists": [{"num_bullets": 1}, {"num_bullets": 4}],
+    "detectable_format:constrained_response": [{}],
+    "detectable_format:number_highlighted_sections": [{"num_highlights": 1}, {"num_highlights": 3}],
+    "detectable_format:multiple_sections": [{"section_spliter": "SECTION", "num_sections": 3}],
+    "detectable_format:json_format": [{}],
+    "detectable_format:title": [{}],
+    "combination:two_responses": [{}],
+    "combination:repeat_prompt": [{"prompt_to_repeat": "Describe the sea."}],
+    "startend:end_checker": [{"end_phrase": "Any other questions?"}],
+    "change_case:capital_word_frequency": [{"capital_frequency": 1, "capital_relation": "at least"},
+                                           {"capital_frequency": 6, "capital_relation": "less than"}],
+    "change_case:english_capital": [{}],
+    "change_case:english_lowercase": [{}],
+    "punctuation:no_comma": [{}],
+    "startend:quotation": [{}],
+}
+
+
+def _constraint_sentences(instruction_id):
+    """A constraint's sentence in each of its wordings for each of its examples, separated by ``---`` lines."""
+    return "\n\n---\n\n".join(tasks.constraint_sentence(instruction_id, kwargs, style)
+                                for kwargs in CONSTRAINT_EXAMPLES[instruction_id]
+                                for style in range(tasks.constraints.WORDINGS[instruction_id]))
 
 
 SEED = SeedInstruction(id="s1", category="test", instruction="Summarize this sentence in five words.",
@@ -101,6 +148,8 @@ def test_every_template_has_a_golden_entry_that_renders_it(monkeypatch):
     entry does render it; every golden file belongs to an entry."""
     found = {p.stem: p.relative_to(PROMPTS).as_posix()
              for folder in (PROMPTS, PROMPTS / "tasks") for p in sorted(folder.glob("*.j2")) if p.name[0] != "_"}
+    found.update({f"constraints/{p.stem}": p.relative_to(PROMPTS).as_posix()
+                  for p in sorted((PROMPTS / "tasks/constraints").glob("*.j2")) if p.name[0] != "_"})
     assert len(found) >= 13  # the glob itself works
     missing = sorted(set(found) - set(RENDERED))
     assert not missing, f"templates with no RENDERED entry (then run scripts/update_golden.py): {missing}"

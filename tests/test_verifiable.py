@@ -71,7 +71,7 @@ def test_math_answers_are_read_as_expressions():
      'must be a non-empty list of integers, got [1, "2"]'),
     ("countdown", "", None, {"numbers": [1, 2], "target": "3"}, "target", 'must be an integer, got "3"'),
     ("numerc", "4", None, {}, "verifier", ('names an unknown verifier "numerc" — known: numeric, exact, math, regex, '
-     "countdown, python_tests")),
+     "countdown, python_tests, constraints")),
 ])
 def test_task_problems_are_named(verifier, answer, tests, inputs, field, reason):
     assert v.task_problem(verifier, answer, tests, inputs) == (field, reason)

@@ -7,7 +7,8 @@ not with ``hash()``). Each has difficulty knobs with defaults, checked on use (o
 - ``arithmetic``: ``a op b``; ``multi_step``: two or three operations in a short word problem;
   ``comparison``: the larger/smaller of two or three numbers; ``counting``: letters in a word, items in a list;
   ``countdown``: reach a target with the given numbers (checked by :func:`check_countdown`, parsed with ``ast``,
-  never evaluated); ``python_function``: a small function with assert tests and a reference solution.
+  never evaluated); ``python_function``: a small function with assert tests and a reference solution;
+  ``constraints``: an open instruction plus one to three of IFEval's checkable constraints (no known answer).
 
 :func:`generate_split` draws ``n`` tasks with distinct prompts; :func:`train_and_heldout` keeps a held-out split
 fixed by its own seed and never repeats one of its prompts in the training split.
@@ -21,6 +22,7 @@ The modules, one idea each:
 - :mod:`~pipeline.tasks.base`: the :class:`Task` row, difficulty knobs, rendering an instruction;
 - :mod:`~pipeline.tasks.families`: arithmetic, multi_step, comparison, counting, countdown;
 - :mod:`~pipeline.tasks.code`: python_function and its function generators (:data:`CODE_TEMPLATES`);
+- :mod:`~pipeline.tasks.constraints`: constraints, its types, their arguments and what never goes together;
 - :mod:`~pipeline.tasks.splits`: the registry by name and the train / held-out splits;
 - :mod:`~pipeline.tasks.loaders`: users' files.
 
@@ -28,8 +30,10 @@ Every instruction a task asks is a jinja template under ``prompts/tasks/`` (one 
 and the ``Final answer:`` line); the numbers and words in it are drawn here, in Python.
 """
 
+from pipeline.tasks import constraints  # the module: its family function is constraints.constraints
 from pipeline.tasks.base import VERIFIER_NAMES, Knob, Task, final_answer_line
 from pipeline.tasks.code import CODE_TEMPLATES, python_function
+from pipeline.tasks.constraints import constraint_sentence, constraints_prompt
 from pipeline.tasks.families import (
                                      arithmetic,
                                      check_countdown,
@@ -53,7 +57,8 @@ from pipeline.tasks.splits import (
 
 __all__ = [
     "CODE_TEMPLATES", "FAMILIES", "HELDOUT_SEED", "KNOBS", "MAPPABLE", "VERIFIER_NAMES", "Family", "Knob", "Task",
-    "arithmetic", "check_countdown", "comparison", "countdown", "countdown_prompt", "counting",
+    "arithmetic", "check_countdown", "comparison", "constraint_sentence", "constraints", "constraints_prompt",
+    "countdown", "countdown_prompt", "counting",
     "final_answer_line", "generate_split", "get_family", "load_tasks", "multi_step", "python_function",
     "resolve_difficulty", "train_and_heldout",
 ]

@@ -16,11 +16,11 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.records import stable_id
-from pipeline.tasks import code, families
+from pipeline.tasks import code, constraints, families
 from pipeline.tasks.base import Knob, Task, is_int
 
 # Every built-in family's difficulty knobs, by family.
-KNOBS: dict[str, dict[str, Knob]] = {**families.KNOBS, **code.KNOBS}
+KNOBS: dict[str, dict[str, Knob]] = {**families.KNOBS, **code.KNOBS, **constraints.KNOBS}
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            "reach a target with given numbers and + - *; the answer is an expression", _numeric),
     Family("python_function", code.python_function, "a small Python function checked by assert tests",
            code.resolve_difficulty),
+    Family("constraints", constraints.constraints,
+           "an open instruction plus 1-3 checkable constraints (IFEval's types); any response meeting them passes",
+           constraints.resolve_difficulty),
 )}
 
 
