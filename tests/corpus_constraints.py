@@ -3,12 +3,11 @@
 
 Each row of CASES is a tests.corpus_kit.Case; tests/test_bad_input_corpus.py runs them all and checks the one line,
 the exit code and that nothing was written. That no model was loaded is checked by making every model unloadable
-first (:data:`NO_MODEL`: models/M1 and models/M0_sft with their weights cut in half): a stage that loaded one before
+first (:data:`NO_MODEL`: models/M0, M0_sft and M1, each with its weights cut in half): a stage that loaded one before
 reading its task file would stop with "model.safetensors: truncated" instead of the expected line (the two control
 rows show that it does, once the files are good). self_instruct runs with ``num_prompts: 2``, so that it would load
-its generator. Line 1 of every file is a good row (the CSV's
-line 2), so each message must name the bad one. The rows are written here, in the format's shape, not taken from
-IFEval.
+its generator. Line 1 of every file is a good row (the CSV's line 2), so each message must name the bad one. The
+rows are written here, in the format's shape, not taken from IFEval.
 """
 
 from __future__ import annotations
@@ -22,8 +21,8 @@ from tests.corpus_kit import Case, Setup, chain, copy_model, jsonl, params, trun
 EV, SI = "evaluate@M1", "self_instruct@M1"
 HELD = "data/user/ifeval.jsonl"
 TRAIN = "data/user/ifeval_train.jsonl"
-NO_MODEL = chain(copy_model("models/M0_sft", "models/M1"), truncate("models/M1/model.safetensors"),
-                 truncate("models/M0_sft/model.safetensors"))
+NO_MODEL = chain(truncate("models/M0_sft/model.safetensors"), copy_model("models/M0_sft", "models/M0"),
+                 copy_model("models/M0_sft", "models/M1"))
 
 NO_COMMA = "punctuation:no_comma"
 WORDS = "length_constraints:number_words"
