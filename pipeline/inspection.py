@@ -24,11 +24,11 @@ from pipeline import judge_rules
 from pipeline import pairs as pairs_rules
 from pipeline.errors import OutputError, PipelineError, RecordError
 from pipeline.records import (
+    ConstraintAnswer,
     EvalAnswer,
     EvalComparison,
     EvalJudgment,
     EvalPrompt,
-    ConstraintAnswer,
     HeldoutSample,
     Judgment,
     LabelledPair,

@@ -272,6 +272,8 @@ def print_eval_trace(t: dict[str, Any], full: bool) -> None:
 
 def _constraint_line(o: dict[str, Any]) -> str:
     """One constraint's outcome: its id, strict and loose, and why (the measured quantity)."""
+    from rich.markup import escape
+
     mark = "held" if o.get("strict") else "held only loosely" if o.get("loose") else "failed"
     return escape(f"constraint {o.get('instruction_id')}: {mark} — {o.get('detail')}")
 

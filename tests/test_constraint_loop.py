@@ -153,6 +153,12 @@ def test_list_and_trace_show_which_constraint_failed(tmp_path):
     assert t["constraint_task"]["id"] == "t1"
     (m,) = t["models"]
     assert m["constraints"][0]["instruction_id"] == NO_COMMA and not m["constraints"][0]["strict"]
+    code, text, err = cli("--root", str(tmp_path), "trace", "t1", "-i", "M1")
+    assert code == 0, err
+    assert f"constraint {NO_COMMA}: failed — " in " ".join(text.split())
+    code, text, err = cli("--root", str(tmp_path), "list", "eval_constraints", "-i", "M1", "--format", "jsonl")
+    assert code == 0, err
+    assert json.loads(text.splitlines()[0])["failed"] == NO_COMMA
 
 
 def test_verifications_table_names_the_failed_constraints(tmp_path):
@@ -165,3 +171,22 @@ def test_verifications_table_names_the_failed_constraints(tmp_path):
     it = inspection.load_iteration("M1", tmp_path)
     table = {r["response_id"]: r["failed"] for r in inspection.table_rows(it, "verifications")}
     assert table == {"c1-r0": None, "c1-r1": NO_COMMA, "c1-r2": f"{NO_COMMA}, {WORDS}"}
+    responses = [reply("c1", i, t) for i, t in enumerate(TEXTS)]
+    (folder / "responses.jsonl").write_text("".join(json.dumps(r.to_dict()) + "\n" for r in responses))
+    (folder / "prompts.jsonl").write_text(json.dumps(prompts[0].to_dict()) + "\n")
+    code, text, err = cli("--root", str(tmp_path), "trace", "c1-r2", "-i", "M1")
+    assert code == 0, err
+    flat = " ".join(text.split())
+    assert f"constraint {NO_COMMA}: failed" in flat and f"constraint {WORDS}: failed" in flat
+
+
+def cli(*args):
+    """The `selfreward` command in-process: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from selfreward.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
