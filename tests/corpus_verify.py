@@ -161,7 +161,7 @@ CASES: list[Case] = [
          V + 'field "tests" is empty — the python_tests verifier needs at least one test'),
     Case("verify-unknown-verifier", "verify@M1", task_prompt(answer="4", verifier="numerik"),
          V + 'field "verifier" names an unknown verifier "numerik" — known: numeric, exact, math, regex, countdown, '
-         "python_tests"),
+         "python_tests, constraints"),
     Case("verify-numeric-answer-a-word", "verify@M1", task_prompt(answer="four", verifier="numeric"),
          V + 'field "answer" ' + FOUR),
     Case("verify-math-answer-unreadable", "verify@M1", task_prompt(answer="x^^2", verifier="math"),
