@@ -68,19 +68,25 @@ def main() -> None:
               "eval_judge.jsonl": out.judge, "eval_heldout.jsonl": out.heldout,
               "eval_constraints.jsonl": out.constraints}, out.metrics, name="eval")
     cache.finish()
-    for name, s in out.metrics["baselines"].items():
-        _common.log.info("evaluate %s vs %s: win rate %.3f ± %.3f (length-adjusted %.3f), W/T/L %d/%d/%d", it.key, name,
+    log_figures(it.key, out.metrics)
+
+
+def log_figures(key: str, metrics: dict) -> None:
+    """One log line per baseline, per model on held-out tasks and on constraint instructions."""
+    for name, s in metrics["baselines"].items():
+        _common.log.info("evaluate %s vs %s: win rate %.3f ± %.3f (length-adjusted %.3f), W/T/L %d/%d/%d", key, name,
                          s["win_rate"], s["win_rate_se"], s["length_adjusted_win_rate"], s["wins"], s["ties"], s["losses"])
-    for name, h in out.metrics.get("heldout", {}).get("models", {}).items():
+    for name, h in metrics.get("heldout", {}).get("models", {}).items():
         a = h["all"]
-        _common.log.info("evaluate %s, %s on %d held-out tasks: pass@1 %.3f ± %.3f, format %.3f ± %.3f", it.key, name,
+        _common.log.info("evaluate %s, %s on %d held-out tasks: pass@1 %.3f ± %.3f, format %.3f ± %.3f", key, name,
                          a["tasks"], a["pass@1"], a["pass@1_se"], a["format_rate"], a["format_rate_se"])
-    for name, c in out.metrics.get("constraints", {}).get("models", {}).items():
+    for name, c in metrics.get("constraints", {}).get("models", {}).items():
         _common.log.info("evaluate %s, %s on %d constraint instructions: prompt-level strict %.3f ± %.3f, loose %.3f "
-                         "± %.3f; instruction-level strict %.3f ± %.3f; %.0f words", it.key, name, c["prompts"],
+                         "± %.3f; instruction-level strict %.3f ± %.3f; %.0f words", key, name, c["prompts"],
                          c["prompt_strict"], c["prompt_strict_se"], c["prompt_loose"], c["prompt_loose_se"],
                          c["instruction_strict"], c["instruction_strict_se"],
                          c["mean_words"])
+
 
 
 if __name__ == "__main__":
