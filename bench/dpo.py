@@ -1,6 +1,7 @@
 """Benchmark: the dpo stage with TRL's live reference vs reference log-probs reused from generation.
 
     python -m bench.dpo --iteration M1 --pairs 32
+    python -m bench.dpo --seed-pairs 16 --model models/M0 --sides live --dtypes float32,bfloat16   # no iteration
 
 Both sides train M_prev on the same pairs (the iteration's response and judgment pairs, repeated in order
 until --pairs are reached) with the same params.yaml `dpo` section and seed, one after the other in this
@@ -10,6 +11,10 @@ process:
 - reused: reference log-probs from the generating stages (`pipeline.reference`), recomputed only where
   TRL's tokenization differs from what was generated; the reference model never runs for the others;
 - reused_grouped: reused, with length-grouped batches (`dpo.group_by_length: true`).
+With --dtypes float32,bfloat16 every side runs in each ``dpo.dtype`` (bfloat16: mixed precision, autocast over
+float32 weights), and the report adds bfloat16's speed over float32's per side and the largest gap between their
+per-step losses. --seed-pairs N trains on N pairs made from the seed instructions (instruction i, its reference
+answer chosen, the next one's rejected: bench.dtype_gap.seed_pairs) from --model, with no iteration's data.
 Writes bench/results/dpo-<machine>.json: wall time, pairs/s, the ratio, the per-step losses of live and
 reused (they must agree: the reference values are the same up to float error; grouped batches train in
 another order, so their losses differ), and the share of padding tokens in one epoch's batches in random
@@ -46,14 +51,23 @@ def main() -> None:
     p.add_argument("--iteration", default="M1")
     p.add_argument("--pairs", type=int, default=32)
     p.add_argument("--sides", default="live,reused,reused_grouped")
+    p.add_argument("--dtypes", default="", help="dpo.dtype values to run each side in (default: params.yaml's)")
+    p.add_argument("--seed-pairs", type=int, default=0, help="train on this many seed pairs instead of an iteration's")
+    p.add_argument("--model", default="", help="with --seed-pairs: the model trained (default models/<prev>)")
+    p.add_argument("--tag", default="", help="written to dpo-<tag>-<machine>.json")
     args = p.parse_args()
     from pipeline import dpo, models, paths
     from pipeline.config import load_params
 
     params = load_params().for_iteration(args.iteration)
-    prev = paths.model_dir(params.prev_of(args.iteration))
+    prev = Path(args.model) if args.model else paths.model_dir(params.prev_of(args.iteration))
     sha = str(models.read_card(prev).get("weights_sha256", ""))[:16]
-    rows = load_rows(args.iteration, args.pairs, params.dpo.seed)
+    if args.seed_pairs:
+        from bench.dtype_gap import seed_pairs
+
+        rows = seed_pairs(args.seed_pairs)  # no generation log-probs: the reused sides recompute every reference
+    else:
+        rows = load_rows(args.iteration, args.pairs, params.dpo.seed)
     sides = {
         "live": dataclasses.replace(params.dpo, precompute_ref_log_probs=False, reuse_generation_logprobs=False),
         "reused": dataclasses.replace(params.dpo, precompute_ref_log_probs=True, reuse_generation_logprobs=True),
@@ -61,30 +75,46 @@ def main() -> None:
                                               reuse_generation_logprobs=True, group_by_length=True),
     }
     wanted = args.sides.split(",")
+    dtypes = [d for d in args.dtypes.split(",") if d] or [params.dpo.dtype]
     results = {}
-    for name, cfg in sides.items():
-        if name not in wanted:
-            continue
-        work = Path(tempfile.mkdtemp(prefix=f"bench-dpo-{name}-"))
-        start = time.perf_counter()
-        _, _, summary = dpo.train_dpo(prev, None, rows, cfg, work, reference_sha=sha)
-        seconds = time.perf_counter() - start
-        shutil.rmtree(work, ignore_errors=True)
-        losses = [h["loss"] for h in summary["log"] if "loss" in h]
-        results[name] = {"seconds": round(seconds, 2), "pairs_per_second": round(len(rows) * cfg.epochs / seconds, 3),
-                         "losses": losses, **{k: summary[k] for k in ("reference_logprobs", "sides_reused",
-                                                                      "sides_recomputed", "recomputed_because",
-                                                                      "reference_seconds") if k in summary}}
-    diffs = [abs(a - b) for a, b in zip(results.get("live", {}).get("losses", []),
-                                        results.get("reused", {}).get("losses", []))]
-    speedup = {f"{name}_over_live": round(results["live"]["seconds"] / results[name]["seconds"], 3)
-               for name in ("reused", "reused_grouped") if name in results and "live" in results}
-    write_report("dpo", {
-        "workload": {"iteration": args.iteration, "model": str(prev), "pairs": len(rows),
+    for dtype in dtypes:
+        for name, cfg in sides.items():
+            if name not in wanted:
+                continue
+            label = name if len(dtypes) == 1 else f"{name}-{dtype}"
+            cfg = dataclasses.replace(cfg, dtype=dtype)
+            work = Path(tempfile.mkdtemp(prefix=f"bench-dpo-{label}-"))
+            start = time.perf_counter()
+            _, _, summary = dpo.train_dpo(prev, None, rows, cfg, work, reference_sha=sha)
+            seconds = time.perf_counter() - start
+            shutil.rmtree(work, ignore_errors=True)
+            losses = [h["loss"] for h in summary["log"] if "loss" in h]
+            results[label] = {"seconds": round(seconds, 2),
+                              "pairs_per_second": round(len(rows) * cfg.epochs / seconds, 3), "losses": losses,
+                              **{k: summary[k] for k in ("precision", "reference_logprobs", "reference_reuse",
+                                                         "sides_reused", "sides_recomputed", "recomputed_because",
+                                                         "reference_seconds") if k in summary}}
+    suffix = "" if len(dtypes) == 1 else f"-{dtypes[0]}"
+    diffs = [abs(a - b) for a, b in zip(results.get(f"live{suffix}", {}).get("losses", []),
+                                        results.get(f"reused{suffix}", {}).get("losses", []))]
+    speedup = {f"{name}_over_live": round(results[f"live{suffix}"]["seconds"] / results[f"{name}{suffix}"]["seconds"], 3)
+               for name in ("reused", "reused_grouped") if f"{name}{suffix}" in results and f"live{suffix}" in results}
+    by_dtype = {}
+    if {"float32", "bfloat16"} <= set(dtypes):
+        for name in wanted:
+            a, b = results.get(f"{name}-float32"), results.get(f"{name}-bfloat16")
+            if a and b:
+                by_dtype[name] = {"bfloat16_over_float32": round(a["seconds"] / b["seconds"], 3),
+                                  "max_abs_loss_difference": max((abs(x - y) for x, y in
+                                                                  zip(a["losses"], b["losses"])), default=None)}
+    write_report(f"dpo-{args.tag}" if args.tag else "dpo", {
+        "workload": {"iteration": None if args.seed_pairs else args.iteration, "model": str(prev),
+                     "pairs": len(rows), "source": "seed pairs" if args.seed_pairs else "the iteration's pairs",
                      "distinct_pairs": len({json.dumps(r["chosen"]) + json.dumps(r["rejected"]) for r in rows}),
                      "epochs": params.dpo.epochs, "batch_size": params.dpo.batch_size,
-                     "max_length": params.dpo.max_length},
+                     "max_length": params.dpo.max_length, "dtypes": dtypes},
         "results": results, "speedup": speedup, "max_abs_loss_difference_live_reused": max(diffs) if diffs else None,
+        "dtypes": by_dtype, "target_bfloat16_over_float32": 1.6 if by_dtype else None,
         "padding_fraction": padding(rows, prev, params.dpo.batch_size, params.dpo.seed)})
 
 

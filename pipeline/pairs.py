@@ -136,18 +136,21 @@ def generation_record(chosen: Any, rejected: Any) -> dict[str, Any] | None:
     """What the generating model wrote for both sides of a pair and its raw log-probs, or None.
 
     ``chosen`` and ``rejected`` are Response or Judgment rows. Both must come from the same model (its
-    ``model_sha256``) and carry token ids and log-probs; the dpo stage then reuses them as reference
-    log-probs (``pipeline.reference``) instead of running the reference model.
+    ``model_sha256``), computed in the same dtype (provenance ``dtype``, float32 where absent) and carry token
+    ids and log-probs; the dpo stage then reuses them as reference log-probs (``pipeline.reference``, where
+    that dtype is the trainer's) instead of running the reference model.
     """
     shas = {chosen.provenance.get("model_sha256"), rejected.provenance.get("model_sha256")}
+    dtypes = {chosen.provenance.get("dtype", "float32"), rejected.provenance.get("dtype", "float32")}
     sides = {}
     for name, row in (("chosen", chosen), ("rejected", rejected)):
         if row.token_ids is None or row.logprob is None:
             return None
         sides[name] = {"token_ids": row.token_ids, "logprob": row.logprob, "stop_logprob": row.stop_logprob}
-    if len(shas) != 1 or None in shas:
+    if len(shas) != 1 or None in shas or len(dtypes) != 1:
         return None
-    return {"model_sha256": shas.pop(), **sides}
+    dtype = dtypes.pop()  # named where not float32, as the provenance names it
+    return {"model_sha256": shas.pop(), **({"dtype": dtype} if dtype != "float32" else {}), **sides}
 
 
 

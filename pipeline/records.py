@@ -53,11 +53,17 @@ class Row:
     NONEMPTY: ClassVar[tuple[str, ...]] = ()
     MAX_CHARS: ClassVar[int] = 20_000
 
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ()  # fields left out of the file while None (rows stay as before)
+
     def to_dict(self) -> dict[str, Any]:
-        """The row as its file writes it: the fields in :func:`field_names` order."""
+        """The row as its file writes it: the fields in :func:`field_names` order, less those of
+        :attr:`OMIT_WHEN_NONE` that are None."""
         data = dataclasses.asdict(self)
         if isinstance(self, Generated):  # the mixin's fields come first in dataclasses.fields(): put them back
             data = {name: data[name] for name in _fields_of(type(self))[1]}
+        for name in self.OMIT_WHEN_NONE:
+            if data[name] is None:
+                del data[name]
         return data
 
     @classmethod
@@ -247,12 +253,7 @@ class Verification(Row):
     # every other verifier, and then not written, so their files read as before)
     constraints: list[dict[str, Any]] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        if data["constraints"] is None:
-            del data["constraints"]
-        return data
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("constraints",)
 
 
 @dataclass
@@ -400,12 +401,7 @@ class HeldoutSample(Row):
     answer: str | None = None
     verifier: str | None = None  # how the answer was checked (and how maj@k normalises it)
     constraints: list[dict[str, Any]] | None = None  # the constraints verifier's outcome per constraint (else unwritten)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        if data["constraints"] is None:
-            del data["constraints"]
-        return data
+    OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("constraints",)
 
 
 @dataclass

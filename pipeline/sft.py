@@ -27,6 +27,7 @@ from pipeline.training import (
     load_tokenizer,
     log_summary,
     trained_model,
+    training_precision,
     training_record,
 )
 
@@ -93,21 +94,26 @@ def example_lengths(rows: Sequence[dict[str, Any]], tokenizer: Any) -> list[tupl
 
 def train_sft(model_dir: Path, rows: list[dict[str, Any]], cfg: SftConfig, checkpoint_dir: Path
               ) -> tuple[Any, Any, dict[str, Any]]:
+    """TRL's SFTTrainer on ``rows`` from ``model_dir``, computing in ``sft.dtype``: (model, tokenizer, summary
+    with the loss log and ``precision``, the compute dtype and why)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     from pipeline.models import load_model
 
+    precision = training_precision(cfg.dtype, "sft")  # bfloat16: autocast over float32 weights
     model, tok = load_model(model_dir)
     random.Random(cfg.seed).shuffle(rows)
     args = SFTConfig(**common_args(str(checkpoint_dir), epochs=cfg.epochs, learning_rate=cfg.learning_rate,
-                                   batch_size=cfg.batch_size, grad_accum=1, seed=cfg.seed, save_steps=500),
+                                   batch_size=cfg.batch_size, grad_accum=1, seed=cfg.seed, save_steps=500,
+                                   compute_dtype=precision.dtype),
                      max_length=cfg.max_length, completion_only_loss=True, packing=False)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok,
                          callbacks=[StopOnNonFiniteLoss()])
     trainer.train(resume_from_checkpoint=last_checkpoint(str(checkpoint_dir)))
     model, state = trained_model(trainer)  # every process: gathering ZeRO-3 / FSDP shards is collective
-    return model, tok, {**log_summary(trainer.state.log_history), "state_dict": state}
+    return model, tok, {**log_summary(trainer.state.log_history), "state_dict": state,
+                        "precision": precision.record()}
 
 
 def ift_thoughts(cfg: SftConfig, sample_thoughts: str) -> str:
@@ -167,7 +173,7 @@ def seed_sft(m0: Path, out: Path, ift: Sequence[SeedInstruction], eft: Sequence[
     if launch.is_main():
         card = models.save_model(model, tok, out, state_dict=summary.pop("state_dict"), card={
             "name": out.name, "parent": m0.name, "parent_sha256": parent_sha,
-            "data_sha256": data_sha256,
+            "data_sha256": data_sha256, "precision": summary["precision"],
             "training": {"examples": len(rows), **training_record(cfg)}})
     del model
     summary.pop("state_dict", None)
@@ -177,4 +183,5 @@ def seed_sft(m0: Path, out: Path, ift: Sequence[SeedInstruction], eft: Sequence[
             shutil.rmtree(stale, ignore_errors=True)
     return {"enabled": True, "examples": len(rows), **fit, "heldout_eft": len(heldout), "ift_thoughts": thoughts,
             "judge_before": before, "judge_after": after, "first_loss": summary["first_loss"],
-            "last_loss": summary["last_loss"], "steps": summary["steps"], "weights_sha256": card["weights_sha256"]}
+            "last_loss": summary["last_loss"], "steps": summary["steps"], "weights_sha256": card["weights_sha256"],
+            "precision": summary["precision"]}

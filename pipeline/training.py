@@ -1,4 +1,5 @@
-"""What SFT and DPO share: TRL arguments for this machine, a NaN guard, and the training log."""
+"""What SFT and DPO share: TRL arguments for this machine (with its compute dtype), a NaN guard, and the training
+log."""
 
 from __future__ import annotations
 
@@ -74,19 +75,31 @@ class StopOnNonFiniteLoss(TrainerCallback):
                                      "checkpoint is kept — lower the learning rate and run again")
 
 
+def training_precision(requested: str, stage: str) -> Any:
+    """The compute dtype of a training run (``sft.dtype`` / ``dpo.dtype``): a :class:`pipeline.cpu_dtype.DtypeChoice`,
+    logged. auto is bfloat16 on a GPU that has it (as before) and on a CPU with native bfloat16, float32 elsewhere."""
+    from pipeline import cpu_dtype
+
+    return cpu_dtype.choose(requested, stage)
+
+
 def common_args(output_dir: str, *, epochs: float, learning_rate: float, batch_size: int, grad_accum: int,
-                seed: int, save_steps: int, gradient_checkpointing: bool = False) -> dict[str, Any]:
+                seed: int, save_steps: int, gradient_checkpointing: bool = False,
+                compute_dtype: str = "float32") -> dict[str, Any]:
+    """TrainingArguments shared by SFT and DPO. ``compute_dtype`` bfloat16 sets ``bf16``: transformers then runs
+    the forward passes under ``torch.autocast(<device>, bfloat16)`` (accelerate's native AMP, on a CPU too),
+    while weights, gradients and optimizer state stay in the dtype the model was loaded in (float32)."""
     import torch
 
     gpu = torch.cuda.is_available()
-    return dict(
-        output_dir=output_dir, num_train_epochs=epochs, learning_rate=learning_rate,
-        per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum, seed=seed,
-        data_seed=seed, lr_scheduler_type="linear", warmup_steps=0, logging_steps=1, save_strategy="steps",
-        save_steps=save_steps, save_total_limit=1, save_only_model=False, report_to=[], use_cpu=not gpu,
-        bf16=gpu and torch.cuda.is_bf16_supported(), gradient_checkpointing=gradient_checkpointing,
-        dataloader_num_workers=0, disable_tqdm=False,
-    )
+    return {
+        "output_dir": output_dir, "num_train_epochs": epochs, "learning_rate": learning_rate,
+        "per_device_train_batch_size": batch_size, "gradient_accumulation_steps": grad_accum, "seed": seed,
+        "data_seed": seed, "lr_scheduler_type": "linear", "warmup_steps": 0, "logging_steps": 1,
+        "save_strategy": "steps", "save_steps": save_steps, "save_total_limit": 1, "save_only_model": False,
+        "report_to": [], "use_cpu": not gpu, "bf16": compute_dtype == "bfloat16",
+        "gradient_checkpointing": gradient_checkpointing, "dataloader_num_workers": 0, "disable_tqdm": False,
+    }
 
 
 def last_checkpoint(output_dir: str) -> str | None:

@@ -66,6 +66,7 @@ class Iteration:
         self.metrics = paths.metrics_dir(self.key)
         self.started = time.time()
         self.engines: list[Any] = []  # engines opened for this stage (their report() goes into its metrics)
+        self.precision: dict[str, str] | None = None  # the local engine's compute dtype and why (cpu_dtype)
         for folder in (self.data, self.metrics):  # found now, not after the work
             records.check_writable(folder)
 
@@ -90,8 +91,11 @@ class Iteration:
         raise StageError(f"{param}: {name!r} — no model folder there ({path / 'config.json'} is missing)")
 
     def made_by(self, model_dir: Path | None = None) -> dict[str, Any]:
-        """The start of a row's provenance: the model that made it and the iteration."""
-        return {**models.model_ref(model_dir or self.prev_dir), "iteration": self.key}
+        """The start of a row's provenance: the model that made it and the iteration, and the dtype the engine
+        computed in where it is not float32 (the dpo stage reuses float32 log-probs only as a float32 reference)."""
+        dtype = (self.precision or {}).get("dtype", "float32")
+        return {**models.model_ref(model_dir or self.prev_dir), "iteration": self.key,
+                **({"dtype": dtype} if dtype != "float32" else {})}
 
     def read(self, name: str, cls: type[R], allow_empty: bool = False) -> list[R]:
         """Rows of ``data/<key>/<name>``; a missing file names the stage to run first."""
@@ -109,6 +113,8 @@ class Iteration:
             return
         reports = [r for e in self.engines if (r := e.report())]
         served = {"server": reports} if reports else {}  # nothing added for local engines
+        if self.precision is not None:  # the rows name it in their provenance only where it is not float32
+            served["engine_dtype"] = self.precision
         with records.together():  # the data files and the metrics land together or not at all
             for file, rows in outputs.items():
                 records.write_jsonl(self.data / file, rows)

@@ -35,6 +35,8 @@ def open_engine(params: Params, it: Iteration | None = None, local: bool = False
 
     def load(model_dir: Any) -> Engine:
         engine = make_engine(model_dir, params.engine, params.model.trust_remote_code, local=local)
+        if it is not None and getattr(engine, "precision", None) is not None:  # hf, vllm: into the metrics
+            it.precision = engine.precision
         if it is not None and engine.report():  # servers only: a local engine must not be kept alive by this list
             it.engines.append(engine)           # (evaluate frees each model before loading the next)
         return engine
@@ -68,13 +70,26 @@ def _check_replicated(it: Iteration) -> None:
                            "before opening the shard cache")
 
 
+def engine_dtype(params: Params) -> str:
+    """The dtype a local engine computes in on this machine (``engine.dtype``, auto decided as the engines decide
+    it, without loading a model); ``server`` for servers, whose dtype is theirs."""
+    if resolve_backend(params.engine.backend) == "server":
+        return "server"
+    import torch
+
+    from pipeline import cpu_dtype
+
+    return cpu_dtype.decide(params.engine.dtype, cpu_dtype.read_features(), cuda=torch.cuda.is_available()).dtype
+
+
 def cache(it: Iteration, *inputs: Any, templates: tuple[str, ...] = (), model_dir: Path | None = None) -> ShardCache:
-    """The stage's shard cache under .work/, keyed by the model, ``inputs`` and the templates' hashes (shared by
-    the replicas of engine.data_parallel_size, which :func:`replicated` starts first)."""
+    """The stage's shard cache under .work/, keyed by the model, the engine's dtype, ``inputs`` and the templates'
+    hashes (shared by the replicas of engine.data_parallel_size, which :func:`replicated` starts first): a run
+    resumed on a machine that computes in another dtype starts its shards again."""
     _check_replicated(it)
     d = model_dir or it.prev_dir
-    return ShardCache(it.stage, it.key, [models.model_ref(d), *inputs, [template_hash(t) for t in templates]],
-                      replica=launch.replica())
+    return ShardCache(it.stage, it.key, [models.model_ref(d), engine_dtype(it.params), *inputs,
+                                         [template_hash(t) for t in templates]], replica=launch.replica())
 
 
 def openai_generation(it: Iteration, url: str, model: str, key_env: str | None, *inputs: Any,

@@ -23,14 +23,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 # ------------------------------------------------------------------------------------- tiny iterations
-TINY_PARAMS = {
-    "engine": {"backend": "hf", "batch_size": 16, "shard_size": 3},
+TINY_PARAMS = {  # float32 everywhere (engine, sft, dpo): the same numbers on every CPU, and the float32 path in
+    # which generation log-probs are reused as the DPO reference; tests of the dtype policy set it themselves
+    "engine": {"backend": "hf", "batch_size": 16, "shard_size": 3, "dtype": "float32"},
     "self_instruct": {"num_prompts": 2, "max_requests": 8, "shard_size": 4, "max_new_tokens": 24},
     "sample": {"n": 3, "max_new_tokens": 12, "thoughts": "none"},
     "judge": {"k": 2, "max_new_tokens": 10, "scoring": "expected"},
     "meta_judge": {"num_judgments": 3, "max_new_tokens": 10, "tie_margin": 0.0},
     "pairs": {"min_pairs": 1, "truncated_response": "keep"},  # 12 tokens of a random model: every response is cut
-    "dpo": {"batch_size": 2, "max_length": 256, "learning_rate": 1e-4, "save_steps": 1000},
+    "sft": {"dtype": "float32"},
+    "dpo": {"batch_size": 2, "max_length": 256, "learning_rate": 1e-4, "save_steps": 1000, "dtype": "float32"},
     "iterations": {"M1": {"prev": "M0_sft"}},
 }
 

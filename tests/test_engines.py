@@ -59,11 +59,16 @@ def expected_text(engine, ids, stops):
     return text, None
 
 
+# The contract compares log-probs with a forward pass to 1e-4: float32 on a CPU, whatever its bfloat16 flags (auto
+# would pick bfloat16 there; tests/test_dtype_policy.py checks that choice), the default bfloat16 on a GPU.
+CONTRACT_DTYPE = "auto" if torch.cuda.is_available() else "float32"
+
+
 @pytest.fixture(scope="module")
 def hf_engine(tiny_model_dir):
     from pipeline.engines.hf import HFEngine
 
-    return HFEngine(str(tiny_model_dir), batch_size=4)
+    return HFEngine(str(tiny_model_dir), batch_size=4, dtype=CONTRACT_DTYPE)
 
 
 ENGINES = [pytest.param("hf", id="hf"),
@@ -73,7 +78,8 @@ ENGINES = [pytest.param("hf", id="hf"),
 
 @pytest.fixture(scope="module", params=ENGINES)
 def engine(request, tiny_model_dir, hf_engine):
-    """Each backend on the same weights (vLLM built as a stage builds it: engine params' defaults)."""
+    """Each backend on the same weights (vLLM built as a stage builds it: engine params' defaults, but float32 on
+    a CPU)."""
     if request.param == "hf":
         yield hf_engine
         return
@@ -82,7 +88,7 @@ def engine(request, tiny_model_dir, hf_engine):
         pytest.skip(f"{request.param} needs {'a' if request.param == 'vllm-gpu' else 'no'} CUDA GPU")
     from pipeline.engines.vllm import VLLMEngine
 
-    e = VLLMEngine(str(tiny_model_dir), max_model_len=512, gpu_memory_utilization=0.3, seed=0)
+    e = VLLMEngine(str(tiny_model_dir), max_model_len=512, gpu_memory_utilization=0.3, seed=0, dtype=CONTRACT_DTYPE)
     yield e
     e.close()
 
@@ -181,7 +187,7 @@ def test_hf_shared_prefill_equals_separate_prefill(hf_engine):
                 logits = hf_engine.model(torch.tensor([prompt + c.token_ids]).to(hf_engine.device)).logits
             logp = torch.log_softmax(logits.float(), -1)[0].cpu()
             expected = [float(logp[len(prompt) + i - 1, t]) for i, t in enumerate(c.token_ids)]
-            assert c.logprobs == pytest.approx(expected, abs=1e-4 if hf_engine.device.type == "cpu" else 5e-2)
+            assert c.logprobs == pytest.approx(expected, abs=1e-4 if str(hf_engine.model.dtype) == "torch.float32" else 5e-2)
 
 
 def test_hf_eos_logprob_after_a_completion_cut_at_max_new_tokens(hf_engine):
@@ -254,7 +260,7 @@ def test_hf_forced_choice_from_the_generation_cache(hf_engine):
                 logits = hf_engine.model(torch.tensor([prompt + c.token_ids + suffix_ids]).to(hf_engine.device)).logits
             logp = torch.log_softmax(logits.float(), -1)[0, -1].cpu()
             expected = [float(logp[t]) for t in option_ids]
-            assert c.choice_logprobs == pytest.approx(expected, abs=1e-4 if hf_engine.device.type == "cpu" else 5e-2)
+            assert c.choice_logprobs == pytest.approx(expected, abs=1e-4 if str(hf_engine.model.dtype) == "torch.float32" else 5e-2)
 
 
 def test_vllm_agrees_with_hf(engine, hf_engine):

@@ -66,7 +66,7 @@ def test_real_model_one_tiny_iteration(workdir, real_m0):
               "sample": {"n": 2, "max_new_tokens": 64, "thoughts": "none"},
               "judge": {"k": 2, "max_new_tokens": 64, "scoring": "expected"},
               "meta_judge": {"num_judgments": 3, "max_new_tokens": 48},
-              "dpo": {"batch_size": 2, "max_length": 512, "learning_rate": 1e-5}}
+              "dpo": {"batch_size": 2, "max_length": 512, "learning_rate": 1e-5, "dtype": "float32"}}
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     run_stage("sft")
     assert json.loads((workdir / "models/M0_sft/model_card.json").read_text())["sft"].startswith("disabled")

@@ -116,13 +116,16 @@ def test_sft_and_dpo_hand_themselves_to_the_launcher_through_one_helper(workdir,
 
 
 @pytest.mark.slow
-def test_two_processes_train_like_one_with_the_same_global_batch(tiny_workdir):
+@pytest.mark.parametrize("reuse", [True, False], ids=["reference-reused", "reference-by-trl"])
+def test_two_processes_train_like_one_with_the_same_global_batch(tiny_workdir, reuse):
     """torchrun, 2 gloo processes x 1 pair per step vs 1 process x 2 pairs: the same per-step losses, one model
-    written (by process 0), weights equal up to the order of float sums."""
+    written (by process 0), weights equal up to the order of float sums. With the reference precomputed by TRL
+    (no reuse; as with a bfloat16 trainer) every process reads the cache file process 0 wrote."""
     from safetensors.torch import load_file
 
     write_pairs(tiny_workdir, 8)
-    base = {**TINY_PARAMS, "dpo": {**TINY_PARAMS["dpo"], "batch_size": 2, "save_steps": 1000}}
+    base = {**TINY_PARAMS, "dpo": {**TINY_PARAMS["dpo"], "batch_size": 2, "save_steps": 1000,
+                                   "reuse_generation_logprobs": reuse}}
     (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(base))
     run_stage("dpo", "--iteration", "M1")
     one = json.loads((tiny_workdir / "metrics/M1/dpo.json").read_text())

@@ -164,6 +164,8 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
     # 96 tokens instead of the papers' whole responses cut most samples here; the presets leave cut responses out
     # of pairs, which at this size would leave none: pair them, as a consequence of the size alone
     params["pairs"] = {**params.get("pairs", {}), "truncated_response": "keep"}
+    # at most 3 judgments per response (Meta-Rewarding's 11 were 70% of its run here): the meta-judge compares 3
+    params["judge"]["k"] = min(params["judge"].get("k", 1), 3)
     if name in ("irpo", "rrr"):  # tasks, not generated instructions; a few judged, a few reflected on
         params["self_instruct"] = {"num_prompts": 0, "tasks": 12}
         params["sample"]["max_new_tokens"] = 64

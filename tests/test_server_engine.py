@@ -176,7 +176,8 @@ def test_an_iteration_on_a_real_vllm_server(workdir, real_m0):
                   "sample": {"n": 3, "max_new_tokens": 32, "thoughts": "none"},
                   "judge": {"k": 1, "max_new_tokens": 48, "scoring": "expected"},
                   "meta_judge": {"enabled": False}, "pairs": {"min_pairs": 1, "judge_pairs": False},
-                  "dpo": {"batch_size": 2, "max_length": 512, "learning_rate": 1e-6, "save_steps": 1000}}
+                  "dpo": {"batch_size": 2, "max_length": 512, "learning_rate": 1e-6, "save_steps": 1000,
+                          "dtype": "float32"}}  # the server computes in float32: its log-probs are a float32 reference
         (workdir / "params.yaml").write_text(yaml.safe_dump(params))
         for stage in ("sample", "verify", "reflect", "judge", "meta_judge", "pairs"):
             run_stage(stage, "--iteration", "M1")
@@ -189,7 +190,7 @@ def test_an_iteration_on_a_real_vllm_server(workdir, real_m0):
     judged = read(workdir / "data/M1/judgments.jsonl")
     assert judged and all(j["score"] is not None for j in judged)
     responses = read(workdir / "data/M1/responses.jsonl")
-    hf = HFEngine(str(workdir / "models/M0_sft"), batch_size=4)
+    hf = HFEngine(str(workdir / "models/M0_sft"), batch_size=4, dtype="float32")
     by_prompt = {p["prompt_id"]: p for p in read(workdir / "data/M1/prompts.jsonl")}
     for r in responses[:3]:
         prompt = hf.encode(hf.format_chat([{"role": "user", "content": by_prompt[r["prompt_id"]]["instruction"]}]))

@@ -40,17 +40,25 @@ class StopInGenerated(StoppingCriteria):
 
 
 class HFEngine(Engine):
+    """``precision`` ({dtype, policy, reason}, :mod:`pipeline.cpu_dtype`): the dtype the model computes in and
+    why, for the stage metrics."""
+
     backend = "hf"
 
     def __init__(self, model_path: str, *, batch_size: int = 32, dtype: str = "auto", model: Any = None,
                  tokenizer: Any = None, trust_remote_code: bool = False, share_prefill: bool = True,
                  max_model_len: int | None = None) -> None:
         if model is None or tokenizer is None:
+            from pipeline import cpu_dtype
             from pipeline.models import load_model
 
-            if dtype == "auto":
-                dtype = "bfloat16" if torch.cuda.is_available() else "float32"
-            model, tokenizer = load_model(model_path, dtype, trust_remote_code)
+            # auto: bfloat16 on a GPU or a CPU with native bfloat16, float32 elsewhere (logged, and reported)
+            choice = cpu_dtype.choose(dtype, "generation", cuda_bf16=True)
+            model, tokenizer = load_model(model_path, choice.dtype, trust_remote_code)
+            self.precision = choice.record()
+        else:
+            self.precision = {"dtype": str(model.dtype).replace("torch.", ""), "policy": "user",
+                              "reason": "a loaded model was passed in"}
         super().__init__(model_path, tokenizer)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = model.to(self.device).eval()

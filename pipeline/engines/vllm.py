@@ -38,8 +38,10 @@ class VLLMEngine(Engine):
             os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(cpu_reserved_cores)
         from vllm import LLM
 
-        if dtype == "auto":
-            dtype = "bfloat16" if gpu else "float32"
+        from pipeline import cpu_dtype
+
+        choice = cpu_dtype.choose(dtype, "generation", cuda=gpu, cuda_bf16=True)  # auto: as the hf engine
+        dtype, self.precision = choice.dtype, choice.record()
         self.llm = LLM(model=str(model_path), dtype=dtype, max_model_len=max_model_len,
                        gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
                        max_num_seqs=max_num_seqs, enable_prefix_caching=enable_prefix_caching, seed=seed,
