@@ -208,15 +208,14 @@ def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, 
     reuse = reference_dir is None and cfg.reuse_generation_logprobs and reference_sha is not None
     stats: dict[str, Any] = {"precision": precision.record()}
     if reuse:
-        engine_dtype = generation_dtype
-        stats["reference_reuse"] = plan = reference_plan(rows, engine_dtype, trainer_dtype)
+        stats["reference_reuse"] = plan = reference_plan(rows, generation_dtype, trainer_dtype)
         log.info("dpo: reference log-probs from generation: %s (%s)", plan["decision"], plan["reason"])
         reuse = plan["decision"] != "recompute"
     stats["reference_logprobs"] = "reused from generation" if reuse else (
         "precomputed" if cfg.precompute_ref_log_probs or stats.get("reference_reuse") else "live")
     if reuse:
         data, counts = reference.reference_columns(rows, tok, model, str(reference_sha), cfg.max_length,
-                                                   engine_dtype=engine_dtype, trainer_dtype=trainer_dtype)
+                                                   engine_dtype=generation_dtype, trainer_dtype=trainer_dtype)
         stats.update(counts)
         log.info("dpo: reference log-probs reused for %d of %d sides (%s recomputed: %s)", counts["sides_reused"],
                  2 * len(rows), counts["sides_recomputed"], counts["recomputed_because"] or "none")
