@@ -22,7 +22,7 @@ from pipeline.config import DpoConfig
 from pipeline.errors import StageError
 from pipeline.models import load_model
 from pipeline.records import PreferencePair
-from pipeline.shards import digest
+from pipeline.records import digest
 from pipeline.training import (
     StopOnNonFiniteLoss,
     check_disk,

@@ -34,6 +34,11 @@ def stable_id(prefix: str, *parts: Any) -> str:
     return f"{prefix}-{digest[:12]}"
 
 
+def digest(*parts: Any) -> str:
+    """A 16-hex content key (caches, checkpoints): any JSON-able parts, non-JSON values by their ``str``."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
 def user_query(instruction: str, input: str = "") -> str:
     """What the model is asked: the instruction, then its input (Self-Instruct / Alpaca rows keep the two apart,
     so that few-shot examples and the similarity filter see instructions only)."""
@@ -198,6 +203,54 @@ class LabelledPair(Row):
     reason: str = ""
     explanation: str = ""
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "") -> LabelledPair:
+        row = super().from_dict(raw, where)
+        assert isinstance(row, LabelledPair)
+        if row.response_a.strip() == row.response_b.strip():
+            raise RecordError(f"{where}response_a and response_b are the same text: nothing to prefer")
+        return row
+
+
+KnownSource = Literal["verified", "self_taught", "constraints", "labelled"]
+
+
+@dataclass
+class KnownPair(Row):
+    """Two responses to one instruction where which is better is known, not judged (Self-Taught Evaluator,
+    EvalPlanner): the truth the judge is trained and measured on.
+
+    ``source`` says where the preference comes from: ``verified`` (a right and a wrong answer to a task with a
+    known answer), ``self_taught`` (the answer to the instruction against the answer to a similar but different
+    instruction the model wrote, Self-Taught Evaluator §3), ``constraints`` (a response that meets every
+    checkable constraint against one that breaks some), ``labelled`` (the user's ``data.labelled_pairs``:
+    measurement only). ``split`` is ``train`` (from the iteration's own samples: judge-training pairs are made
+    on it) or ``heldout`` (a fixed pool, the same at every iteration: the judge is measured on it).
+    ``better_id`` / ``worse_id`` name the rows each side comes from, where it has one; ``reason`` says why the
+    better side is better, in a few words."""
+
+    ID_FIELD: ClassVar[str] = "known_id"
+    NONEMPTY: ClassVar[tuple[str, ...]] = ("known_id", "prompt_id", "instruction", "better", "worse")
+    known_id: str
+    prompt_id: str
+    instruction: str
+    better: str
+    worse: str
+    source: KnownSource
+    split: Literal["train", "heldout"]
+    better_id: str | None = None
+    worse_id: str | None = None
+    reason: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "") -> KnownPair:
+        row = super().from_dict(raw, where)
+        assert isinstance(row, KnownPair)
+        if row.better.strip() == row.worse.strip():
+            raise RecordError(f"{where}better and worse are the same text: nothing to prefer")
+        return row
+
 
 @dataclass
 class Prompt(Row):
@@ -329,7 +382,7 @@ class PreferencePair(Row):
 
     ID_FIELD: ClassVar[str] = "pair_id"
     pair_id: str
-    kind: Literal["response", "judgment", "reflection"]
+    kind: Literal["response", "judgment", "reflection", "judge_training"]
     prompt: list[dict[str, str]]
     chosen: list[dict[str, str]]
     rejected: list[dict[str, str]]

@@ -18,7 +18,7 @@ from pipeline.config import SampleConfig, SftConfig
 from pipeline.engines.base import Engine, SamplingSettings
 from pipeline.judging import judge_conversation
 from pipeline.records import JudgeExample, SeedInstruction, user_query
-from pipeline.shards import digest
+from pipeline.records import digest
 from pipeline.training import (
     StopOnNonFiniteLoss,
     common_args,

@@ -21,13 +21,9 @@ from typing import Any
 
 from pipeline.engines.base import Completion, Conversation, Engine, SamplingSettings
 from pipeline.paths import WORK
-from pipeline.records import _atomic_write
+from pipeline.records import _atomic_write, digest
 
 log = logging.getLogger("pipeline")
-
-
-def digest(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 def shard_seed(seed: int, name: str) -> int:

@@ -102,15 +102,22 @@ def _stage_deps():
 
 @pytest.mark.parametrize("stage", [*NO_MODEL_STAGES, "dpo"])
 def test_the_stages_that_generate_nothing_reach_no_engine_code(stage):
-    """Statically, over every import (lazy ones too): no engine factory, no backend, no generation glue."""
+    """Statically, over every import (lazy ones too): no engine module at all (not even the interface), no
+    generation glue, so that dvc.yaml re-runs none of these stages when an engine changes."""
     sd = _stage_deps()
     code, _ = sd.code_closure(REPO, [f"stages/{stage}.py"])
     assert not sorted(set(ENGINE_CODE) & code)
+    assert not sorted(f for f in code if f.startswith("pipeline/engines/"))
 
 
 def test_the_engine_interface_imports_no_backend():
-    """Importing the interface, or the stages that generate nothing, loads neither a backend nor the factory."""
-    probe = ("import sys, pipeline.engines.base, stages.verify, stages.pairs, stages.summarize, stages.dpo; "
+    """Importing the interface loads neither a backend nor the factory; the stages that generate nothing load no
+    engine module at all."""
+    probe = ("import sys, pipeline.engines.base; "
              "print(sorted(m for m in sys.modules if m.startswith(('pipeline.engines.', 'stages._generate'))))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['pipeline.engines.base']"
+    probe = ("import sys, stages.verify, stages.pairs, stages.summarize, stages.dpo; "
+             "print(sorted(m for m in sys.modules if m.startswith(('pipeline.engines', 'stages._generate'))))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
