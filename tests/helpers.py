@@ -150,8 +150,8 @@ def countdown_answer(prompt, right):
 
 def scripted_model(prompt, i):
     """A model that follows every role's format (a random tiny model follows none): answers of growing length,
-    thoughts when asked, judge scores that vary with the answer (one in six unparseable), meta-verdicts, and
-    arithmetic answers right or wrong."""
+    thoughts when asked, judge scores that vary with the answer (one in six unparseable), meta-verdicts,
+    arithmetic answers right or wrong, and answers that keep or break a no-comma constraint."""
     if "Judgment A:" in prompt:
         return "A applies the rubric more closely.\nWinner: Judgement A" if i % 2 == 0 else "Hard to say."
     judged = re.search(r"<response>(.*?)</response>|\nResponse: (.*?)\n", prompt, re.DOTALL)
@@ -170,6 +170,8 @@ def scripted_model(prompt, i):
     if "Final answer: <number>" in prompt:
         return arithmetic_answer(prompt, i)
     answer = f"Answer {i}: " + "detail " * i
+    if "without a single comma" in prompt or "not use any commas" in prompt:  # a constraint: every other one breaks it
+        answer += ", and more" if i % 2 else ""
     if "<R>" in prompt:
         return f"Draft and its evaluation.\n<R> {answer}"
     if "Here is my thought process:" in prompt:

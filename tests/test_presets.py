@@ -17,7 +17,7 @@ PRESETS = sorted(p.stem for p in (REPO / "params").glob("*.yaml"))
 
 
 def test_presets_exist():
-    assert PRESETS == ["irpo", "meta_rewarding", "rrr", "self_rewarding", "tpo"]
+    assert PRESETS == ["constraints", "irpo", "meta_rewarding", "rrr", "self_rewarding", "tpo"]
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -33,7 +33,7 @@ def test_use_preset_validates_and_writes_params(tmp_path, name):
 def test_use_preset_refuses_an_unknown_name(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "scripts/use_preset.py"), "nope", "--to",
                            str(tmp_path / "params.yaml")], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 2 and proc.stderr == "error: no preset 'nope' — known: irpo, meta_rewarding, rrr, self_rewarding, tpo\n"
+    assert proc.returncode == 2 and proc.stderr == "error: no preset 'nope' — known: constraints, irpo, meta_rewarding, rrr, self_rewarding, tpo\n"
     assert not (tmp_path / "params.yaml").exists()
 
 
@@ -100,13 +100,18 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     """Every stage's entry point from sample to dpo under the preset's rules; generation is scripted, DPO trains
     the tiny random model for real."""
     sizes = {**SIZES, "sample": {"max_new_tokens": 200}, "judge": {"max_new_tokens": 60}}
-    if name in ("irpo", "rrr"):  # tasks instead of generated instructions: 3 of them, 2 judged against the truth
+    if name in ("irpo", "rrr", "constraints"):  # tasks, not generated instructions: 3 of them, 2 judged vs the truth
         sizes.update(self_instruct={"tasks": 3}, judge={"max_new_tokens": 60, "verifiable_prompts": 2},
                      pairs={"verified_per_prompt": 4})
     if name == "irpo":  # 8 samples per task: the scripted answers' pattern below needs them
         sizes.update(sample={"max_new_tokens": 200, "n": 8})
+    if name == "constraints":  # three tasks whose one constraint the scripted answers keep and break in turn
+        tasks = [{"task_id": f"c{k}", "family": "constraints", "prompt": f"Describe place {k}.\n\nWrite your reply "
+                  "without a single comma.", "answer": "", "verifier": "constraints",
+                  "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]} for k in range(3)]
+        (preset_workdir / "data/tasks/constraints/train.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tasks))
     (preset_workdir / "params.yaml").write_text(yaml.safe_dump(shrunk(name, sizes)))
-    stages = ["self_instruct"] if name in ("irpo", "rrr") else (write_prompts(preset_workdir) or [])
+    stages = ["self_instruct"] if name in ("irpo", "rrr", "constraints") else (write_prompts(preset_workdir) or [])
     for stage in (*stages, "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo"):
         proc = run_stage(stage, "--iteration", "M1")
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
@@ -118,7 +123,7 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     if params["judge"].get("on_unparsed") == "drop":
         assert methods == {"strict", "dropped"}
     else:
-        assert methods <= {"strict", "forced"} and ("forced" in methods or name in ("irpo", "rrr"))  # few judged
+        assert methods <= {"strict", "forced"} and ("forced" in methods or name in ("irpo", "rrr", "constraints"))
     if name == "rrr":  # first attempts alternate right and wrong; retries after even-numbered notes are right
         assert [v["correct"] for v in read(d / "verifications.jsonl")] == [True, False] * 3
         reflections = read(d / "reflections.jsonl")
@@ -141,6 +146,12 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
         assert len(pairs_) == 3 * 4
         judge = json.loads((preset_workdir / "metrics/M1/judge.json").read_text())
         assert judge["judged_for_truth"] == 2 * params["sample"]["n"] and judge["judge_vs_truth"]["answers"] == 16
+    if name == "constraints":  # all held (level 2) against broken (level 0): 2 x 2 per task (verified_per_prompt 4)
+        levels = [v["level"] for v in read(d / "verifications.jsonl")]
+        assert levels == [2, 0] * (len(levels) // 2)
+        pairs_ = read(d / "response_pairs.jsonl")
+        assert len(pairs_) == 3 * 4 and {(p["chosen_score"], p["rejected_score"]) for p in pairs_} == {(2.0, 0.0)}
+        assert all("," not in p["chosen"][0]["content"] and "," in p["rejected"][0]["content"] for p in pairs_)
     meta_on = params.get("meta_judge", {}).get("enabled", True)
     assert bool(read(d / "meta_judgments.jsonl")) == meta_on
     assert (preset_workdir / "models/M1/model.safetensors").exists()
@@ -166,7 +177,7 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
     params["pairs"] = {**params.get("pairs", {}), "truncated_response": "keep"}
     # at most 3 judgments per response (Meta-Rewarding's 11 were 70% of its run here): the meta-judge compares 3
     params["judge"]["k"] = min(params["judge"].get("k", 1), 3)
-    if name in ("irpo", "rrr"):  # tasks, not generated instructions; a few judged, a few reflected on
+    if name in ("irpo", "rrr", "constraints"):  # tasks, not generated instructions; a few judged, a few reflected on
         params["self_instruct"] = {"num_prompts": 0, "tasks": 12}
         params["sample"]["max_new_tokens"] = 64
         params["judge"].update(verifiable_prompts=1, max_new_tokens=48)
