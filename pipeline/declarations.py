@@ -10,10 +10,10 @@
     forced_prefix: "Score: "  # what a forced verdict continues after the model's own text
 
 A template ``X.j2`` is read by ``X.verdict.yaml`` beside it. A template without one is read by its role's
-default declaration, ``prompts/<role>.verdict.yaml`` (``judge``, ``meta_judge``, ``compare``), provided the
-template asks for that format (it mentions the default's forced prefix); otherwise the error names the file to
-write. The declaration is a file of its own, outside the template, so a template's hash (row provenance) is its
-text and includes alone.
+default declaration, ``prompts/<role>.verdict.yaml`` (``judge``, ``meta_judge``, ``compare``,
+``pairwise_judge``), provided the template asks for that format (it mentions the default's forced prefix);
+otherwise the error names the file to write. The declaration is a file of its own, outside the template, so a
+template's hash (row provenance) is its text and includes alone.
 
 Every reading is built from the declaration: the strict one by :func:`pipeline.verdicts.strict_line` (the one
 builder of every strict-line parser), the flexible ones by the named readings of :data:`READINGS`, the way
@@ -42,7 +42,8 @@ from pipeline.verdicts import Chain, Parser, last_match, literal, on_last_line, 
 
 SUFFIX = ".verdict.yaml"
 Kind = Literal["score", "choice"]
-ROLES: dict[str, Kind] = {"judge": "score", "meta_judge": "choice", "compare": "choice"}
+ROLES: dict[str, Kind] = {"judge": "score", "meta_judge": "choice", "compare": "choice",
+                          "pairwise_judge": "choice"}
 CHOICES = ("A", "B")  # what a choice verdict's forced options are: the first or the second item shown
 
 

@@ -34,6 +34,12 @@ RENDERED = {
         "Name three rivers in Africa.", "The Nile, the Congo and the Niger.",
         "Relevance: yes - names rivers\nScore: 5", "Relevance: no - wrong\nScore: 1", "meta_judge_compact.j2")[0]["content"],
     "compare": lambda: templates.render("compare.j2", instruction="Name a prime.", response_a="7", response_b="8"),
+    "pairwise_judge": lambda: templates.render("pairwise_judge.j2", instruction="Name a prime.", response_a="7",
+                                               response_b="8"),
+    "pairwise_judge_plan": lambda: templates.render("pairwise_judge_plan.j2", instruction="Name a prime.",
+                                                    response_a="7", response_b="8"),
+    "similar_instruction": lambda: templates.render("similar_instruction.j2",
+                                                    instruction="Name three rivers in Africa."),
     "reflect": lambda: reflection.reflection_request(
         'What is 7 - 1?\nEnd your reply with a line of the form "Final answer: <number>".',
         "7 - 1 = 8.\nFinal answer: 8"),
