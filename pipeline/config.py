@@ -471,6 +471,48 @@ class MetaJudgeConfig:
 
 
 @dataclass
+class JudgeTrainingConfig:
+    """The judge learns from the truth (Self-Taught Evaluator, EvalPlanner): known-preference pairs from the
+    iteration's verified responses, K judgments of each, and judge-training pairs (a correct judgment chosen over
+    an incorrect one) for the dpo stage."""
+
+    enabled: bool = knob(False, "Make known pairs from this iteration's verified responses and judge them (stage "
+                         "judge_known); pairs then adds judge-training pairs. Off: the stage writes empty outputs "
+                         "without loading a model.")
+    mode: Literal["pairwise", "pointwise"] = knob(
+        "pairwise", "pairwise: the judge sees both responses, in both orders, and names the better one "
+        "(judge_training.template, sampled as the knobs below say); pointwise: the iteration's 5-point judge "
+        "(judge.template, sampled as judge.* says, judge_training.k times) scores each side, and a judgment is "
+        "correct when it ranks its side the right way against the mean score of the other side.")
+    template: str | None = knob(None, "The pairwise judge prompt (pairwise mode; the shipped variant "
+                                "pairwise_judge_plan: EvalPlanner's plan, then its execution, then the verdict)." +
+                                TEMPLATE_HELP + "{{ instruction }}, {{ response_a }} and {{ response_b }}." +
+                                VERDICT_HELP.format(role="pairwise_judge"),
+                                template_check("instruction", "response_a", "response_b", verdict="pairwise_judge"))
+    sources: list[Literal["verified", "constraints"]] = knob(
+        ["verified", "constraints"], "Which known pairs to make: verified (a right against a wrong answer to a task) "
+        "and constraints (every constraint met against some broken).")
+    per_prompt: int = knob(1, "Known pairs per prompt (each response in at most one).", at_least(1))
+    max_pairs: int | None = knob(None, "Judge at most this many known pairs (the first, in prompt order). None: all.",
+                                 at_least(1))
+    k: int = knob(4, "Judgments per known pair and order (pairwise) or per side (pointwise).", at_least(1))
+    temperature: float = knob(0.8, "Sampling temperature (pairwise mode).", temperature_check)
+    top_p: float = knob(0.95, "Nucleus sampling threshold (pairwise mode).", top_p_check)
+    max_new_tokens: int = knob(160, "Tokens per judgment (pairwise mode).", at_least(8))
+    on_unparsed: Literal["force", "drop"] = knob(
+        "force", "A pairwise judgment without a readable verdict: force it from next-token probabilities (it is then "
+        "correct or not like any other), or drop it from the judge-training pairs (it is never chosen nor "
+        "rejected). Counted either way.")
+    max_judgment_chars: int = knob(1100, "Judgments longer than this take no side in a judge-training pair.",
+                                   at_least(1))
+    pairs_per_group: int = knob(1, "Judge-training pairs per known pair and order (or side).", at_least(1))
+    keep_truncated: bool = knob(False, "Let responses cut by sample.max_new_tokens be a side of a known pair.")
+    shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
+                           at_least(0))
+    seed: int = knob(0, "Sampling and selection seed.")
+
+
+@dataclass
 class PairsConfig:
     length_rho: float = knob(0.0, "Length control: 0 is plain best-vs-worst; larger values favour shorter "
                              "chosen and longer rejected responses (how: length_control).", between(0.0, 0.5))
@@ -623,6 +665,7 @@ SECTIONS: dict[str, type] = {
     "reflect": ReflectConfig,
     "judge": JudgeConfig,
     "meta_judge": MetaJudgeConfig,
+    "judge_training": JudgeTrainingConfig,
     "pairs": PairsConfig,
     "dpo": DpoConfig,
     "evaluate": EvaluateConfig,
@@ -641,6 +684,7 @@ class Params:
     reflect: ReflectConfig = field(default_factory=ReflectConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     meta_judge: MetaJudgeConfig = field(default_factory=MetaJudgeConfig)
+    judge_training: JudgeTrainingConfig = field(default_factory=JudgeTrainingConfig)
     pairs: PairsConfig = field(default_factory=PairsConfig)
     dpo: DpoConfig = field(default_factory=DpoConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)

@@ -40,10 +40,11 @@ log = logging.getLogger("pipeline")
 
 
 def mix_pairs(response_pairs: Sequence[PreferencePair], judgment_pairs: Sequence[PreferencePair], seed: int,
-              reflection_pairs: Sequence[PreferencePair] = ()) -> list[dict[str, Any]]:
+              reflection_pairs: Sequence[PreferencePair] = (), judge_training_pairs: Sequence[PreferencePair] = ()
+              ) -> list[dict[str, Any]]:
     """Every kind shuffled together (seeded), reduced to TRL's fields plus the generator's log-probs."""
     rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "generated": p.generated}
-            for p in [*response_pairs, *judgment_pairs, *reflection_pairs]]
+            for p in [*response_pairs, *judgment_pairs, *reflection_pairs, *judge_training_pairs]]
     random.Random(seed).shuffle(rows)
     return rows
 
@@ -256,7 +257,8 @@ def train_dpo(model_dir: Path, reference_dir: Path | None, rows: list[dict[str, 
 def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Sequence[PreferencePair],
                   judgment_pairs: Sequence[PreferencePair], cfg: DpoConfig, out_dir: Path, card: dict[str, Any],
                   work_root: Path, reflection_pairs: Sequence[PreferencePair] = (),
-                  generation_dtype: str = "float32") -> dict[str, Any]:
+                  judge_training_pairs: Sequence[PreferencePair] = (), generation_dtype: str = "float32"
+                  ) -> dict[str, Any]:
     """The dpo step: train from ``prev_dir`` on both kinds of pairs, save to ``out_dir``; return the metrics.
 
     ``reference_dir`` None means M_prev is the reference (and its generation log-probs may be reused, when
@@ -264,7 +266,7 @@ def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Se
     ``card`` starts the saved model card (name, parent, data hashes); the compute dtype and why are
     added (``precision``). Checkpoints live under ``work_root`` and are removed once the model is saved.
     """
-    rows = mix_pairs(response_pairs, judgment_pairs, cfg.seed, reflection_pairs)
+    rows = mix_pairs(response_pairs, judgment_pairs, cfg.seed, reflection_pairs, judge_training_pairs)
     if not rows:
         raise StageError(f"dpo {out_dir.name}: no pairs to train on — see metrics/{out_dir.name}/pairs.json")
     check_accumulation(len(rows), cfg)
@@ -283,6 +285,7 @@ def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Se
             **card, "reference": cfg.reference, "precision": summary["precision"],
             "training": {"pairs": len(rows), "response_pairs": len(response_pairs),
                          "judgment_pairs": len(judgment_pairs), "reflection_pairs": len(reflection_pairs),
+                         **({"judge_training_pairs": len(judge_training_pairs)} if judge_training_pairs else {}),
                          **training_record(cfg)}})
     summary.pop("state_dict", None)
     launch.barrier()
@@ -297,7 +300,8 @@ def dpo_iteration(prev_dir: Path, reference_dir: Path | None, response_pairs: Se
         for stale in work_root.glob(f"dpo-{out_dir.name}-*"):
             shutil.rmtree(stale, ignore_errors=True)
     return {"pairs": len(rows), "response_pairs": len(response_pairs), "judgment_pairs": len(judgment_pairs),
-            "reflection_pairs": len(reflection_pairs), "max_length": cfg.max_length,
+            "reflection_pairs": len(reflection_pairs), "judge_training_pairs": len(judge_training_pairs),
+            "max_length": cfg.max_length,
             **{k.replace("examples", "pairs"): v for k, v in fit.items()},
             "steps": summary["steps"], "first_loss": summary["first_loss"], "last_loss": summary["last_loss"],
             "mean_reward_margin": mean("rewards/margins"), "mean_reward_accuracy": mean("rewards/accuracies"),

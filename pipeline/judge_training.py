@@ -226,7 +226,8 @@ def clustered_mean(values: Sequence[float], clusters: Sequence[str]) -> tuple[fl
 
 def _pair_values(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
     """One entry per known pair: its value (the mean of its decisions' correctness), whether every decision was
-    right, and what describes the pair."""
+    right, and what describes the pair. A pairwise pair has as many decisions in each order (one, or K sampled
+    judgments per order), so a judge that only ever names one position scores 0.5 on it."""
     by_pair: dict[str, list[Decision]] = defaultdict(list)
     for d in decisions:
         by_pair[d.known_id].append(d)
@@ -237,9 +238,10 @@ def _pair_values(decisions: Sequence[Decision]) -> list[dict[str, Any]]:
         if len(described) > 1:
             raise ValueError(f"known pair {known_id!r} ({first.mode}): its decisions disagree on prompt, source, "
                              "lengths or format")
-        if first.mode == "pairwise" and sorted(bool(d.better_shown_first) for d in ds) != [False, True]:
-            raise ValueError(f"known pair {known_id!r}: a pairwise pair is judged once in each order "
-                             f"(better shown first and second), got {len(ds)} decisions")
+        shown_first = sum(bool(d.better_shown_first) for d in ds)
+        if first.mode == "pairwise" and (shown_first == 0 or 2 * shown_first != len(ds)):
+            raise ValueError(f"known pair {known_id!r}: a pairwise pair is judged as often in each order (better "
+                             f"shown first and second), got {shown_first} and {len(ds) - shown_first} decisions")
         out.append({"value": sum(d.correct for d in ds) / len(ds), "all_right": all(d.correct for d in ds),
                     "prompt_id": first.prompt_id, "better_chars": first.better_chars,
                     "worse_chars": first.worse_chars, "format_matched": first.format_matched})

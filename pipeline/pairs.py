@@ -19,6 +19,9 @@ A response cut by ``max_new_tokens`` (``finish_reason: length``) follows ``pairs
 leaves it out of every response and verified pair (an unfinished answer is neither the best nor, only for being
 long, the worst); ``keep`` lets it take part like any other. Both are counted in the metrics.
 
+Judge-training pairs (:func:`judge_training_pairs`), per known pair and order: a judgment that prefers the
+known-better response chosen over one that does not (stage judge_training made and marked them).
+
 :func:`build_pairs` is the whole step: both kinds of pairs as TRL conversational rows with provenance, and
 their metrics.
 """
@@ -31,11 +34,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import verifiable
-from pipeline.config import PairsConfig
+from pipeline import judge_training, verifiable
+from pipeline.config import JudgeTrainingConfig, PairsConfig
 from pipeline.errors import StageError
 from pipeline.judge_rules import judge_conversation, response_score
-from pipeline.records import Judgment, PreferencePair, Rating, Reflection, Response, Verification, stable_id
+from pipeline.records import (
+    Judgment,
+    KnownJudgment,
+    PreferencePair,
+    Rating,
+    Reflection,
+    Response,
+    Verification,
+    stable_id,
+)
 
 UNPARSED_SCORE = -1.0
 
@@ -317,6 +329,49 @@ def judgment_pairs(responses: Sequence[Response], judgments: Sequence[Judgment],
             provenance={"response_id": rid, "max_judgment_chars": cfg.max_judgment_chars},
             generated=generation_record(jmap[cj.id], jmap[rj.id])))
     return out, too_long
+
+
+def judge_training_pairs(judgments: Sequence[KnownJudgment], cfg: JudgeTrainingConfig, key: str
+                         ) -> tuple[list[PreferencePair], dict[str, Any]]:
+    """Judge-training pairs (EvalPlanner's DPO on evaluations; Self-Taught Evaluator): per known pair and order
+    (pairwise) or side (pointwise), a correct judgment chosen over an incorrect one of the same prompt, both at
+    most ``judge_training.max_judgment_chars`` long (:func:`pipeline.judge_training.select_training_pairs`).
+
+    A chosen judgment must have written its verdict (read strictly or flexibly): a forced one is correct only by
+    the engine's next-token probabilities, and its text does not teach the format. A forced incorrect judgment
+    may be rejected. With ``judge_training.on_unparsed: drop`` an unread judgment takes no side at all."""
+    by_id = {j.judgment_id: j for j in judgments}
+    items = []
+    forced_correct = dropped = 0
+    for j in judgments:
+        if j.method in ("dropped", "unparsed", "none") and cfg.on_unparsed == "drop":
+            dropped += 1
+            continue
+        if j.correct and j.method not in ("strict", "flexible"):
+            forced_correct += 1
+            continue
+        items.append(judge_training.JudgedItem(id=j.judgment_id, text=j.text, correct=j.correct,
+                                               group=f"{j.known_id}:{j.shown}"))
+    picked, counts = judge_training.select_training_pairs(items, max_chars=cfg.max_judgment_chars,
+                                                          per_group=cfg.pairs_per_group, seed=cfg.seed)
+    out = []
+    for chosen, rejected in picked:
+        c, r = by_id[chosen.id], by_id[rejected.id]
+        out.append(PreferencePair(
+            pair_id=stable_id("tp", c.judgment_id, r.judgment_id), kind="judge_training",
+            prompt=[{"role": "user", "content": c.prompt_text}],
+            chosen=[{"role": "assistant", "content": c.text}], rejected=[{"role": "assistant", "content": r.text}],
+            prompt_id=c.prompt_id, chosen_id=c.judgment_id, rejected_id=r.judgment_id, chosen_score=1.0,
+            rejected_score=0.0, iteration=key,
+            provenance={"known_id": c.known_id, "source": c.source, "mode": c.mode, "shown": c.shown,
+                        "chosen_method": c.method, "rejected_method": r.method,
+                        "max_judgment_chars": cfg.max_judgment_chars},
+            generated=generation_record(c, r)))
+    by_source: dict[str, int] = defaultdict(int)
+    for pair in out:
+        by_source[pair.provenance["source"]] += 1
+    return out, {**counts.as_dict(), "by_source": dict(sorted(by_source.items())),
+                 "forced_correct_left_out": forced_correct, "unread_dropped": dropped}
 
 
 def _mean_chars(pairs: Sequence[PreferencePair], side: str) -> float:

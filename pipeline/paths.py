@@ -19,9 +19,12 @@ PRODUCERS = {
     "extra_judgments.jsonl": "meta_judge",
     "meta_judgments.jsonl": "meta_judge",
     "ratings.jsonl": "meta_judge",
+    "known_pairs.jsonl": "judge_training",
+    "known_judgments.jsonl": "judge_training",
     "response_pairs.jsonl": "pairs",
     "judgment_pairs.jsonl": "pairs",
     "reflection_pairs.jsonl": "pairs",
+    "judge_training_pairs.jsonl": "pairs",
 }
 
 

@@ -347,6 +347,34 @@ class Judgment(Row, Generated):
 
 
 @dataclass
+class KnownJudgment(Row, Generated):
+    """One judgment of a known pair (stage judge_known), and whether it prefers the known-better side.
+
+    ``mode`` pairwise: both responses shown, ``shown`` says which came first (``better_first`` /
+    ``worse_first``) and ``verdict`` is the letter read (A, B; None when nothing could be read or forced).
+    ``mode`` pointwise: one side judged on the 5-point rubric, ``shown`` is that side (``better`` / ``worse``)
+    and ``score`` its score. ``correct`` is :mod:`pipeline.judge_training`'s rule; ``prompt_text`` is the user turn
+    the judge answered (the prompt of a judge-training pair)."""
+
+    ID_FIELD: ClassVar[str] = "judgment_id"
+    judgment_id: str
+    known_id: str
+    prompt_id: str
+    source: KnownSource
+    mode: Literal["pairwise", "pointwise"]
+    shown: Literal["better_first", "worse_first", "better", "worse"]
+    judge_index: int
+    prompt_text: str
+    text: str
+    verdict: str | None
+    score: float | None
+    method: Literal["strict", "flexible", "forced", "dropped", "unparsed", "none"]
+    correct: bool
+    num_tokens: int = 0
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class MetaJudgment(Row):
     """One LLM-as-a-meta-judge comparison of two judgments (first shown as A, second as B)."""
 

@@ -3,16 +3,17 @@
     python -m stages.pairs --iteration M1
 
 Reads: data/<key>/responses.jsonl, verifications.jsonl, judgments.jsonl, extra_judgments.jsonl, ratings.jsonl,
-reflections.jsonl (Reflect, Retry, Reward: reflection pairs).
+reflections.jsonl (Reflect, Retry, Reward: reflection pairs), known_judgments.jsonl (judge_training: judge-training
+pairs).
 Responses to prompts with a known answer are paired by their verified reward (IRPO), the rest by judge score.
-Writes: data/<key>/response_pairs.jsonl, judgment_pairs.jsonl, reflection_pairs.jsonl (TRL conversational preference
+Writes: data/<key>/response_pairs.jsonl, judgment_pairs.jsonl, reflection_pairs.jsonl, judge_training_pairs.jsonl (TRL conversational preference
 format plus provenance; `datasets.load_dataset("json", data_files=...)` loads them), metrics/<key>/pairs.json.
 """
 
 from __future__ import annotations
 
 from pipeline import pairs
-from pipeline.records import Judgment, Rating, Reflection, Response, Verification
+from pipeline.records import Judgment, KnownJudgment, Rating, Reflection, Response, Verification
 from stages import _common
 
 
@@ -29,9 +30,13 @@ def main() -> None:
                                      verifications)
     fp, agreed = pairs.reflection_pairs(reflections, it.params.reflect.per_attempt, it.key)
     metrics.update(reflection_pairs=len(fp), reflected_attempts_without_pair=agreed)
-    it.write({"response_pairs.jsonl": rp, "judgment_pairs.jsonl": jp, "reflection_pairs.jsonl": fp}, metrics)
-    _common.log.info("pairs %s: %d response pairs, %d judgment pairs, %d reflection pairs", it.key, len(rp), len(jp),
-                     len(fp))
+    known = it.read("known_judgments.jsonl", KnownJudgment, allow_empty=True)
+    tp, tcounts = pairs.judge_training_pairs(known, it.params.judge_training, it.key)
+    metrics.update(judge_training_pairs=len(tp), judge_training=tcounts)
+    it.write({"response_pairs.jsonl": rp, "judgment_pairs.jsonl": jp, "reflection_pairs.jsonl": fp,
+              "judge_training_pairs.jsonl": tp}, metrics)
+    _common.log.info("pairs %s: %d response pairs, %d judgment pairs, %d reflection pairs, %d judge-training pairs",
+                     it.key, len(rp), len(jp), len(fp), len(tp))
 
 
 if __name__ == "__main__":

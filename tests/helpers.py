@@ -151,9 +151,14 @@ def countdown_answer(prompt, right):
 def scripted_model(prompt, i):
     """A model that follows every role's format (a random tiny model follows none): answers of growing length,
     thoughts when asked, judge scores that vary with the answer (one in six unparseable), meta-verdicts,
-    arithmetic answers right or wrong, and answers that keep or break a no-comma constraint."""
+    arithmetic answers right or wrong, answers that keep or break a no-comma constraint, and a pairwise judge
+    whose even samples prefer the response without a comma."""
     if "Judgment A:" in prompt:
         return "A applies the rubric more closely.\nWinner: Judgement A" if i % 2 == 0 else "Hard to say."
+    if "tie is not allowed" in prompt:  # the pairwise judge: even samples prefer the response without a comma
+        a = re.search(r"Response A:\n(.*?)\n\nResponse B:", prompt, re.DOTALL).group(1)
+        pick = "B" if ("," in a) == (i % 2 == 0) else "A"
+        return f"One of them keeps the instruction better.\nWinner: {pick}"
     judged = re.search(r"<response>(.*?)</response>|\nResponse: (.*?)\n", prompt, re.DOTALL)
     if judged:
         digit = len(judged.group(1) or judged.group(2) or "") // 7 + i  # varies with the response and the sample

@@ -273,12 +273,21 @@ def test_decisions_refuse_inconsistency():
         pt("K", "P", False, tie=True, readable=False)
     with pytest.raises(ValueError, match="mode"):
         Decision("K", "P", "verified", "listwise", True, False, 1, 2, False)
-    with pytest.raises(ValueError, match="once in each order"):
+    with pytest.raises(ValueError, match="as often in each order"):
         jt.accuracy([pw("K", "P", True, True), pw("K", "P", True, False)])
-    with pytest.raises(ValueError, match="once in each order"):
+    with pytest.raises(ValueError, match="as often in each order"):
         jt.accuracy([pw("K", "P", True, True)])
+    with pytest.raises(ValueError, match="as often in each order"):
+        jt.accuracy([pw("K", "P", True, True), pw("K", "P", True, True), pw("K", "P", False, True)])
     with pytest.raises(ValueError, match="disagree"):
         jt.accuracy([pw("K", "P", True, True, better=3), pw("K", "P", False, True, better=4)])
+
+
+def test_pairwise_accuracy_with_k_judgments_per_order():
+    """K = 2 sampled judgments in each order: the pair's value is the share of its 4 judgments that are right."""
+    got = jt.accuracy([pw("K", "P", True, True), pw("K", "P", True, False), pw("K", "P", False, True),
+                       pw("K", "P", False, True)])["pairwise"]["overall"]
+    assert (got["n"], got["decisions"], got["accuracy"], got["both_right"]) == (1, 4, 0.75, 0.0)
 
 
 # ------------------------------------------------------------------------------------------ format
