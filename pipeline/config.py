@@ -513,6 +513,28 @@ class JudgeTrainingConfig:
 
 
 @dataclass
+class KnownPoolConfig:
+    """The fixed pool of held-out known pairs every iteration's judge is measured on (stage known_pool, run once):
+    M0's sampled answers to held-out tasks and constraint instructions, verified, a right against a wrong one."""
+
+    enabled: bool = knob(False, "Make the pool (evaluate.known_pairs then measures each iteration's judge on it). "
+                         "Off: the stage writes an empty pool without loading a model.")
+    tasks: int | None = knob(32, "Held-out tasks (the first N of data.heldout_tasks) to sample; None: all, 0: none.",
+                             at_least(0))
+    constraint_tasks: int | None = knob(32, "Held-out constraint instructions (the first N of "
+                                        "data.constraint_tasks); None: all, 0: none.", at_least(0))
+    n: int = knob(8, "Answers sampled per task: a right and a wrong one must be among them.", at_least(2))
+    temperature: float = knob(1.0, "Sampling temperature (varied answers make both sides).", temperature_check)
+    top_p: float = knob(1.0, "Nucleus sampling threshold.", top_p_check)
+    max_new_tokens: int = knob(192, "Tokens per answer.", at_least(8))
+    per_prompt: int = knob(1, "Known pairs per task.", at_least(1))
+    keep_truncated: bool = knob(False, "Let answers cut by max_new_tokens be a side of a known pair.")
+    shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
+                           at_least(0))
+    seed: int = knob(0, "Sampling and selection seed.")
+
+
+@dataclass
 class PairsConfig:
     length_rho: float = knob(0.0, "Length control: 0 is plain best-vs-worst; larger values favour shorter "
                              "chosen and longer rejected responses (how: length_control).", between(0.0, 0.5))
@@ -629,6 +651,13 @@ class EvaluateConfig:
     judge_accuracy: bool = knob(True, "Also measure M_key as a judge on data/eval/labelled_pairs.jsonl.")
     max_labelled_pairs: int | None = knob(None, "Use the first N labelled pairs (None: all).", at_least(1))
     judge_k: int | None = knob(None, "Judgments per labelled response (None: judge.k).", at_least(1))
+    known_pairs: int | None = knob(0, "Measure M_key as a judge on the first N known pairs of the held-out pool "
+                                   "(stage known_pool), and on data.labelled_pairs (first evaluate.max_labelled_pairs) "
+                                   "as known pairs too: accuracy per source and mode with its SE, tie rate, position "
+                                   "bias, format-matched and length-split subsets. None: all; 0: off.", at_least(0))
+    known_modes: list[Literal["pairwise", "pointwise"]] = knob(
+        ["pairwise"], "The judge modes measured on known pairs (greedy, one judgment per order or side): pairwise "
+        "with judge_training.template, pointwise with judge.template.")
     heldout_tasks: int | None = knob(0, "Measure M_key and each baseline on the first N tasks of data.heldout_tasks "
                                      "(pass@1, pass@k, maj@k, format rate; None: all, 0: none).", at_least(0))
     heldout_samples: int = knob(4, "Samples per held-out task (the k of pass@k and maj@k).", at_least(1))
@@ -666,6 +695,7 @@ SECTIONS: dict[str, type] = {
     "judge": JudgeConfig,
     "meta_judge": MetaJudgeConfig,
     "judge_training": JudgeTrainingConfig,
+    "known_pool": KnownPoolConfig,
     "pairs": PairsConfig,
     "dpo": DpoConfig,
     "evaluate": EvaluateConfig,
@@ -685,6 +715,7 @@ class Params:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     meta_judge: MetaJudgeConfig = field(default_factory=MetaJudgeConfig)
     judge_training: JudgeTrainingConfig = field(default_factory=JudgeTrainingConfig)
+    known_pool: KnownPoolConfig = field(default_factory=KnownPoolConfig)
     pairs: PairsConfig = field(default_factory=PairsConfig)
     dpo: DpoConfig = field(default_factory=DpoConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline import forcing, judging, rewards, sampling, stats, verifiable
+from pipeline import forcing, judging, known_judging, rewards, sampling, stats, verifiable
 from pipeline.compare_rules import (  # noqa: F401  (the comparison's rules, under the names steps and tests use)
     DECLARATION,
     TEMPLATE,
@@ -28,10 +28,10 @@ from pipeline.compare_rules import (  # noqa: F401  (the comparison's rules, und
     model_verdict,
     parse_compare,
 )
-from pipeline.config import EvaluateConfig, JudgeConfig, SampleConfig, VerifyConfig
+from pipeline.config import EvaluateConfig, JudgeConfig, JudgeTrainingConfig, SampleConfig, VerifyConfig
 from pipeline.engines.base import Engine, SamplingSettings
 from pipeline.generation import Generation
-from pipeline.records import EvalPrompt, LabelledPair, Prompt, user_query
+from pipeline.records import EvalPrompt, KnownJudgment, KnownPair, LabelledPair, Prompt, user_query
 from pipeline.shards import ShardCache
 from pipeline.tasks import Task
 
@@ -196,13 +196,15 @@ class EvalResult:
     metrics: dict[str, Any]
     heldout: list[dict[str, Any]] = field(default_factory=list)
     constraints: list[dict[str, Any]] = field(default_factory=list)
+    known: list[KnownJudgment] = field(default_factory=list)  # the judge on held-out known pairs
 
 
 def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, shard_size: int,
              models: Mapping[str, str], evaluator: str, prompts: Sequence[EvalPrompt],
              labelled: Sequence[LabelledPair], cfg: EvaluateConfig, jcfg: JudgeConfig, scfg: SampleConfig,
              tasks: Sequence[Task] = (), vcfg: VerifyConfig | None = None,
-             constraint_tasks: Sequence[Task] = ()) -> EvalResult:
+             constraint_tasks: Sequence[Task] = (), known: Sequence[KnownPair] = (),
+             jtcfg: JudgeTrainingConfig | None = None) -> EvalResult:
     """The evaluate step: answers of every model, judge accuracy of ``current``, each baseline compared, every
     model measured on the held-out ``tasks`` (pass@k, maj@k, format rate; :func:`heldout_summary`) and on the
     ``constraint_tasks`` (IFEval's accuracies; :func:`constraint_summary`).
@@ -220,6 +222,8 @@ def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, sha
     heldout: dict[str, Any] = {}
     constraint_rows: list[dict[str, Any]] = []
     constraint_figures: dict[str, Any] = {}
+    known_rows: list[KnownJudgment] = []
+    known_summary: dict[str, Any] | None = None
     for name, d in models.items():
         if d in by_dir:
             same = next(n for n, other in models.items() if other == d)
@@ -235,6 +239,9 @@ def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, sha
         answer_rows += [{**r, "model": name, "model_dir": d} for r in rows]
         if name == "current" and labelled:
             judge_rows, judge_summary = judge_labelled(gen, labelled, jcfg, cfg)
+        if name == "current" and known:
+            known_rows, known_summary = known_judging.measure(gen, known, cfg.known_modes, jtcfg or JudgeTrainingConfig(),
+                                                              jcfg, {"model": d, "iteration": "evaluate"})
         if tasks:
             samples = heldout_answers(gen, tasks, scfg, cfg, vcfg or VerifyConfig(), name)
             heldout_rows += [{**r, "model": name, "model_dir": d} for r in samples]
@@ -266,8 +273,9 @@ def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, sha
                "unparsed_answers": {n: sum(not r["parse_ok"] for r in rows.values()) for n, rows in per_model.items()},
                **({"heldout": {"tasks": len(tasks), "k": cfg.heldout_samples, "models": heldout}} if tasks else {}),
                **({"constraints": {"prompts": len(constraint_tasks), "models": constraint_figures}}
-                  if constraint_tasks else {})}
-    return EvalResult(answer_rows, comparisons, judge_rows, metrics, heldout_rows, constraint_rows)
+                  if constraint_tasks else {}),
+               **({"known_pairs": known_summary} if known_summary is not None else {})}
+    return EvalResult(answer_rows, comparisons, judge_rows, metrics, heldout_rows, constraint_rows, known_rows)
 
 
 def evaluator_name(evaluator: str, cfg: EvaluateConfig) -> str:

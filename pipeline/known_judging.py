@@ -132,6 +132,25 @@ def decisions(rows: Sequence[KnownJudgment], pairs: Sequence[KnownPair]) -> list
     return out
 
 
+def measure(gen: Generation, pairs: Sequence[KnownPair], modes: Sequence[str], cfg: JudgeTrainingConfig,
+            jcfg: JudgeConfig, made_by: dict[str, Any]) -> tuple[list[KnownJudgment], dict[str, Any]]:
+    """The judge measured on held-out known pairs (the evaluate stage): in each of ``modes``, one greedy
+    judgment per order (pairwise, ``cfg``'s template and length) or per side (pointwise, the 5-point judge of
+    ``jcfg``); rows and, per mode, :func:`pipeline.judge_training.accuracy`'s figures (overall and per source)."""
+    rows: list[KnownJudgment] = []
+    figures: dict[str, Any] = {}
+    for mode in modes:
+        greedy = dataclasses.replace(cfg, mode=mode, k=1, temperature=0.0)  # type: ignore[arg-type]
+        found, _ = (_pairwise(gen, pairs, greedy, made_by) if mode == "pairwise"
+                    else _pointwise(gen, pairs, greedy, dataclasses.replace(jcfg, temperature=0.0), made_by))
+        rows += found
+        methods = Counter(r.method for r in found)
+        figures[mode] = {**judge_training.accuracy(decisions(found, pairs))[mode],
+                         "methods": {m: methods[m] for m in sorted(methods)}}
+    return rows, {"pairs": len(pairs), "by_source": dict(sorted(Counter(p.source for p in pairs).items())),
+                  "modes": figures}
+
+
 def judge_known_pairs(gen: Generation, pairs: Sequence[KnownPair], cfg: JudgeTrainingConfig, jcfg: JudgeConfig,
                       made_by: dict[str, Any]) -> tuple[list[KnownJudgment], dict[str, Any]]:
     """The judge_known step: K judgments of every known pair in ``cfg.mode``; rows and metrics (how each verdict

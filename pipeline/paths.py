@@ -28,6 +28,9 @@ PRODUCERS = {
 }
 
 
+KNOWN_POOL = Path("data/M0/known_pool.jsonl")  # the held-out known pairs (stage known_pool, not per iteration)
+
+
 def model_dir(key: str) -> Path:
     return Path("models") / key
 

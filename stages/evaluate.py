@@ -8,8 +8,9 @@ data.constraint_tasks (evaluate.constraint_tasks), models/<key>,
 each baseline's model and the evaluator (evaluate.evaluator); a baseline that is the evaluated model itself
 (M0 against `previous` or M0) is left out, and with no baseline left there are no win rates. Writes: data/<key>/eval_answers.jsonl,
 data/<key>/eval_comparisons.jsonl, data/<key>/eval_judge.jsonl, data/<key>/eval_heldout.jsonl (every held-out
-sample, checked), data/<key>/eval_constraints.jsonl (every constraint answer, each constraint's outcome),
-metrics/<key>/eval.json.
+sample, checked), data/<key>/eval_constraints.jsonl (every constraint answer, each constraint's outcome), data/<key>/eval_known.jsonl
+(evaluate.known_pairs: M_key's judgments of the held-out known pairs, data/M0/known_pool.jsonl, and of the labelled
+pairs), metrics/<key>/eval.json.
 Models are loaded one after another and released in between.
 """
 
@@ -18,11 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline import evaluation, judging
+from pipeline import evaluation, judging, known_pairs, paths, records
 from pipeline.config import Params
 from pipeline.engines.base import Engine
 from pipeline.engines.openai import OpenAIEngine
-from pipeline.records import EvalPrompt, LabelledPair
+from pipeline.records import EvalPrompt, KnownPair, LabelledPair
 from stages import _common, _data, _generate
 
 
@@ -47,6 +48,7 @@ def main() -> None:
     tasks = _data.read_tasks(p.data.heldout_tasks)[:cfg.heldout_tasks] if cfg.heldout_tasks != 0 else []
     constrained = (_data.read_constraint_tasks(p.data.constraint_tasks)[:cfg.constraint_tasks]
                    if cfg.constraint_tasks != 0 else [])
+    known = read_known(it) if cfg.known_pairs != 0 else []
     current = str(it.model("current"))
     _common.require_model(Path(current), it.key)
     models = {"current": current, **{b: d for b in cfg.baselines
@@ -63,12 +65,27 @@ def main() -> None:
                             p.sample.__dict__, templates=(cfg.compare_template or evaluation.TEMPLATE,
                                                                       p.judge.template or judging.TEMPLATE))
     out = evaluation.evaluate(opener, cache, p.shard_size("evaluate"), models, evaluator, prompts, labelled, cfg,
-                              p.judge, p.sample, tasks, p.verify, constrained)
+                              p.judge, p.sample, tasks, p.verify, constrained, known, p.judge_training)
     it.write({"eval_answers.jsonl": out.answers, "eval_comparisons.jsonl": out.comparisons,
               "eval_judge.jsonl": out.judge, "eval_heldout.jsonl": out.heldout,
-              "eval_constraints.jsonl": out.constraints}, out.metrics, name="eval")
+              "eval_constraints.jsonl": out.constraints, "eval_known.jsonl": out.known}, out.metrics, name="eval")
     cache.finish()
     log_figures(it.key, out.metrics)
+
+
+def read_known(it: _common.Iteration) -> list[KnownPair]:
+    """The held-out known pairs the judge is measured on: the first evaluate.known_pairs of the pool (stage
+    known_pool), then the labelled pairs as known pairs (source labelled)."""
+    if not paths.KNOWN_POOL.exists():
+        raise _common.StageError(f"evaluate.known_pairs: {it.params.evaluate.known_pairs} — {paths.KNOWN_POOL} is "
+                                 "missing: run `dvc repro known_pool` (or `python -m stages.known_pool`, with "
+                                 "known_pool.enabled: true) first")
+    pool = records.read_jsonl(paths.KNOWN_POOL, KnownPair) if paths.KNOWN_POOL.stat().st_size else []
+    if problems := known_pairs.problems(pool, str(paths.KNOWN_POOL)):
+        raise _common.StageError(problems[0])
+    cfg = it.params.evaluate
+    labelled = _data.read(it.params.data.labelled_pairs, LabelledPair)[:cfg.max_labelled_pairs]
+    return [*(pool if cfg.known_pairs is None else pool[:cfg.known_pairs]), *known_pairs.from_labelled(labelled)]
 
 
 def log_figures(key: str, metrics: dict) -> None:
@@ -86,6 +103,11 @@ def log_figures(key: str, metrics: dict) -> None:
                          c["prompt_strict"], c["prompt_strict_se"], c["prompt_loose"], c["prompt_loose_se"],
                          c["instruction_strict"], c["instruction_strict_se"],
                          c["mean_words"])
+    for mode, k in (metrics.get("known_pairs") or {}).get("modes", {}).items():
+        o = k["overall"]
+        _common.log.info("evaluate %s as a %s judge on %d known pairs: accuracy %s ± %s (format-matched %s, better "
+                         "longer %s, better shorter %s)", key, mode, o["n"], o["accuracy"], o["accuracy_se"],
+                         o["format_matched"]["accuracy"], o["better_longer"]["accuracy"], o["better_shorter"]["accuracy"])
 
 
 

@@ -1,0 +1,57 @@
+"""The held-out known pairs every iteration's judge is measured on: M0's sampled answers to held-out tasks and
+constraint instructions, verified, a right one against a wrong one. Run once; the pool never changes after.
+
+    python -m stages.known_pool
+
+Reads: models/M0, params data.heldout_tasks (known_pool.tasks), data.constraint_tasks
+(known_pool.constraint_tasks), known_pool, verify.
+Writes: data/M0/known_pool_responses.jsonl (every sampled answer, with its verification in
+known_pool_verifications.jsonl), data/M0/known_pool.jsonl (the known pairs, split heldout),
+metrics/M0/known_pool.json. Off (known_pool.enabled: false), the pool is empty and no model loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from pipeline import known_pairs, rewards, sampling, self_instruct
+from stages import _common, _data, _generate
+
+OUTPUTS = ("known_pool_responses.jsonl", "known_pool_verifications.jsonl", "known_pool.jsonl")
+
+
+def main() -> None:
+    args = _common.parser(__doc__, iteration=False).parse_args()
+    args.iteration = "M0"  # the pool is M0's: its files live beside M0's evaluation
+    it = _common.Iteration(args, "known_pool", base_models=True)
+    cfg, p = it.params.known_pool, it.params
+    if not cfg.enabled:
+        it.write({name: [] for name in OUTPUTS}, {"enabled": False})
+        return
+    tasks = [*(_data.read_tasks(p.data.heldout_tasks)[:cfg.tasks] if cfg.tasks != 0 else []),
+             *(_data.read_constraint_tasks(p.data.constraint_tasks)[:cfg.constraint_tasks]
+               if cfg.constraint_tasks != 0 else [])]
+    if not tasks:
+        raise _common.StageError("known_pool: no held-out task to sample (known_pool.tasks and "
+                                 "known_pool.constraint_tasks are both 0, or their files are empty)")
+    prompts, _ = self_instruct.task_prompts(tasks, len(tasks), cfg.seed, [], {"iteration": "known_pool"})
+    it.require_model()
+    if _generate.replicated(it):
+        return
+    scfg = dataclasses.replace(p.sample, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
+                               max_new_tokens=cfg.max_new_tokens, thoughts="none", template=None, seed=cfg.seed)
+    gen = _generate.generation(it, cfg.__dict__, [t.task_id for t in tasks], templates=())
+    responses, sample_metrics = sampling.sample_responses(gen, prompts, scfg, it.made_by())
+    verifications, verify_metrics = rewards.verify_responses(prompts, responses, p.verify, {"iteration": "known_pool"})
+    pool, counts = known_pairs.from_verifications(responses, verifications, split="heldout",
+                                                  per_prompt=cfg.per_prompt, seed=cfg.seed, iteration="known_pool",
+                                                  keep_truncated=cfg.keep_truncated)
+    it.write(dict(zip(OUTPUTS, (responses, verifications, pool))),
+             {"enabled": True, "tasks": len(tasks), **counts, "sample": sample_metrics, "verify": verify_metrics})
+    gen.finish()
+    _common.log.info("known_pool: %d known pairs from %d held-out tasks (%s)", len(pool), len(tasks),
+                     ", ".join(f"{k} {v}" for k, v in counts["pairs"].items()))
+
+
+if __name__ == "__main__":
+    _common.run(main)
