@@ -489,9 +489,14 @@ class JudgeTrainingConfig:
                                 TEMPLATE_HELP + "{{ instruction }}, {{ response_a }} and {{ response_b }}." +
                                 VERDICT_HELP.format(role="pairwise_judge"),
                                 template_check("instruction", "response_a", "response_b", verdict="pairwise_judge"))
-    sources: list[Literal["verified", "constraints"]] = knob(
-        ["verified", "constraints"], "Which known pairs to make: verified (a right against a wrong answer to a task) "
-        "and constraints (every constraint met against some broken).")
+    sources: list[Literal["verified", "constraints", "self_taught"]] = knob(
+        ["verified", "constraints"], "Which known pairs to make: verified (a right against a wrong answer to a task), "
+        "constraints (every constraint met against some broken), self_taught (Self-Taught Evaluator §3.3: the "
+        "model writes a similar but different instruction x' for an instruction x and answers it; for x, its "
+        "first sampled answer beats the answer to x').")
+    self_taught_prompts: int | None = knob(None, "self_taught: the first N of the iteration's prompts get a pair "
+                                           "(None: all).", at_least(1))
+    similar_max_new_tokens: int = knob(96, "self_taught: tokens for writing x'.", at_least(8))
     per_prompt: int = knob(1, "Known pairs per prompt (each response in at most one).", at_least(1))
     max_pairs: int | None = knob(None, "Judge at most this many known pairs (the first, in prompt order). None: all.",
                                  at_least(1))
@@ -523,6 +528,9 @@ class KnownPoolConfig:
                              at_least(0))
     constraint_tasks: int | None = knob(32, "Held-out constraint instructions (the first N of "
                                         "data.constraint_tasks); None: all, 0: none.", at_least(0))
+    self_taught: int | None = knob(0, "Held-out open prompts (the first N of data.eval_prompts) that get a "
+                                   "Self-Taught Evaluator pair: M0 answers x and a similar but different x' it "
+                                   "wrote. None: all, 0: none.", at_least(0))
     n: int = knob(8, "Answers sampled per task: a right and a wrong one must be among them.", at_least(2))
     temperature: float = knob(1.0, "Sampling temperature (varied answers make both sides).", temperature_check)
     top_p: float = knob(1.0, "Nucleus sampling threshold.", top_p_check)

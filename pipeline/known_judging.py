@@ -21,8 +21,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline import forcing, judge_training, judging, known_pairs, pairwise_rules, templates
-from pipeline.config import JudgeConfig, JudgeTrainingConfig
+from pipeline import forcing, judge_training, judging, known_pairs, pairwise_rules, self_taught, templates
+from pipeline.config import JudgeConfig, JudgeTrainingConfig, SampleConfig
 from pipeline.engines.base import Completion, SamplingSettings
 from pipeline.generation import Generation, token_stats
 from pipeline.records import KnownJudgment, KnownPair, Response, Verification, stable_id
@@ -37,6 +37,30 @@ def train_known_pairs(responses: Sequence[Response], verifications: Sequence[Ver
     wanted = [p for p in pairs if p.source in cfg.sources]
     kept = wanted if cfg.max_pairs is None else wanted[:cfg.max_pairs]
     return kept, {**counts, "left_out_by_source": len(pairs) - len(wanted), "left_out_by_max_pairs": len(wanted) - len(kept)}
+
+
+def self_taught_instructions(responses: Sequence[Response], cfg: JudgeTrainingConfig) -> list[self_taught.Instruction]:
+    """The instructions that get a Self-Taught Evaluator pair: the first ``cfg.self_taught_prompts`` prompts (in
+    the order of their first response) with a parsed response, each with its lowest-numbered sample as the
+    answer to x."""
+    first: dict[str, Response] = {}
+    for r in responses:
+        if r.parse_ok and r.response.strip() and (r.prompt_id not in first or r.sample_index < first[r.prompt_id].sample_index):
+            first[r.prompt_id] = r
+    chosen = list(first.values())[:cfg.self_taught_prompts] if cfg.self_taught_prompts else list(first.values())
+    return [self_taught.Instruction(r.prompt_id, r.instruction, r.response, r.response_id) for r in chosen]
+
+
+def similar_settings(cfg: JudgeTrainingConfig) -> SamplingSettings:
+    """How x' is written: the judge_training sampling, ``similar_max_new_tokens`` long."""
+    return SamplingSettings(n=1, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.similar_max_new_tokens,
+                            seed=cfg.seed)
+
+
+def answer_settings(scfg: SampleConfig, seed: int) -> SamplingSettings:
+    """How the answer to x' (and, for the held-out pool, to x) is sampled: as the sample stage samples."""
+    return SamplingSettings(n=1, temperature=scfg.temperature, top_p=scfg.top_p, max_new_tokens=scfg.max_new_tokens,
+                            seed=seed)
 
 
 def _user_turn(conversation: list[dict[str, str]]) -> str:

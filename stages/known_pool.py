@@ -4,7 +4,8 @@ constraint instructions, verified, a right one against a wrong one. Run once; th
     python -m stages.known_pool
 
 Reads: models/M0, params data.heldout_tasks (known_pool.tasks), data.constraint_tasks
-(known_pool.constraint_tasks), known_pool, verify.
+(known_pool.constraint_tasks), data.eval_prompts (known_pool.self_taught: Self-Taught Evaluator pairs, M0's answer
+to a held-out prompt against its answer to a similar but different instruction it wrote), known_pool, verify.
 Writes: data/M0/known_pool_responses.jsonl (every sampled answer, with its verification in
 known_pool_verifications.jsonl), data/M0/known_pool.jsonl (the known pairs, split heldout),
 metrics/M0/known_pool.json. Off (known_pool.enabled: false), the pool is empty and no model loads.
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipeline import known_pairs, rewards, sampling, self_instruct
+from pipeline import known_pairs, pairwise_rules, rewards, sampling, self_instruct, self_taught
+from pipeline.engines.base import SamplingSettings
+from pipeline.records import EvalPrompt, user_query
 from stages import _common, _data, _generate
 
 OUTPUTS = ("known_pool_responses.jsonl", "known_pool_verifications.jsonl", "known_pool.jsonl")
@@ -31,21 +34,31 @@ def main() -> None:
     tasks = [*(_data.read_tasks(p.data.heldout_tasks)[:cfg.tasks] if cfg.tasks != 0 else []),
              *(_data.read_constraint_tasks(p.data.constraint_tasks)[:cfg.constraint_tasks]
                if cfg.constraint_tasks != 0 else [])]
-    if not tasks:
-        raise _common.StageError("known_pool: no held-out task to sample (known_pool.tasks and "
-                                 "known_pool.constraint_tasks are both 0, or their files are empty)")
+    open_prompts = (_data.read(p.data.eval_prompts, EvalPrompt)[:cfg.self_taught] if cfg.self_taught != 0 else [])
+    if not tasks and not open_prompts:
+        raise _common.StageError("known_pool: nothing to sample (known_pool.tasks, constraint_tasks and self_taught "
+                                 "are all 0, or their files are empty)")
     prompts, _ = self_instruct.task_prompts(tasks, len(tasks), cfg.seed, [], {"iteration": "known_pool"})
     it.require_model()
     if _generate.replicated(it):
         return
     scfg = dataclasses.replace(p.sample, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
                                max_new_tokens=cfg.max_new_tokens, thoughts="none", template=None, seed=cfg.seed)
-    gen = _generate.generation(it, cfg.__dict__, [t.task_id for t in tasks], templates=())
-    responses, sample_metrics = sampling.sample_responses(gen, prompts, scfg, it.made_by())
+    gen = _generate.generation(it, cfg.__dict__, [t.task_id for t in tasks], [e.id for e in open_prompts],
+                               templates=(pairwise_rules.SIMILAR_TEMPLATE,))
+    responses, sample_metrics = sampling.sample_responses(gen, prompts, scfg, it.made_by()) if prompts else ([], {})
     verifications, verify_metrics = rewards.verify_responses(prompts, responses, p.verify, {"iteration": "known_pool"})
     pool, counts = known_pairs.from_verifications(responses, verifications, split="heldout",
                                                   per_prompt=cfg.per_prompt, seed=cfg.seed, iteration="known_pool",
                                                   keep_truncated=cfg.keep_truncated)
+    if open_prompts:  # Self-Taught Evaluator pairs on held-out open prompts: M0 answers x and its own x'
+        items = [self_taught.Instruction(e.id, user_query(e.instruction, e.input)) for e in open_prompts]
+        settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=cfg.top_p,
+                                    max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+        taught, counts["self_taught"] = self_taught.self_taught_pairs(
+            gen, items, split="heldout", similar_settings=settings, answer_settings=settings, made_by=it.made_by())
+        pool += taught
+        counts["pairs"]["self_taught"] = len(taught)
     it.write(dict(zip(OUTPUTS, (responses, verifications, pool))),
              {"enabled": True, "tasks": len(tasks), **counts, "sample": sample_metrics, "verify": verify_metrics})
     gen.finish()

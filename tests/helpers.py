@@ -151,10 +151,15 @@ def countdown_answer(prompt, right):
 def scripted_model(prompt, i):
     """A model that follows every role's format (a random tiny model follows none): answers of growing length,
     thoughts when asked, judge scores that vary with the answer (one in six unparseable), meta-verdicts,
-    arithmetic answers right or wrong, answers that keep or break a no-comma constraint, and a pairwise judge
-    whose even samples prefer the response without a comma."""
+    arithmetic answers right or wrong, answers that keep or break a no-comma constraint, a pairwise judge
+    whose even samples prefer the response without a comma, and a similar instruction x' (Self-Taught Evaluator)
+    with its own answer."""
     if "Judgment A:" in prompt:
         return "A applies the rubric more closely.\nWinner: Judgement A" if i % 2 == 0 else "Hard to say."
+    if "Write a new instruction on the same subject" in prompt:  # Self-Taught Evaluator: x' for x
+        return "Here is one.\nNew instruction: Tell me about a different topic instead."
+    if "a different topic instead" in prompt:  # the answer to x'
+        return "An answer about another topic."
     if "tie is not allowed" in prompt:  # the pairwise judge: even samples prefer the response without a comma
         a = re.search(r"Response A:\n(.*?)\n\nResponse B:", prompt, re.DOTALL).group(1)
         pick = "B" if ("," in a) == (i % 2 == 0) else "A"

@@ -102,3 +102,22 @@ def test_off_loads_no_model_and_writes_empty_outputs(judge_workdir):
     proc = run_stage("judge_training", "--iteration", "M1")
     assert proc.returncode == 0, proc.stderr
     assert read(judge_workdir / "data/M1/known_pairs.jsonl") == [] == read(judge_workdir / "data/M1/known_judgments.jsonl")
+
+
+def test_self_taught_pairs_join_the_known_pairs(judge_workdir):
+    params = _params("pairwise")
+    params["judge_training"].update(sources=["constraints", "self_taught"], self_taught_prompts=2)
+    d = _run(judge_workdir, params, stages=("self_instruct", "sample", "verify", "reflect", "judge",
+                                            "judge_training", "pairs"))
+    known = read(d / "known_pairs.jsonl")
+    taught = [k for k in known if k["source"] == "self_taught"]
+    assert len(known) == 3 + 2 and len(taught) == 2
+    for k in taught:  # the first sample's answer to x against the answer to the x' the model wrote
+        assert k["better"].startswith("Answer 0:") and k["worse"] == "An answer about another topic."
+        assert k["provenance"]["similar_instruction"] == "Tell me about a different topic instead."
+        assert k["better_id"] is not None and k["worse_id"] is None
+    m = json.loads((judge_workdir / "metrics/M1/judge_training.json").read_text())
+    assert m["self_taught"] == {"instructions": 2, "pairs": 2, "no_similar_instruction": 0, "same_answers": 0,
+                                "unparsed_answers": 0}
+    assert m["accuracy"]["by_source"]["self_taught"]["n"] == 2
+    assert len(read(d / "known_judgments.jsonl")) == 5 * 2 * 4

@@ -25,7 +25,8 @@ def pool_workdir(workdir, tiny_model_dir, monkeypatch):
     (workdir / "data/tasks/constraints/heldout.jsonl").write_text("".join(json.dumps(t) + "\n" for t in TASKS))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["engine"].update(backend="hf", batch_size=16, shard_size=8)
-    params["known_pool"] = {"enabled": True, "tasks": 0, "constraint_tasks": None, "n": 4, "max_new_tokens": 80}
+    params["known_pool"] = {"enabled": True, "tasks": 0, "constraint_tasks": None, "n": 4, "max_new_tokens": 80,
+                            "self_taught": 1}
     params["judge_training"] = {"max_new_tokens": 80}
     params["evaluate"].update(baselines=[], max_prompts=0, judge_accuracy=False, heldout_tasks=0, constraint_tasks=0,
                               known_pairs=None, known_modes=["pairwise", "pointwise"], max_labelled_pairs=2)
@@ -37,20 +38,22 @@ def test_pool_then_the_judge_measured_on_it(pool_workdir):
     proc = run_stage("known_pool")
     assert proc.returncode == 0, proc.stderr
     pool = read(pool_workdir / "data/M0/known_pool.jsonl")
-    assert len(pool) == 3 and {p["split"] for p in pool} == {"heldout"} and {p["source"] for p in pool} == {"constraints"}
-    assert all("," not in p["better"] and "," in p["worse"] for p in pool)
+    assert len(pool) == 4 and {p["split"] for p in pool} == {"heldout"}
+    assert [p["source"] for p in pool] == ["constraints"] * 3 + ["self_taught"]
+    assert all("," not in p["better"] and "," in p["worse"] for p in pool[:3])
+    assert pool[3]["worse"] == "An answer about another topic." and pool[3]["prompt_id"] == "eval-001"
     assert len(read(pool_workdir / "data/M0/known_pool_responses.jsonl")) == 3 * 4
     proc = run_stage("evaluate", "--iteration", "M0")
     assert proc.returncode == 0, proc.stderr
     m = json.loads((pool_workdir / "metrics/M0/eval.json").read_text())["known_pairs"]
-    assert (m["pairs"], m["by_source"]) == (5, {"constraints": 3, "labelled": 2})
+    assert (m["pairs"], m["by_source"]) == (6, {"constraints": 3, "labelled": 2, "self_taught": 1})
     pairwise = m["modes"]["pairwise"]
     # greedy: one judgment per order, sample 0, which names the comma-free response: right on every pool pair
     assert pairwise["by_source"]["constraints"]["accuracy"] == 1.0 and pairwise["by_source"]["constraints"]["n"] == 3
-    assert pairwise["by_source"]["labelled"]["n"] == 2 and pairwise["overall"]["n"] == 5
+    assert pairwise["by_source"]["labelled"]["n"] == 2 and pairwise["overall"]["n"] == 6
     assert set(m["modes"]) == {"pairwise", "pointwise"}
     rows = read(pool_workdir / "data/M0/eval_known.jsonl")
-    assert len(rows) == 5 * 2 * 2  # 5 pairs, two orders (pairwise) and two sides (pointwise)
+    assert len(rows) == 6 * 2 * 2  # 6 pairs, two orders (pairwise) and two sides (pointwise)
 
 
 def test_evaluate_without_the_pool_names_the_stage_to_run(pool_workdir):
