@@ -21,8 +21,7 @@ from pipeline import launch, models
 from pipeline.config import DpoConfig
 from pipeline.errors import StageError
 from pipeline.models import load_model
-from pipeline.records import PreferencePair
-from pipeline.records import digest
+from pipeline.records import PreferencePair, digest
 from pipeline.training import (
     StopOnNonFiniteLoss,
     check_disk,

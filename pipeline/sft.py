@@ -17,8 +17,7 @@ from pipeline import judging, launch, models, sampling, templates
 from pipeline.config import SampleConfig, SftConfig
 from pipeline.engines.base import Engine, SamplingSettings
 from pipeline.judging import judge_conversation
-from pipeline.records import JudgeExample, SeedInstruction, user_query
-from pipeline.records import digest
+from pipeline.records import JudgeExample, SeedInstruction, digest, user_query
 from pipeline.training import (
     StopOnNonFiniteLoss,
     common_args,
