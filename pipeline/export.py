@@ -30,7 +30,7 @@ from pipeline.inspection import (
     revision_reader,
 )
 
-KINDS = ("response", "verified", "judgment", "reflection")
+KINDS = ("response", "verified", "judgment", "reflection", "judge_training")
 
 
 def pair_records(it: Iteration, kinds: Sequence[str] | None = None) -> list[dict[str, Any]]:

@@ -31,6 +31,8 @@ from pipeline.records import (
     EvalPrompt,
     HeldoutSample,
     Judgment,
+    KnownJudgment,
+    KnownPair,
     LabelledPair,
     MetaJudgment,
     PreferencePair,
@@ -57,7 +59,10 @@ FILES: dict[str, tuple[tuple[str, ...], type[Row]]] = {
     "judgments": (("judgments.jsonl", "extra_judgments.jsonl"), Judgment),
     "meta_judgments": (("meta_judgments.jsonl",), MetaJudgment),
     "ratings": (("ratings.jsonl",), Rating),
-    "pairs": (("response_pairs.jsonl", "judgment_pairs.jsonl", "reflection_pairs.jsonl"), PreferencePair),
+    "pairs": (("response_pairs.jsonl", "judgment_pairs.jsonl", "reflection_pairs.jsonl",
+               "judge_training_pairs.jsonl"), PreferencePair),
+    "known_pairs": (("known_pairs.jsonl",), KnownPair),
+    "known_judgments": (("known_judgments.jsonl",), KnownJudgment),
 }
 # What the evaluate stage wrote: one file each, rows without ids of their own (a prompt, labelled pair or task
 # id repeats across models, baselines and samples).
@@ -69,7 +74,8 @@ EVAL_FILES: dict[str, tuple[str, type[Row]]] = {
     "eval_constraints": ("eval_constraints.jsonl", ConstraintAnswer),
 }
 TABLES = (*FILES, *EVAL_FILES)  # what `selfreward list` shows
-METRICS = ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo", "eval")
+METRICS = ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "judge_training", "pairs", "dpo",
+           "eval")
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -161,6 +167,8 @@ class Iteration:
     meta_judgments: dict[str, MetaJudgment] = field(default_factory=dict)
     ratings: dict[str, Rating] = field(default_factory=dict)
     pairs: dict[str, PreferencePair] = field(default_factory=dict)
+    known_pairs: dict[str, KnownPair] = field(default_factory=dict)
+    known_judgments: dict[str, KnownJudgment] = field(default_factory=dict)
     # what the evaluate stage wrote, in file order, and the evaluation inputs its rows refer to by id
     eval_answers: list[EvalAnswer] = field(default_factory=list)
     eval_comparisons: list[EvalComparison] = field(default_factory=list)
@@ -195,6 +203,12 @@ class Iteration:
         self.ratings_of: dict[str, list[Rating]] = defaultdict(list)
         for rt in self.ratings.values():
             self.ratings_of[rt.response_id].append(rt)
+        self.known_of: dict[str, list[KnownPair]] = defaultdict(list)  # prompt id -> its known pairs
+        for kp in self.known_pairs.values():
+            self.known_of[kp.prompt_id].append(kp)
+        self.known_judgments_of: dict[str, list[KnownJudgment]] = defaultdict(list)  # known id -> judgments
+        for kj in self.known_judgments.values():
+            self.known_judgments_of[kj.known_id].append(kj)
         self.pairs_of: dict[str, list[PreferencePair]] = defaultdict(list)  # any row id -> pairs using it
         for p in self.pairs.values():
             for rid in (p.chosen_id, p.rejected_id, p.prompt_id):
@@ -354,6 +368,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "ratings": ("judgment_id", "response_id", "prompt_id", "elo", "wins", "losses", "score"),
     "pairs": ("pair_id", "kind", "prompt_id", "category", "chosen_id", "rejected_id", "chosen_score",
               "rejected_score", "margin", "chosen_chars", "rejected_chars", "reference", "text"),
+    "known_pairs": ("known_id", "prompt_id", "source", "split", "better_id", "worse_id", "better_chars",
+                    "worse_chars", "judgments", "correct", "pairs", "reason", "text"),
+    "known_judgments": ("judgment_id", "known_id", "prompt_id", "source", "mode", "shown", "index", "verdict",
+                        "score", "method", "correct", "tokens", "chars", "pairs", "text"),
     "eval_answers": ("prompt_id", "category", "model", "parse_ok", "tokens", "chars", "text"),
     "eval_comparisons": ("prompt_id", "category", "baseline", "model_first", "letter", "method", "verdict",
                          "outcome", "chars", "text"),
@@ -493,11 +511,28 @@ def table_rows(it: Iteration, table: str) -> list[dict[str, Any]]:
                         "reference": "reused" if p.generated else "computed",
                         "text": prompts[p.prompt_id].instruction if p.prompt_id in prompts
                         else p.prompt[-1]["content"]})
+    elif table == "known_pairs":
+        for k in it.known_pairs.values():
+            js = it.known_judgments_of.get(k.known_id, [])
+            out.append({"known_id": k.known_id, "prompt_id": k.prompt_id, "source": k.source, "split": k.split,
+                        "better_id": k.better_id, "worse_id": k.worse_id, "better_chars": _chars(k.better),
+                        "worse_chars": _chars(k.worse), "judgments": len(js),
+                        "correct": (sum(j.correct for j in js) / len(js)) if js else None,
+                        "pairs": sum(len(it.pairs_of.get(j.judgment_id, [])) for j in js), "reason": k.reason,
+                        "text": k.instruction})
+    elif table == "known_judgments":
+        for j in it.known_judgments.values():
+            out.append({"judgment_id": j.judgment_id, "known_id": j.known_id, "prompt_id": j.prompt_id,
+                        "source": j.source, "mode": j.mode, "shown": j.shown, "index": j.judge_index,
+                        "verdict": j.verdict, "score": j.score, "method": j.method, "correct": j.correct,
+                        "tokens": j.num_tokens, "chars": _chars(j.text),
+                        "pairs": len(it.pairs_of.get(j.judgment_id, [])), "text": j.text})
     return out
 
 
 def pair_kind(p: PreferencePair) -> str:
-    """response (judge-scored), verified (a verifier's levels), judgment (Elo) or reflection (retry verified)."""
+    """response (judge-scored), verified (a verifier's levels), judgment (Elo), reflection (retry verified) or
+    judge_training (a judgment right about a known pair over one that is wrong)."""
     if p.kind == "response" and str(p.provenance.get("reward", "")).startswith("verifier:"):
         return "verified"
     return p.kind
@@ -695,6 +730,19 @@ def explain_pair(it: Iteration, p: PreferencePair) -> dict[str, Any]:
                 "candidates": [{"id": j.id, "elo": j.elo, "chars": j.chars} for j in rated],
                 "reselected": None if picked is None else [picked[0].id, picked[1].id],
                 "agrees": picked is not None and (picked[0].id, picked[1].id) == (p.chosen_id, p.rejected_id)}
+    if kind == "judge_training":
+        group = [j for j in it.known_judgments_of.get(str(pv.get("known_id", "")), [])
+                 if j.shown == pv.get("shown")]
+        by_id = {j.judgment_id: j for j in group}
+        c, r = by_id.get(p.chosen_id), by_id.get(p.rejected_id)
+        return {"rule": "the judge learns from the truth: a judgment that prefers the known-better response (its "
+                        "verdict written, not forced) chosen over one that does not, of the same known pair and "
+                        f"order or side (judgments longer than {pv.get('max_judgment_chars', 1100)} characters left "
+                        "out)",
+                "candidates": [{"id": j.judgment_id, "correct": j.correct, "method": j.method, "verdict": j.verdict,
+                                "score": j.score, "chars": len(j.text)} for j in group],
+                "reselected": None,
+                "agrees": c is not None and r is not None and c.correct and not r.correct}
     rfs = it.reflections_of.get(str(pv.get("attempt_id", "")), [])
     return {"rule": "Reflect, Retry, Reward: a reflection whose retry was right chosen over one whose retry was "
                     "wrong; the completion is the reflection only",
@@ -721,6 +769,21 @@ def response_view(it: Iteration, r: Response, role: str = "") -> dict[str, Any]:
             "model": r.provenance.get("model"), "model_sha256": r.provenance.get("model_sha256"),
             "template": r.provenance.get("template"), "template_sha": r.provenance.get("template_sha"),
             "sampling": r.provenance.get("sampling")}
+
+
+def known_judgment_view(j: KnownJudgment) -> dict[str, Any]:
+    return {"id": j.judgment_id, "mode": j.mode, "shown": j.shown, "index": j.judge_index, "verdict": j.verdict,
+            "score": j.score, "method": j.method, "correct": j.correct, "text": j.text,
+            "template_sha": j.provenance.get("template_sha"), "model_sha256": j.provenance.get("model_sha256")}
+
+
+def known_pair_view(it: Iteration, k: KnownPair) -> dict[str, Any]:
+    """A known pair (which side is better, and why) and every judgment of it, each marked correct or not."""
+    js = it.known_judgments_of.get(k.known_id, [])
+    return {"id": k.known_id, "source": k.source, "split": k.split, "better_id": k.better_id,
+            "worse_id": k.worse_id, "reason": k.reason, "better": k.better, "worse": k.worse,
+            "correct": (sum(j.correct for j in js) / len(js)) if js else None,
+            "judgments": [known_judgment_view(j) for j in js], "provenance": k.provenance}
 
 
 def judgment_view(it: Iteration, j: Judgment) -> dict[str, Any]:
@@ -767,14 +830,17 @@ def trace(it: Iteration, row_id: str) -> dict[str, Any]:
     if table is None:
         near = difflib.get_close_matches(row_id, it.known_ids(), n=1, cutoff=0.8)
         hint = f' — did you mean "{near[0]}"?' if near else (
-            " — ids start with p- (prompt), r- (response), j- (judgment), mj- (meta-judgment), rp-/vp-/jp-/fp- "
-            "(pairs); an evaluation prompt, labelled pair or held-out task has the id of its input file")
+            " — ids start with p- (prompt), r- (response), j- (judgment), mj- (meta-judgment), rp-/vp-/jp-/fp-/tp- "
+            "(pairs), kp- (known pair), kj- (judgment of a known pair); an evaluation prompt, labelled pair or held-out task has the id of its input file")
         raise InspectError(f'{it.source}: no row with id "{row_id}"{hint}')
     if table in EVAL_FILES:
         return eval_trace(it, row_id, table)
     focus: dict[str, Any] = {"id": row_id, "table": table}
     if table == "pairs":
         prompt_id = it.pairs[row_id].prompt_id
+    elif table == "known_judgments":
+        prompt_id = it.known_judgments[row_id].prompt_id
+        focus["known_judgment"] = known_judgment_view(it.known_judgments[row_id])
     elif table == "prompts":
         prompt_id = row_id
     else:
@@ -807,6 +873,7 @@ def trace(it: Iteration, row_id: str) -> dict[str, Any]:
                                               "source": p.source, "origin": prompt_origin(p), "answer": p.answer,
                                               "verifier": p.verifier, "provenance": p.provenance},
             "responses": responses,
+            "known_pairs": [known_pair_view(it, k) for k in it.known_of.get(prompt_id, [])],
             "pairs": [pair_view(it, q) for q in pairs],
             "hashes": {k: sorted(v) for k, v in sorted(hashes.items())}}
 

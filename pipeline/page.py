@@ -52,7 +52,7 @@ PAGE_SIZE = 50  # cards per page (the page's script reads it from the data)
 # Above this many bytes of JSON the data is embedded gzip-compressed and base64-encoded (the page inflates it with
 # the browser's DecompressionStream): paper scale (5,000 prompts x 7 responses) is ~65 MB of JSON, ~22 MB so.
 COMPRESS_ABOVE = 10_000_000
-KIND_ORDER = ("response", "verified", "judgment", "reflection")
+KIND_ORDER = ("response", "verified", "judgment", "reflection", "judge_training")
 
 
 # ------------------------------------------------------------------------------------------------------ data
@@ -138,7 +138,7 @@ def page_data(it: Iteration) -> dict[str, Any]:
                                     "reference", "why")}
         if p.prompt_id in it.prompts:
             prompts.setdefault(p.prompt_id, _prompt(it, p.prompt_id))
-        else:
+        if p.prompt_id not in it.prompts or kind == "judge_training":  # a judge-training pair's prompt: the judge's
             rec["prompt_text"] = view["prompt"]
         found = {}
         for side in ("chosen", "rejected"):

@@ -43,18 +43,21 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Any
 
-from pipeline import records, templates
+from pipeline import known_pairs, pairwise_rules, records, templates
+from pipeline.config import JudgeTrainingConfig
 from pipeline.judging import judge_conversation, response_score, score_variance
 from pipeline.pairs import (
     Candidate,
     RatedJudgment,
     generation_record,
+    judge_training_pairs,
     select_judgment_pair,
     select_response_pair,
     select_verified_pairs,
 )
 from pipeline.records import (
     Judgment,
+    KnownJudgment,
     MetaJudgment,
     PreferencePair,
     Prompt,
@@ -72,7 +75,8 @@ from pipeline.verifiable import rrr_pairs
 
 FILES = ("prompts.jsonl", "responses.jsonl", "verifications.jsonl", "judgments.jsonl", "extra_judgments.jsonl",
          "meta_judgments.jsonl", "ratings.jsonl", "response_pairs.jsonl", "judgment_pairs.jsonl",
-         "reflections.jsonl", "reflection_pairs.jsonl")
+         "reflections.jsonl", "reflection_pairs.jsonl", "known_pairs.jsonl", "known_judgments.jsonl",
+         "judge_training_pairs.jsonl")
 
 # The templates and settings of params.yaml's demo, named in provenance as the stages name them.
 JUDGE_TEMPLATE = "judge_compact.j2"
@@ -559,9 +563,37 @@ class Iteration:
             st.pair_chars["rc"] += len(c.output)
             st.pair_chars["rr"] += len(rj.output)
             st.margins.append(vc.level - vr.level)
+        self.known(p, rows)
         failed = [r for r, v in rows if not v.correct]
         if failed and st.attempts < self.reflect_attempts:  # the first failed attempt of each prompt, in order
             self.reflect(rng, p, failed[0], topic)
+
+    def known(self, p: Prompt, rows: list[tuple[Response, Verification]]) -> None:
+        """The judge on this prompt's known pair (stage judge_training, pairwise): two judgments per order, each
+        right with probability 0.6, and the judge-training pairs they make. A generator of its own, so that the
+        other files come out as they did before these were written."""
+        rng = random.Random(f"synthetic-known:{self.seed}:{self.key}:{p.prompt_id}")
+        found, _ = known_pairs.from_verifications([r for r, _ in rows], [v for _, v in rows], split="train",
+                                                  per_prompt=1, seed=self.seed, iteration=self.key)
+        judged = []
+        for k in found:
+            self.out.write("known_pairs.jsonl", k)
+            for order, better_as in (("better_first", "A"), ("worse_first", "B")):
+                a, b = (k.better, k.worse) if order == "better_first" else (k.worse, k.better)
+                ask = pairwise_rules.pairwise_conversation(k.instruction, a, b)[0]["content"]
+                for i in range(2):
+                    letter = better_as if rng.random() < 0.6 else ("B" if better_as == "A" else "A")
+                    text = f"{Text(rng, 'judging', plain=True).sentence(8, 20, 0.0)}\nWinner: {letter}"
+                    judged.append(KnownJudgment(
+                        judgment_id=stable_id("kj", k.known_id, order, i, text), known_id=k.known_id,
+                        prompt_id=k.prompt_id, source=k.source, mode="pairwise", shown=order,  # type: ignore[arg-type]
+                        judge_index=i, prompt_text=ask, text=text, verdict=letter, score=None, method="strict",
+                        correct=letter == better_as, **self._gen(rng, text),
+                        provenance=self.prov_verify))
+        for j in judged:
+            self.out.write("known_judgments.jsonl", j)
+        for pair in judge_training_pairs(judged, JudgeTrainingConfig(), self.key)[0]:
+            self.out.write("judge_training_pairs.jsonl", pair)
 
     def reflect(self, rng: random.Random, p: Prompt, attempt: Response, topic: str) -> None:
         out, st = self.out, self.stats

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="folder to write (created; must be empty or absent)")
     ex.add_argument("--format", choices=["parquet", "hf"], default="parquet",
                     help="parquet: pairs.parquet + README.md; hf: datasets.save_to_disk + README.md")
-    ex.add_argument("--kind", action="append", choices=["response", "verified", "judgment", "reflection"],
+    ex.add_argument("--kind", action="append", choices=["response", "verified", "judgment", "reflection",
+                                                       "judge_training"],
                     help="only these pair kinds (repeat; default: all)")
 
     pg = sub.add_parser("page", help="build the report page reports/KEY/index.html")

@@ -30,7 +30,8 @@ def main() -> None:
                                      verifications)
     fp, agreed = pairs.reflection_pairs(reflections, it.params.reflect.per_attempt, it.key)
     metrics.update(reflection_pairs=len(fp), reflected_attempts_without_pair=agreed)
-    known = it.read("known_judgments.jsonl", KnownJudgment, allow_empty=True)
+    known = (it.read("known_judgments.jsonl", KnownJudgment, allow_empty=True) if it.params.judge_training.enabled
+             else [])
     tp, tcounts = pairs.judge_training_pairs(known, it.params.judge_training, it.key)
     metrics.update(judge_training_pairs=len(tp), judge_training=tcounts)
     it.write({"response_pairs.jsonl": rp, "judgment_pairs.jsonl": jp, "reflection_pairs.jsonl": fp,

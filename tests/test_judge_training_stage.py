@@ -121,3 +121,22 @@ def test_self_taught_pairs_join_the_known_pairs(judge_workdir):
                                 "unparsed_answers": 0}
     assert m["accuracy"]["by_source"]["self_taught"]["n"] == 2
     assert len(read(d / "known_judgments.jsonl")) == 5 * 2 * 4
+
+
+def test_inspection_lists_and_traces_known_pairs(judge_workdir):
+    from pipeline import inspection
+
+    _run(judge_workdir, _params("pairwise"), stages=("self_instruct", "sample", "verify", "reflect", "judge",
+                                                     "judge_training", "pairs"))
+    it = inspection.load_iteration("M1", judge_workdir)
+    known = inspection.table_rows(it, "known_pairs")
+    assert len(known) == 3 and all(r["judgments"] == 8 and r["correct"] == 0.5 and r["pairs"] == 4 for r in known)
+    judged = inspection.table_rows(it, "known_judgments")
+    assert len(judged) == 24 and {r["mode"] for r in judged} == {"pairwise"}
+    training = [r for r in inspection.table_rows(it, "pairs") if r["kind"] == "judge_training"]
+    assert len(training) == 6
+    t = inspection.trace(it, training[0]["pair_id"])
+    assert t["focus"]["pair"]["why"]["agrees"] and len(t["known_pairs"]) == 1
+    assert {j["correct"] for j in t["known_pairs"][0]["judgments"]} == {True, False}
+    t = inspection.trace(it, judged[0]["judgment_id"])
+    assert t["focus"]["known_judgment"]["id"] == judged[0]["judgment_id"]

@@ -115,11 +115,14 @@ def test_embedded_data_round_trips_and_references_resolve(synth_it):
     assert d["key"] == "M1" and d["page_size"] == page.PAGE_SIZE
     assert [p["id"] for p in d["pairs"]] == sorted(
         synth_it.pairs, key=lambda i: page.KIND_ORDER.index(pair_kind(synth_it.pairs[i])))
-    assert set(d["kinds"]) == {"response", "verified", "judgment", "reflection"}
+    assert set(d["kinds"]) == {"response", "verified", "judgment", "reflection", "judge_training"}
     for p in d["pairs"]:
         src = synth_it.pairs[p["id"]]
         assert p["margin"] == pytest.approx(src.chosen_score - src.rejected_score)
         assert p["prompt_id"] in d["prompts"]
+        if p["kind"] == "judge_training":  # judgments of a known pair: the pair carries their texts and the judge's prompt
+            assert p["chosen_text"] and p["rejected_text"] and p["prompt_text"].startswith("A user gave")
+            continue
         table = {"response": "responses", "verified": "responses", "judgment": "judgments",
                  "reflection": "reflections"}[p["kind"]]
         assert p["chosen_id"] in d[table] and p["rejected_id"] in d[table]

@@ -16,6 +16,8 @@ from pipeline import synthetic as synth
 from pipeline.judging import parse_score
 from pipeline.records import (
     Judgment,
+    KnownJudgment,
+    KnownPair,
     MetaJudgment,
     PreferencePair,
     Prompt,
@@ -32,7 +34,8 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "synthetic_iterati
 CLASSES = {"prompts.jsonl": Prompt, "responses.jsonl": Response, "verifications.jsonl": Verification,
            "judgments.jsonl": Judgment, "extra_judgments.jsonl": Judgment, "meta_judgments.jsonl": MetaJudgment,
            "ratings.jsonl": Rating, "response_pairs.jsonl": PreferencePair, "judgment_pairs.jsonl": PreferencePair,
-           "reflections.jsonl": Reflection, "reflection_pairs.jsonl": PreferencePair}
+           "reflections.jsonl": Reflection, "reflection_pairs.jsonl": PreferencePair, "known_pairs.jsonl": KnownPair,
+           "known_judgments.jsonl": KnownJudgment, "judge_training_pairs.jsonl": PreferencePair}
 ARGS = {"key": "M1", "prompts": 20, "responses": 4, "judgments": 3, "meta_judged": 1, "verifiable": 0.25, "seed": 0}
 
 

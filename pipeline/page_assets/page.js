@@ -332,7 +332,7 @@
       ]));
       const pr = D.prompts[p.prompt_id];
       const promptBox = el("div", { className: "prompt-text" });
-      if (pr) {
+      if (pr && !p.prompt_text) {
         const meta = ["source " + pr.source];
         if (pr.category) meta.push("category " + pr.category);
         if (pr.verifier) meta.push("verifier " + pr.verifier);
@@ -340,7 +340,9 @@
         promptBox.appendChild(el("div", { className: "meta", text: "prompt · " + meta.join(" · ") }));
         promptBox.appendChild(textBlock(pr.instruction + (pr.input ? "\n\nInput:\n" + pr.input : "")));
       } else {
-        promptBox.appendChild(el("div", { className: "meta", text: "prompt (row not found: the pair's own prompt)" }));
+        promptBox.appendChild(el("div", { className: "meta", text: p.kind === "judge_training"
+          ? "the judge's prompt: a known pair's instruction and both responses" + (pr ? " · task " + pr.source : "")
+          : "prompt (row not found: the pair's own prompt)" }));
         promptBox.appendChild(textBlock(p.prompt_text));
       }
       art.appendChild(promptBox);
