@@ -482,7 +482,7 @@ class JudgeTrainingConfig:
     mode: Literal["pairwise", "pointwise"] = knob(
         "pairwise", "pairwise: the judge sees both responses, in both orders, and names the better one "
         "(judge_training.template, sampled as the knobs below say); pointwise: the iteration's 5-point judge "
-        "(judge.template, sampled as judge.* says, judge_training.k times) scores each side, and a judgment is "
+        "(judge.template, sampled as judge.* says, judge_training.judgments times) scores each side, and a judgment is "
         "correct when it ranks its side the right way against the mean score of the other side.")
     template: str | None = knob(None, "The pairwise judge prompt (pairwise mode; the shipped variant "
                                 "pairwise_judge_plan: EvalPlanner's plan, then its execution, then the verdict)." +
@@ -500,7 +500,7 @@ class JudgeTrainingConfig:
     per_prompt: int = knob(1, "Known pairs per prompt (each response in at most one).", at_least(1))
     max_pairs: int | None = knob(None, "Judge at most this many known pairs (the first, in prompt order). None: all.",
                                  at_least(1))
-    k: int = knob(4, "Judgments per known pair and order (pairwise) or per side (pointwise).", at_least(1))
+    judgments: int = knob(4, "Judgments per known pair and order (pairwise) or per side (pointwise).", at_least(1))
     temperature: float = knob(0.8, "Sampling temperature (pairwise mode).", temperature_check)
     top_p: float = knob(0.95, "Nucleus sampling threshold (pairwise mode).", top_p_check)
     max_new_tokens: int = knob(160, "Tokens per judgment (pairwise mode).", at_least(8))
@@ -508,8 +508,7 @@ class JudgeTrainingConfig:
         "force", "A pairwise judgment without a readable verdict: force it from next-token probabilities (it is then "
         "correct or not like any other), or drop it from the judge-training pairs (it is never chosen nor "
         "rejected). Counted either way.")
-    max_judgment_chars: int = knob(1100, "Judgments longer than this take no side in a judge-training pair.",
-                                   at_least(1))
+    max_chars: int = knob(1100, "Judgments longer than this take no side in a judge-training pair.", at_least(1))
     pairs_per_group: int = knob(1, "Judge-training pairs per known pair and order (or side).", at_least(1))
     keep_truncated: bool = knob(False, "Let responses cut by sample.max_new_tokens be a side of a known pair.")
     shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
@@ -524,19 +523,18 @@ class KnownPoolConfig:
 
     enabled: bool = knob(False, "Make the pool (evaluate.known_pairs then measures each iteration's judge on it). "
                          "Off: the stage writes an empty pool without loading a model.")
-    tasks: int | None = knob(32, "Held-out tasks (the first N of data.heldout_tasks) to sample; None: all, 0: none.",
-                             at_least(0))
-    constraint_tasks: int | None = knob(32, "Held-out constraint instructions (the first N of "
-                                        "data.constraint_tasks); None: all, 0: none.", at_least(0))
-    self_taught: int | None = knob(0, "Held-out open prompts (the first N of data.eval_prompts) that get a "
+    answer_tasks: int | None = knob(32, "Held-out tasks with known answers (the first N of data.heldout_tasks) to "
+                                    "sample; None: all, 0: none.", at_least(0))
+    constraint_prompts: int | None = knob(32, "Held-out constraint instructions (the first N of "
+                                          "data.constraint_tasks); None: all, 0: none.", at_least(0))
+    open_prompts: int | None = knob(0, "Held-out open prompts (the first N of data.eval_prompts) that get a "
                                    "Self-Taught Evaluator pair: M0 answers x and a similar but different x' it "
                                    "wrote. None: all, 0: none.", at_least(0))
-    n: int = knob(8, "Answers sampled per task: a right and a wrong one must be among them.", at_least(2))
+    samples: int = knob(8, "Answers sampled per task: a right and a wrong one must be among them.", at_least(2))
     temperature: float = knob(1.0, "Sampling temperature (varied answers make both sides).", temperature_check)
     top_p: float = knob(1.0, "Nucleus sampling threshold.", top_p_check)
     max_new_tokens: int = knob(192, "Tokens per answer.", at_least(8))
-    per_prompt: int = knob(1, "Known pairs per task.", at_least(1))
-    keep_truncated: bool = knob(False, "Let answers cut by max_new_tokens be a side of a known pair.")
+    pairs_per_task: int = knob(1, "Known pairs per task (answers cut by max_new_tokens take no side).", at_least(1))
     shard_size: int = knob(0, "Conversations per resumable shard of this stage; 0: engine.shard_size.",
                            at_least(0))
     seed: int = knob(0, "Sampling and selection seed.")

@@ -737,7 +737,7 @@ def explain_pair(it: Iteration, p: PreferencePair) -> dict[str, Any]:
         c, r = by_id.get(p.chosen_id), by_id.get(p.rejected_id)
         return {"rule": "the judge learns from the truth: a judgment that prefers the known-better response (its "
                         "verdict written, not forced) chosen over one that does not, of the same known pair and "
-                        f"order or side (judgments longer than {pv.get('max_judgment_chars', 1100)} characters left "
+                        f"order or side (judgments longer than {pv.get('max_chars', 1100)} characters left "
                         "out)",
                 "candidates": [{"id": j.judgment_id, "correct": j.correct, "method": j.method, "verdict": j.verdict,
                                 "score": j.score, "chars": len(j.text)} for j in group],

@@ -76,7 +76,7 @@ def _pairwise(gen: Generation, pairs: Sequence[KnownPair], cfg: JudgeTrainingCon
             convs.append(pairwise_rules.pairwise_conversation(p.instruction, a, b, cfg.template))
             shown.append((p, order))
     chain = pairwise_rules.chain_for(cfg.template)
-    settings = SamplingSettings(n=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+    settings = SamplingSettings(n=cfg.judgments, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
                                 seed=cfg.seed, logprobs=True,
                                 force_choice=chain.force_choice if cfg.on_unparsed == "force" else None)
     outs = gen.generate(convs, settings, name="pairwise", desc="judge known pairs")
@@ -111,7 +111,7 @@ def _pointwise(gen: Generation, pairs: Sequence[KnownPair], cfg: JudgeTrainingCo
         for side, text in (("better", p.better), ("worse", p.worse)):
             convs.append(judging.judge_conversation(p.instruction, text, jcfg.template))
             shown.append((p, side))
-    settings = judging.judge_settings(jcfg, cfg.k, cfg.seed)  # the iteration's judge, as it samples
+    settings = judging.judge_settings(jcfg, cfg.judgments, cfg.seed)  # the iteration's judge, as it samples
     outs = gen.generate(convs, settings, name="pointwise", desc="judge known pairs")
     found = judging.score_judgments(gen.engine, convs, outs, jcfg)
     scores: dict[tuple[str, str], list[float | None]] = defaultdict(list)
@@ -164,7 +164,7 @@ def measure(gen: Generation, pairs: Sequence[KnownPair], modes: Sequence[str], c
     rows: list[KnownJudgment] = []
     figures: dict[str, Any] = {}
     for mode in modes:
-        greedy = dataclasses.replace(cfg, mode=mode, k=1, temperature=0.0)  # type: ignore[arg-type]
+        greedy = dataclasses.replace(cfg, mode=mode, judgments=1, temperature=0.0)  # type: ignore[arg-type]
         found, _ = (_pairwise(gen, pairs, greedy, made_by) if mode == "pairwise"
                     else _pointwise(gen, pairs, greedy, dataclasses.replace(jcfg, temperature=0.0), made_by))
         rows += found

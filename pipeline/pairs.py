@@ -335,7 +335,7 @@ def judge_training_pairs(judgments: Sequence[KnownJudgment], cfg: JudgeTrainingC
                          ) -> tuple[list[PreferencePair], dict[str, Any]]:
     """Judge-training pairs (EvalPlanner's DPO on evaluations; Self-Taught Evaluator): per known pair and order
     (pairwise) or side (pointwise), a correct judgment chosen over an incorrect one of the same prompt, both at
-    most ``judge_training.max_judgment_chars`` long (:func:`pipeline.judge_training.select_training_pairs`).
+    most ``judge_training.max_chars`` long (:func:`pipeline.judge_training.select_training_pairs`).
 
     A chosen judgment must have written its verdict (read strictly or flexibly): a forced one is correct only by
     the engine's next-token probabilities, and its text does not teach the format. A forced incorrect judgment
@@ -352,7 +352,7 @@ def judge_training_pairs(judgments: Sequence[KnownJudgment], cfg: JudgeTrainingC
             continue
         items.append(judge_training.JudgedItem(id=j.judgment_id, text=j.text, correct=j.correct,
                                                group=f"{j.known_id}:{j.shown}"))
-    picked, counts = judge_training.select_training_pairs(items, max_chars=cfg.max_judgment_chars,
+    picked, counts = judge_training.select_training_pairs(items, max_chars=cfg.max_chars,
                                                           per_group=cfg.pairs_per_group, seed=cfg.seed)
     out = []
     for chosen, rejected in picked:
@@ -365,7 +365,7 @@ def judge_training_pairs(judgments: Sequence[KnownJudgment], cfg: JudgeTrainingC
             rejected_score=0.0, iteration=key,
             provenance={"known_id": c.known_id, "source": c.source, "mode": c.mode, "shown": c.shown,
                         "chosen_method": c.method, "rejected_method": r.method,
-                        "max_judgment_chars": cfg.max_judgment_chars},
+                        "max_chars": cfg.max_chars},
             generated=generation_record(c, r)))
     by_source: dict[str, int] = defaultdict(int)
     for pair in out:

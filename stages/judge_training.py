@@ -6,7 +6,7 @@ EvalPlanner): the data of the judge-training pairs.
 With judge_training.enabled: from the iteration's verified responses, known pairs (a right against a wrong
 answer; a response meeting every constraint against one breaking some; with source self_taught, the first answer
 to an instruction against the answer to a similar but different instruction the model wrote for it), then
-judge_training.k judgments of each
+judge_training.judgments judgments of each
 (pairwise: both orders; pointwise: each side), each marked correct when it prefers the known-better side.
 Reads: data/<key>/responses.jsonl, data/<key>/verifications.jsonl, models/<prev>.
 Writes: data/<key>/known_pairs.jsonl, data/<key>/known_judgments.jsonl, metrics/<key>/judge_training.json (the

@@ -3,8 +3,8 @@ constraint instructions, verified, a right one against a wrong one. Run once; th
 
     python -m stages.known_pool
 
-Reads: models/M0, params data.heldout_tasks (known_pool.tasks), data.constraint_tasks
-(known_pool.constraint_tasks), data.eval_prompts (known_pool.self_taught: Self-Taught Evaluator pairs, M0's answer
+Reads: models/M0, params data.heldout_tasks (known_pool.answer_tasks), data.constraint_tasks
+(known_pool.constraint_prompts), data.eval_prompts (known_pool.open_prompts: Self-Taught Evaluator pairs, M0's answer
 to a held-out prompt against its answer to a similar but different instruction it wrote), known_pool, verify.
 Writes: data/M0/known_pool_responses.jsonl (every sampled answer, with its verification in
 known_pool_verifications.jsonl), data/M0/known_pool.jsonl (the known pairs, split heldout),
@@ -31,26 +31,26 @@ def main() -> None:
     if not cfg.enabled:
         it.write({name: [] for name in OUTPUTS}, {"enabled": False})
         return
-    tasks = [*(_data.read_tasks(p.data.heldout_tasks)[:cfg.tasks] if cfg.tasks != 0 else []),
-             *(_data.read_constraint_tasks(p.data.constraint_tasks)[:cfg.constraint_tasks]
-               if cfg.constraint_tasks != 0 else [])]
-    open_prompts = (_data.read(p.data.eval_prompts, EvalPrompt)[:cfg.self_taught] if cfg.self_taught != 0 else [])
+    tasks = [*(_data.read_tasks(p.data.heldout_tasks)[:cfg.answer_tasks] if cfg.answer_tasks != 0 else []),
+             *(_data.read_constraint_tasks(p.data.constraint_tasks)[:cfg.constraint_prompts]
+               if cfg.constraint_prompts != 0 else [])]
+    open_prompts = (_data.read(p.data.eval_prompts, EvalPrompt)[:cfg.open_prompts] if cfg.open_prompts != 0 else [])
     if not tasks and not open_prompts:
-        raise _common.StageError("known_pool: nothing to sample (known_pool.tasks, constraint_tasks and self_taught "
+        raise _common.StageError("known_pool: nothing to sample (known_pool.answer_tasks, constraint_prompts and open_prompts "
                                  "are all 0, or their files are empty)")
     prompts, _ = self_instruct.task_prompts(tasks, len(tasks), cfg.seed, [], {"iteration": "known_pool"})
     it.require_model()
     if _generate.replicated(it):
         return
-    scfg = dataclasses.replace(p.sample, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
+    scfg = dataclasses.replace(p.sample, n=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p,
                                max_new_tokens=cfg.max_new_tokens, thoughts="none", template=None, seed=cfg.seed)
     gen = _generate.generation(it, cfg.__dict__, [t.task_id for t in tasks], [e.id for e in open_prompts],
                                templates=(pairwise_rules.SIMILAR_TEMPLATE,))
     responses, sample_metrics = sampling.sample_responses(gen, prompts, scfg, it.made_by()) if prompts else ([], {})
     verifications, verify_metrics = rewards.verify_responses(prompts, responses, p.verify, {"iteration": "known_pool"})
     pool, counts = known_pairs.from_verifications(responses, verifications, split="heldout",
-                                                  per_prompt=cfg.per_prompt, seed=cfg.seed, iteration="known_pool",
-                                                  keep_truncated=cfg.keep_truncated)
+                                                  per_prompt=cfg.pairs_per_task, seed=cfg.seed, iteration="known_pool",
+                                                  keep_truncated=False)
     if open_prompts:  # Self-Taught Evaluator pairs on held-out open prompts: M0 answers x and its own x'
         items = [self_taught.Instruction(e.id, user_query(e.instruction, e.input)) for e in open_prompts]
         settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=cfg.top_p,

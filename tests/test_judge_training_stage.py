@@ -32,7 +32,7 @@ def _params(mode):
                                     "self_instruct": {"tasks": 3}, "sample": {"max_new_tokens": 80},
                                     "judge": {"max_new_tokens": 20, "verifiable_prompts": 0},
                                     "dpo": {"epochs": 1, "batch_size": 2, "max_length": 512}})
-    params["judge_training"] = {"enabled": True, "mode": mode, "k": 4, "max_new_tokens": 80}
+    params["judge_training"] = {"enabled": True, "mode": mode, "judgments": 4, "max_new_tokens": 80}
     return params
 
 

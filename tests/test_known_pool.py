@@ -25,8 +25,8 @@ def pool_workdir(workdir, tiny_model_dir, monkeypatch):
     (workdir / "data/tasks/constraints/heldout.jsonl").write_text("".join(json.dumps(t) + "\n" for t in TASKS))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["engine"].update(backend="hf", batch_size=16, shard_size=8)
-    params["known_pool"] = {"enabled": True, "tasks": 0, "constraint_tasks": None, "n": 4, "max_new_tokens": 80,
-                            "self_taught": 1}
+    params["known_pool"] = {"enabled": True, "answer_tasks": 0, "constraint_prompts": None, "samples": 4,
+                            "max_new_tokens": 80, "open_prompts": 1}
     params["judge_training"] = {"max_new_tokens": 80}
     params["evaluate"].update(baselines=[], max_prompts=0, judge_accuracy=False, heldout_tasks=0, constraint_tasks=0,
                               known_pairs=None, known_modes=["pairwise", "pointwise"], max_labelled_pairs=2)

@@ -17,7 +17,7 @@ PRESETS = sorted(p.stem for p in (REPO / "params").glob("*.yaml"))
 
 
 def test_presets_exist():
-    assert PRESETS == ["constraints", "irpo", "meta_rewarding", "rrr", "self_rewarding", "tpo"]
+    assert PRESETS == ["constraints", "irpo", "meta_rewarding", "rrr", "self_rewarding", "self_taught", "tpo"]
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -33,7 +33,7 @@ def test_use_preset_validates_and_writes_params(tmp_path, name):
 def test_use_preset_refuses_an_unknown_name(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "scripts/use_preset.py"), "nope", "--to",
                            str(tmp_path / "params.yaml")], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 2 and proc.stderr == "error: no preset 'nope' — known: constraints, irpo, meta_rewarding, rrr, self_rewarding, tpo\n"
+    assert proc.returncode == 2 and proc.stderr == "error: no preset 'nope' — known: constraints, irpo, meta_rewarding, rrr, self_rewarding, self_taught, tpo\n"
     assert not (tmp_path / "params.yaml").exists()
 
 
@@ -100,9 +100,11 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     """Every stage's entry point from sample to dpo under the preset's rules; generation is scripted, DPO trains
     the tiny random model for real."""
     sizes = {**SIZES, "sample": {"max_new_tokens": 200}, "judge": {"max_new_tokens": 60}}
-    if name in ("irpo", "rrr", "constraints"):  # tasks, not generated instructions: 3 of them, 2 judged vs the truth
+    if name in ("irpo", "rrr", "constraints", "self_taught"):  # tasks, not instructions: 3, 2 judged vs the truth
         sizes.update(self_instruct={"tasks": 3}, judge={"max_new_tokens": 60, "verifiable_prompts": 2},
                      pairs={"verified_per_prompt": 4})
+    if name == "self_taught":  # the judge's prompt holds an instruction and two responses
+        sizes.update(dpo={**SIZES["dpo"], "max_length": 1024})
     if name == "irpo":  # 8 samples per task: the scripted answers' pattern below needs them
         sizes.update(sample={"max_new_tokens": 200, "n": 8})
     if name == "constraints":  # three tasks whose one constraint the scripted answers keep and break in turn
@@ -111,8 +113,8 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
                   "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]} for k in range(3)]
         (preset_workdir / "data/tasks/constraints/train.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tasks))
     (preset_workdir / "params.yaml").write_text(yaml.safe_dump(shrunk(name, sizes)))
-    stages = ["self_instruct"] if name in ("irpo", "rrr", "constraints") else (write_prompts(preset_workdir) or [])
-    for stage in (*stages, "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo"):
+    stages = ["self_instruct"] if name in ("irpo", "rrr", "constraints", "self_taught") else (write_prompts(preset_workdir) or [])
+    for stage in (*stages, "sample", "verify", "reflect", "judge", "meta_judge", "judge_training", "pairs", "dpo"):
         proc = run_stage(stage, "--iteration", "M1")
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
     d = preset_workdir / "data/M1"
@@ -123,7 +125,8 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     if params["judge"].get("on_unparsed") == "drop":
         assert methods == {"strict", "dropped"}
     else:
-        assert methods <= {"strict", "forced"} and ("forced" in methods or name in ("irpo", "rrr", "constraints"))
+        assert methods <= {"strict", "forced"} and ("forced" in methods or name in ("irpo", "rrr", "constraints",
+                                                                                   "self_taught"))
     if name == "rrr":  # first attempts alternate right and wrong; retries after even-numbered notes are right
         assert [v["correct"] for v in read(d / "verifications.jsonl")] == [True, False] * 3
         reflections = read(d / "reflections.jsonl")
@@ -152,6 +155,14 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
         pairs_ = read(d / "response_pairs.jsonl")
         assert len(pairs_) == 3 * 4 and {(p["chosen_score"], p["rejected_score"]) for p in pairs_} == {(2.0, 0.0)}
         assert all("," not in p["chosen"][0]["content"] and "," in p["rejected"][0]["content"] for p in pairs_)
+    if name == "self_taught":  # only the judge trains: verified and x' known pairs, judged in both orders
+        known = read(d / "known_pairs.jsonl")
+        assert {k["source"] for k in known} == {"verified", "self_taught"}
+        tp = read(d / "judge_training_pairs.jsonl")
+        assert tp and read(d / "response_pairs.jsonl") == []
+        assert json.loads((preset_workdir / "metrics/M1/dpo.json").read_text())["pairs"] == len(tp)
+    else:
+        assert read(d / "known_pairs.jsonl") == []
     meta_on = params.get("meta_judge", {}).get("enabled", True)
     assert bool(read(d / "meta_judgments.jsonl")) == meta_on
     assert (preset_workdir / "models/M1/model.safetensors").exists()
@@ -177,7 +188,7 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
     params["pairs"] = {**params.get("pairs", {}), "truncated_response": "keep"}
     # at most 3 judgments per response (Meta-Rewarding's 11 were 70% of its run here): the meta-judge compares 3
     params["judge"]["k"] = min(params["judge"].get("k", 1), 3)
-    if name in ("irpo", "rrr", "constraints"):  # tasks, not generated instructions; a few judged, a few reflected on
+    if name in ("irpo", "rrr", "constraints", "self_taught"):  # tasks, not instructions; a few judged, reflected on
         params["self_instruct"] = {"num_prompts": 0, "tasks": 12}
         params["sample"]["max_new_tokens"] = 64
         params["judge"].update(verifiable_prompts=1, max_new_tokens=48)
@@ -185,7 +196,10 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     proc = run_stage("sft")
     assert proc.returncode == 0, proc.stderr
-    for stage in ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo"):
+    if name == "self_taught":  # a few known pairs and x' pairs, two judgments per order
+        params["judge_training"].update(judgments=2, self_taught_prompts=2, max_new_tokens=48)
+    for stage in ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "judge_training", "pairs",
+                  "dpo"):
         proc = run_stage(stage, "--iteration", "M1")
         if stage == "pairs" and proc.returncode == 2 and "fewer than pairs.min_pairs" in proc.stderr:
             # The papers' rule (drop a judgment without a score) can leave a 135M judge no scored pair: then the
@@ -198,6 +212,12 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
             # A 135M model rarely gets a Countdown retry right: with no reflection whose retry succeeded there is
             # no pair, and dpo must say so in one line; the reflections themselves must have been made.
             assert json.loads((workdir / "metrics/M1/reflect.json").read_text())["reflections"] > 0
+            assert proc.stderr.strip().splitlines()[-1].startswith("error: dpo M1: no pairs to train on")
+            return
+        if stage == "dpo" and name == "self_taught" and proc.returncode == 2:
+            # An untrained 135M judge may write no readable verdict that is right: then no judge-training pair
+            # (a forced verdict is never chosen), and dpo says so; the known pairs must have been judged.
+            assert read(workdir / "data/M1/known_judgments.jsonl")
             assert proc.stderr.strip().splitlines()[-1].startswith("error: dpo M1: no pairs to train on")
             return
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
