@@ -31,6 +31,7 @@ from pipeline.compare_rules import (  # noqa: F401  (the comparison's rules, und
 from pipeline.config import EvaluateConfig, JudgeConfig, JudgeTrainingConfig, SampleConfig, VerifyConfig
 from pipeline.engines.base import Engine, SamplingSettings
 from pipeline.generation import Generation
+from pipeline.models import model_ref
 from pipeline.records import EvalPrompt, KnownJudgment, KnownPair, LabelledPair, Prompt, user_query
 from pipeline.shards import ShardCache
 from pipeline.tasks import Task
@@ -241,7 +242,7 @@ def evaluate(open_engine: Callable[[str], Engine], cache: ShardCache | None, sha
             judge_rows, judge_summary = judge_labelled(gen, labelled, jcfg, cfg)
         if name == "current" and known:
             known_rows, known_summary = known_judging.measure(gen, known, cfg.known_modes, jtcfg or JudgeTrainingConfig(),
-                                                              jcfg, {"model": d, "iteration": "evaluate"})
+                                                              jcfg, {**model_ref(d), "iteration": "evaluate"})
         if tasks:
             samples = heldout_answers(gen, tasks, scfg, cfg, vcfg or VerifyConfig(), name)
             heldout_rows += [{**r, "model": name, "model_dir": d} for r in samples]

@@ -25,7 +25,8 @@ def main() -> None:
     response_pairs = it.read("response_pairs.jsonl", PreferencePair, allow_empty=True)
     judgment_pairs = it.read("judgment_pairs.jsonl", PreferencePair, allow_empty=True) if it.params.pairs.judge_pairs else []
     reflection_pairs = it.read("reflection_pairs.jsonl", PreferencePair, allow_empty=True)
-    judge_training_pairs = it.read("judge_training_pairs.jsonl", PreferencePair, allow_empty=True)
+    judge_training_pairs = (it.read("judge_training_pairs.jsonl", PreferencePair, allow_empty=True)
+                            if it.params.judge_training.enabled else [])
     reference = None if cfg.reference == "previous" else it.model("base", "dpo.reference")
     hashes = {name: models.sha256_file(it.data / f"{name}.jsonl") if rows else None
               for name, rows in (("response_pairs", response_pairs), ("judgment_pairs", judgment_pairs),
