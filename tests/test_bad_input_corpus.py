@@ -93,7 +93,7 @@ PARAMS_CASES = [
          P + "sampel: unknown key — did you mean 'sample'?"),
     Case("unknown-section-foo", "sample@M1", params({"foo": 1}),
          P + "foo: unknown key — known keys: data, model, engine, sft, self_instruct, sample, verify, reflect, judge, "
-         "meta_judge, pairs, dpo, evaluate, iterations"),
+         "meta_judge, judge_training, known_pool, pairs, dpo, evaluate, iterations"),
     Case("dotted-key-at-top", "sample@M1", params({"sample.n": 4}), P + "sample.n: unknown key — did you mean 'sample'?"),
     # YAML itself
     Case("duplicate-key", "sample@M1", params_text("sample:\n  n: 3\n  n: 4\niterations: {M1: {prev: M0_sft}}\n"),
