@@ -179,7 +179,7 @@ PARAMS_CASES = [
     Case("override-ambiguous", "sample@M1", params({"iterations": {"M1": {"prev": "M0_sft", "temperature": 0.5}}}),
          P + "iterations.M1.temperature: ambiguous — it is a field of several stages; write one of "
          "self_instruct.temperature, sample.temperature, reflect.temperature, judge.temperature, "
-         "meta_judge.temperature, evaluate.temperature"),
+         "meta_judge.temperature, judge_training.temperature, known_pool.temperature, evaluate.temperature"),
     Case("override-bad-value", "judge@M1", params({"iterations": {"M1": {"prev": "M0_sft", "judge": {"k": 0}}}}),
          P + "iterations.M1.judge.k: 0 — must be at least 1"),
     Case("override-over-context", "sample@M1",
