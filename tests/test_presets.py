@@ -168,13 +168,8 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     assert (preset_workdir / "models/M1/model.safetensors").exists()
 
 
-# self_taught is not yet run on the embedded model here: its stages run in-process above, and its real-model run is
-# issue 26's measured experiment, not made yet (the README says so)
-REAL_MODEL_PRESETS = [name for name in PRESETS if name != "self_taught"]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", REAL_MODEL_PRESETS)
+@pytest.mark.parametrize("name", PRESETS)
 def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name):
     """Seed SFT, then self_instruct to dpo on SmolLM2-135M-Instruct under the preset's rules.
 
@@ -198,6 +193,11 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
         params["sample"]["max_new_tokens"] = 64
         params["judge"].update(verifiable_prompts=1, max_new_tokens=48)
         params["reflect"].update(max_attempts=3, reflections=2, max_new_tokens=32, retry_max_new_tokens=48)
+    if name == "self_taught":  # a few known pairs and x' pairs, two judgments per order; the judge's long prompt
+        params["judge_training"].update(judgments=2, self_taught_prompts=2, max_new_tokens=48)
+        params["dpo"]["max_length"] = 1024
+        params["self_instruct"] = {"num_prompts": 0, "tasks": 8}
+        params["sample"]["max_new_tokens"] = 48
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     proc = run_stage("sft")
     assert proc.returncode == 0, proc.stderr
@@ -215,6 +215,12 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
             # A 135M model rarely gets a Countdown retry right: with no reflection whose retry succeeded there is
             # no pair, and dpo must say so in one line; the reflections themselves must have been made.
             assert json.loads((workdir / "metrics/M1/reflect.json").read_text())["reflections"] > 0
+            assert proc.stderr.strip().splitlines()[-1].startswith("error: dpo M1: no pairs to train on")
+            return
+        if stage == "dpo" and name == "self_taught" and proc.returncode == 2:
+            # An untrained 135M judge may write no readable verdict that is right: then no judge-training pair
+            # (a forced verdict is never chosen), and dpo says so; the known pairs must have been judged.
+            assert read(workdir / "data/M1/known_judgments.jsonl")
             assert proc.stderr.strip().splitlines()[-1].startswith("error: dpo M1: no pairs to train on")
             return
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
