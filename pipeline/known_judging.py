@@ -7,6 +7,7 @@ judges each K times and says which judgments are correct (Self-Taught Evaluator;
   order with the pairwise judge (:mod:`pipeline.pairwise_rules`), verdicts read strictly, flexibly or forced;
   pointwise: K judgments of each side with the iteration's 5-point judge (:mod:`pipeline.judging`). Each row
   says whether it prefers the known-better side (:mod:`pipeline.judge_training`'s rules).
+- :func:`measure`: the judge on the held-out pool (``pipeline.known_pool``), in the evaluate step.
 - :func:`decisions` / the metrics: the judge's accuracy on these pairs, per source, with its standard error.
 
 The judge-training pairs themselves (a correct judgment chosen over an incorrect one) are made by the pairs
@@ -144,13 +145,13 @@ def decisions(rows: Sequence[KnownJudgment], pairs: Sequence[KnownPair]) -> list
     2K judgments that name the better side. Pointwise: each judgment of either side is one decision (correct
     as :func:`pipeline.judge_training.pointwise_correct` says)."""
     by_id = {p.known_id: p for p in pairs}
+    matched = {p.known_id: judge_training.format_matched(p.better, p.worse) for p in pairs}  # once per pair
     out = []
     for r in rows:
         p = by_id[r.known_id]
         out.append(judge_training.Decision(
             known_id=r.known_id, prompt_id=r.prompt_id, source=r.source, mode=r.mode, correct=r.correct,
-            tie=False, better_chars=len(p.better), worse_chars=len(p.worse),
-            format_matched=judge_training.format_matched(p.better, p.worse),
+            tie=False, better_chars=len(p.better), worse_chars=len(p.worse), format_matched=matched[r.known_id],
             better_shown_first=(r.shown == "better_first") if r.mode == "pairwise" else None,
             readable=r.method in ("strict", "flexible", "forced")))
     return out

@@ -190,6 +190,12 @@ class EvalPrompt(Row):
     input: str = ""
 
 
+def _distinct_sides(a: str, b: str, names: str, where: str) -> None:
+    """A pair whose two sides are one text (up to outer whitespace) has nothing to prefer: one line naming them."""
+    if a.strip() == b.strip():
+        raise RecordError(f"{where}{names} are the same text: nothing to prefer")
+
+
 @dataclass
 class LabelledPair(Row):
     ID_FIELD: ClassVar[str] = "id"
@@ -207,8 +213,7 @@ class LabelledPair(Row):
     def from_dict(cls, raw: dict[str, Any], where: str = "") -> LabelledPair:
         row = super().from_dict(raw, where)
         assert isinstance(row, LabelledPair)
-        if row.response_a.strip() == row.response_b.strip():
-            raise RecordError(f"{where}response_a and response_b are the same text: nothing to prefer")
+        _distinct_sides(row.response_a, row.response_b, "response_a and response_b", where)
         return row
 
 
@@ -247,8 +252,7 @@ class KnownPair(Row):
     def from_dict(cls, raw: dict[str, Any], where: str = "") -> KnownPair:
         row = super().from_dict(raw, where)
         assert isinstance(row, KnownPair)
-        if row.better.strip() == row.worse.strip():
-            raise RecordError(f"{where}better and worse are the same text: nothing to prefer")
+        _distinct_sides(row.better, row.worse, "better and worse", where)
         return row
 
 

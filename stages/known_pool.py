@@ -13,11 +13,8 @@ metrics/M0/known_pool.json. Off (known_pool.enabled: false), the pool is empty a
 
 from __future__ import annotations
 
-import dataclasses
-
-from pipeline import known_pairs, pairwise_rules, rewards, sampling, self_instruct, self_taught
-from pipeline.engines.base import SamplingSettings
-from pipeline.records import EvalPrompt, user_query
+from pipeline import known_pool, pairwise_rules
+from pipeline.records import EvalPrompt
 from stages import _common, _data, _generate
 
 OUTPUTS = ("known_pool_responses.jsonl", "known_pool_verifications.jsonl", "known_pool.jsonl")
@@ -34,36 +31,20 @@ def main() -> None:
     tasks = [*(_data.read_tasks(p.data.heldout_tasks)[:cfg.answer_tasks] if cfg.answer_tasks != 0 else []),
              *(_data.read_constraint_tasks(p.data.constraint_tasks)[:cfg.constraint_prompts]
                if cfg.constraint_prompts != 0 else [])]
-    open_prompts = (_data.read(p.data.eval_prompts, EvalPrompt)[:cfg.open_prompts] if cfg.open_prompts != 0 else [])
+    open_prompts = _data.read(p.data.eval_prompts, EvalPrompt)[:cfg.open_prompts] if cfg.open_prompts != 0 else []
     if not tasks and not open_prompts:
-        raise _common.StageError("known_pool: nothing to sample (known_pool.answer_tasks, constraint_prompts and open_prompts "
-                                 "are all 0, or their files are empty)")
-    prompts, _ = self_instruct.task_prompts(tasks, len(tasks), cfg.seed, [], {"iteration": "known_pool"})
+        raise _common.StageError("known_pool: nothing to sample (known_pool.answer_tasks, constraint_prompts and "
+                                 "open_prompts are all 0, or their files are empty)")
     it.require_model()
     if _generate.replicated(it):
         return
-    scfg = dataclasses.replace(p.sample, n=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p,
-                               max_new_tokens=cfg.max_new_tokens, thoughts="none", template=None, seed=cfg.seed)
     gen = _generate.generation(it, cfg.__dict__, [t.task_id for t in tasks], [e.id for e in open_prompts],
                                templates=(pairwise_rules.SIMILAR_TEMPLATE,))
-    responses, sample_metrics = sampling.sample_responses(gen, prompts, scfg, it.made_by()) if prompts else ([], {})
-    verifications, verify_metrics = rewards.verify_responses(prompts, responses, p.verify, {"iteration": "known_pool"})
-    pool, counts = known_pairs.from_verifications(responses, verifications, split="heldout",
-                                                  per_prompt=cfg.pairs_per_task, seed=cfg.seed, iteration="known_pool",
-                                                  keep_truncated=False)
-    if open_prompts:  # Self-Taught Evaluator pairs on held-out open prompts: M0 answers x and its own x'
-        items = [self_taught.Instruction(e.id, user_query(e.instruction, e.input)) for e in open_prompts]
-        settings = SamplingSettings(n=1, temperature=cfg.temperature, top_p=cfg.top_p,
-                                    max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-        taught, counts["self_taught"] = self_taught.self_taught_pairs(
-            gen, items, split="heldout", similar_settings=settings, answer_settings=settings, made_by=it.made_by())
-        pool += taught
-        counts["pairs"]["self_taught"] = len(taught)
-    it.write(dict(zip(OUTPUTS, (responses, verifications, pool))),
-             {"enabled": True, "tasks": len(tasks), **counts, "sample": sample_metrics, "verify": verify_metrics})
+    pool = known_pool.build_pool(gen, tasks, open_prompts, cfg, p.sample, p.verify, it.made_by())
+    it.write(dict(zip(OUTPUTS, (pool.responses, pool.verifications, pool.pairs))), pool.metrics)
     gen.finish()
-    _common.log.info("known_pool: %d known pairs from %d held-out tasks (%s)", len(pool), len(tasks),
-                     ", ".join(f"{k} {v}" for k, v in counts["pairs"].items()))
+    _common.log.info("known_pool: %d known pairs from %d held-out tasks (%s)", len(pool.pairs), len(tasks),
+                     ", ".join(f"{k} {v}" for k, v in pool.metrics["pairs"].items()))
 
 
 if __name__ == "__main__":

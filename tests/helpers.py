@@ -123,6 +123,14 @@ def shrunk(name, sizes=SIZES):
 
 
 
+def no_comma_tasks(prefix, subject, n=3):
+    """Constraint tasks (the task-file format) with one no-comma constraint, which the scripted answers keep on even
+    samples and break on odd ones."""
+    return [{"task_id": f"{prefix}{k}", "family": "constraints", "prompt": f"Describe {subject} {k}.\n\nWrite your "
+             "reply without a single comma.", "answer": "", "verifier": "constraints",
+             "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]} for k in range(n)]
+
+
 def arithmetic_answer(prompt, i):
     """Sample i of an arithmetic task: right in the asked format, right without it, or wrong, in turn."""
     a, op, b = re.search(r"What is (\d+) ([-+*]) (\d+)\?", prompt).groups()

@@ -8,12 +8,10 @@ import shutil
 import pytest
 import yaml
 
-from tests.helpers import choice, read, scripted_model, shrunk
+from tests.helpers import choice, no_comma_tasks, read, scripted_model, shrunk
 from tests.inprocess import run_stage
 
-TASKS = [{"task_id": f"c{k}", "family": "constraints", "prompt": f"Describe place {k}.\n\nWrite your reply without a "
-          "single comma.", "answer": "", "verifier": "constraints", "instruction_id_list": ["punctuation:no_comma"],
-          "kwargs": [{}]} for k in range(3)]
+TASKS = no_comma_tasks("c", "place")
 
 
 @pytest.fixture()

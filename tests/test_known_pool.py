@@ -7,12 +7,10 @@ import shutil
 import pytest
 import yaml
 
-from tests.helpers import REPO, choice, read, scripted_model
+from tests.helpers import REPO, choice, no_comma_tasks, read, scripted_model
 from tests.inprocess import run_stage
 
-TASKS = [{"task_id": f"h{k}", "family": "constraints", "prompt": f"Describe town {k}.\n\nWrite your reply without a "
-          "single comma.", "answer": "", "verifier": "constraints", "instruction_id_list": ["punctuation:no_comma"],
-          "kwargs": [{}]} for k in range(3)]
+TASKS = no_comma_tasks("h", "town")
 
 
 @pytest.fixture()

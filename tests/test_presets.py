@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from tests.helpers import REPO, SIZES, choice, read, scripted_model, shrunk, write_prompts
+from tests.helpers import REPO, SIZES, choice, no_comma_tasks, read, scripted_model, shrunk, write_prompts
 from tests.inprocess import run_stage
 
 PRESETS = sorted(p.stem for p in (REPO / "params").glob("*.yaml"))
@@ -108,9 +108,7 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     if name == "irpo":  # 8 samples per task: the scripted answers' pattern below needs them
         sizes.update(sample={"max_new_tokens": 200, "n": 8})
     if name == "constraints":  # three tasks whose one constraint the scripted answers keep and break in turn
-        tasks = [{"task_id": f"c{k}", "family": "constraints", "prompt": f"Describe place {k}.\n\nWrite your reply "
-                  "without a single comma.", "answer": "", "verifier": "constraints",
-                  "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]} for k in range(3)]
+        tasks = no_comma_tasks("c", "place")
         (preset_workdir / "data/tasks/constraints/train.jsonl").write_text("".join(json.dumps(t) + "\n" for t in tasks))
     (preset_workdir / "params.yaml").write_text(yaml.safe_dump(shrunk(name, sizes)))
     stages = ["self_instruct"] if name in ("irpo", "rrr", "constraints", "self_taught") else (write_prompts(preset_workdir) or [])
