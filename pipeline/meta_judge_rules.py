@@ -84,11 +84,15 @@ class Battle:
 
 def rate(selected: Sequence[str], by_response: Mapping[str, list[Judgment]], battles: Sequence[Battle],
          results: Sequence[int], num_judgments: int, l2: float) -> tuple[list[Rating], list[float]]:
-    """Elo ratings of each selected response's judgments, with stage-wide position weights; and Elo spreads."""
+    """Elo ratings of each selected response's judgments, with stage-wide position weights; and Elo spreads.
+
+    A response with fewer than two judgments had no battle: it gets no rating (nothing ranks its judgment)."""
     w1, w2 = elo.position_weights(results)
     ratings, spreads = [], []
     for rid in selected:
         js = by_response[rid][:num_judgments]
+        if len(js) < 2:
+            continue
         table = {(b.first, b.second): v for b, v in zip(battles, results) if b.response_id == rid}
         matrix = elo.battle_matrix(table, len(js), w1, w2)
         scores = elo.to_elo(elo.bradley_terry(matrix, l2))

@@ -123,7 +123,9 @@ def meta_judge(gen: Generation, responses: Sequence[Response], judgments: Sequen
                     "%.0f%%); the position weights correct for it, but the meta-judge is weak", 100 * bias,
                     100 * cfg.max_position_bias)
     methods = Counter(v.method for v in found)
-    metrics = {"responses_meta_judged": len(selected), "comparisons": len(rows), "extra_judgments": len(extra),
+    battled = {b.response_id for b in battles}
+    metrics = {"responses_meta_judged": len(battled),
+               "responses_with_fewer_than_two_scored_judgments": len(selected) - len(battled), "comparisons": len(rows), "extra_judgments": len(extra),
                "unscored_judgments_left_out": unscored,
                "strict": methods["strict"], "flexible": methods["flexible"], "forced": methods["forced"],
                "ties": methods["tie"], "no_win": methods["no_win"], "calibrated": cfg.calibrate_forced, "calibration_offset": round(offset, 4),

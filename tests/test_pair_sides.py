@@ -91,3 +91,22 @@ def test_the_meta_judge_compares_only_scored_judgments():
     assert not any("no score written" in p for p in seen)
     assert {r.judgment_id for r in out.ratings} == {"j1", "j2"}
     assert out.metrics["unscored_judgments_left_out"] == 1 and out.extra == []
+
+
+def test_a_response_left_with_fewer_than_two_scored_judgments_has_no_battle_and_no_rating():
+    """Meta-Rewarding's judge drops judgments without a score; when even the extra judgments write none, the
+    selected response has nothing to compare (CI once crashed here on an empty Bradley-Terry matrix)."""
+    responses = [response("r1", "p1", "alpha"), response("r2", "p2", "beta")]
+    judgments = [judgment("j0", "r1", "p1", 0, "no score", None), judgment("j1", "r1", "p1", 1, "Score: 4", 4.0),
+                 judgment("j2", "r2", "p2", 0, "q4\nScore: 4", 4.0), judgment("j3", "r2", "p2", 1, "q1\nScore: 1", 1.0)]
+
+    def reply(prompt, i):
+        return "Winner: Judgment A" if "Judgment A:" in prompt else "still no score"
+
+    out = meta_judging.meta_judge(Generation(ScriptedEngine(reply)), responses, judgments,
+                                  MetaJudgeConfig(num_judgments=2, on_unparsed="no_win"),
+                                  JudgeConfig(on_unparsed="drop"), MADE_BY)
+    assert [(j.response_id, j.score) for j in out.extra] == [("r1", None)]  # asked for, and unscored again
+    assert {m.response_id for m in out.meta} == {"r2"} and {r.judgment_id for r in out.ratings} == {"j2", "j3"}
+    assert out.metrics["responses_meta_judged"] == 1
+    assert out.metrics["responses_with_fewer_than_two_scored_judgments"] == 1
