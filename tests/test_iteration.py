@@ -61,8 +61,9 @@ def test_real_model_one_tiny_iteration(workdir, real_m0):
     """Seed SFT skipped (a copy of M0), then every stage of one iteration on SmolLM2-135M-Instruct."""
     shutil.copytree(real_m0, workdir / "models" / "M0")
     params = {**TINY_PARAMS,
+              "engine": {**TINY_PARAMS["engine"], "shard_size": 32},  # one batch per stage: shards cost decode steps
               "sft": {"enabled": False},
-              "self_instruct": {"num_prompts": 2, "max_requests": 16, "shard_size": 8, "max_new_tokens": 64},
+              "self_instruct": {"num_prompts": 2, "max_requests": 16, "shard_size": 16, "max_new_tokens": 64},
               "sample": {"n": 2, "max_new_tokens": 64, "thoughts": "none"},
               "judge": {"k": 2, "max_new_tokens": 64, "scoring": "expected"},
               "meta_judge": {"num_judgments": 3, "max_new_tokens": 48},

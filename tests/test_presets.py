@@ -2,6 +2,7 @@
 the real model, slow). The tests shrink sizes only (prompts, tokens, epochs), never a method's rules."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -166,26 +167,69 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     assert (preset_workdir / "models/M1/model.safetensors").exists()
 
 
+SFT_PRESETS = [name for name in PRESETS
+               if yaml.safe_load((REPO / "params" / f"{name}.yaml").read_text()).get("sft", {}).get("enabled")]
+SEED_SFT_SIZES = {"max_examples": 16, "heldout_eft": 0, "batch_size": 8, "epochs": 1, "learning_rate": 1.0e-4}
+
+
+@pytest.mark.parametrize("name", SFT_PRESETS)
+def test_preset_seed_sft_in_process(workdir, tiny_model_dir, name):
+    """The seed SFT stage under each preset's rules (which seeds, which IFT format, which judge prompt) on the
+    tiny random model: the real-model tests below share one seed SFT, so each preset's own is checked here."""
+    shutil.copytree(tiny_model_dir, workdir / "models" / "M0")
+    params = shrunk(name)
+    params["sft"] = {**params["sft"], "max_examples": 3, "heldout_eft": 0, "batch_size": 3, "dtype": "float32"}
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = run_stage("sft")
+    assert proc.returncode == 0, proc.stderr
+    sft_metrics = json.loads((workdir / "metrics/M0_sft/sft.json").read_text())
+    expected = {"self_rewarding": (6, "none"), "meta_rewarding": (3, "none"), "tpo": (6, "generic")}[name]
+    assert (sft_metrics["examples"], sft_metrics["ift_thoughts"]) == expected
+    card = json.loads((workdir / "models/M0_sft/model_card.json").read_text())
+    assert card["parent"] == "M0" and card["training"]["examples"] == expected[0]
+
+
+@pytest.fixture(scope="module")
+def real_seed_sft(real_m0, tmp_path_factory):
+    """One seed SFT of the embedded model, shared by the real-model tests of the presets that have one (each
+    preset's own SFT rules run above on the tiny model): the tpo preset's rules, which teach both formats the
+    loop asks for (the judge's rubric prompt and the thought markers), on 16 IFT + 16 EFT examples, with a
+    learning rate high enough for four steps to teach them (the papers' 5.5e-6 is for thousands of steps)."""
+    root = tmp_path_factory.mktemp("seed_sft")
+    for name in ("prompts", "data/seed", "data/eval", "data/tasks"):
+        shutil.copytree(REPO / name, root / name)
+    shutil.copytree(real_m0, root / "models" / "M0")
+    params = shrunk("tpo")
+    params["sft"] = {**params["sft"], **SEED_SFT_SIZES}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "stages.sft"], cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((root / "metrics/M0_sft/sft.json").read_text())["steps"] == 4
+    return root / "models" / "M0_sft"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PRESETS)
-def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name):
-    """Seed SFT, then self_instruct to dpo on SmolLM2-135M-Instruct under the preset's rules.
+def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, request, name):
+    """self_instruct to dpo on SmolLM2-135M-Instruct under the preset's rules, sizes shrunk.
 
     The seed SFT is the papers' first step and what lets a 135M model write a parseable score and the thought
-    markers at all; it runs on 24 IFT + 24 EFT examples here, with a learning rate high enough for three steps
-    to teach the formats (the only value changed beyond sizes: the papers' 5.5e-6 is for thousands of steps).
+    markers at all; the presets that have one start from the shared :func:`real_seed_sft`, the others from a
+    copy of M0 (their sft stage).
     """
     shutil.copytree(real_m0, workdir / "models" / "M0")
-    params = shrunk(name, {**SIZES, "self_instruct": {**SIZES["self_instruct"], "num_prompts": 3, "max_requests": 32},
+    # one batch per stage where it fits (32 sequences): a decode step here costs about the same at 16 and at 32
+    params = shrunk(name, {**SIZES, "engine": {"backend": "hf", "batch_size": 32, "shard_size": 32},
+                           "self_instruct": {**SIZES["self_instruct"], "num_prompts": 2, "max_requests": 24,
+                                             "shard_size": 24},
                            "sample": {"max_new_tokens": 96}, "judge": {"max_new_tokens": 160},
-                           "meta_judge": {"num_judgments": 3, "max_new_tokens": 32}})
-    params["sft"] = {**params.get("sft", {}), "max_examples": 24, "heldout_eft": 0, "batch_size": 8, "epochs": 1,
-                     "learning_rate": 1.0e-4}
+                           "meta_judge": {"num_judgments": 2, "max_new_tokens": 32}})
     # 96 tokens instead of the papers' whole responses cut most samples here; the presets leave cut responses out
     # of pairs, which at this size would leave none: pair them, as a consequence of the size alone
     params["pairs"] = {**params.get("pairs", {}), "truncated_response": "keep"}
-    # at most 3 judgments per response (Meta-Rewarding's 11 were 70% of its run here): the meta-judge compares 3
-    params["judge"]["k"] = min(params["judge"].get("k", 1), 3)
+    # at most 2 judgments per response (Meta-Rewarding's 11 were 70% of its run here): the meta-judge compares 2
+    params["judge"]["k"] = min(params["judge"].get("k", 1), 2)
     if name in ("irpo", "rrr", "constraints"):  # tasks, not generated instructions; a few judged, a few reflected on
         params["self_instruct"] = {"num_prompts": 0, "tasks": 12}
         params["sample"]["max_new_tokens"] = 64
@@ -197,8 +241,11 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, name)
         params["self_instruct"] = {"num_prompts": 0, "tasks": 8}
         params["sample"]["max_new_tokens"] = 48
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = run_stage("sft")
-    assert proc.returncode == 0, proc.stderr
+    if name in SFT_PRESETS:
+        shutil.copytree(request.getfixturevalue("real_seed_sft"), workdir / "models" / "M0_sft")
+    else:
+        proc = run_stage("sft")
+        assert proc.returncode == 0, proc.stderr
     for stage in ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "judge_training", "pairs",
                   "dpo"):
         proc = run_stage(stage, "--iteration", "M1")
