@@ -65,6 +65,8 @@ def main() -> None:
             if acc:
                 parts.append(f"judge accuracy {acc['accuracy']:.2f} on {acc['pairs']} labelled pairs ({acc['ties']} ties)")
             rows.append(("evaluate", s["seconds"], "; ".join(parts)))
+        if not rows:  # e.g. metrics/M0: the known pool or an evaluation of M0, no iteration
+            continue
         total = sum(r[1] for r in rows if r[0] != "evaluate")
         for name, secs, text in rows:
             print(f"| {d.name} | {name} | {secs:.0f} | {text} |")
