@@ -125,7 +125,8 @@ def meta_judge(gen: Generation, responses: Sequence[Response], judgments: Sequen
     methods = Counter(v.method for v in found)
     battled = {b.response_id for b in battles}
     metrics = {"responses_meta_judged": len(battled),
-               "responses_with_fewer_than_two_scored_judgments": len(selected) - len(battled), "comparisons": len(rows), "extra_judgments": len(extra),
+               "responses_with_fewer_than_two_scored_judgments": len(selected) - len(battled),
+               "comparisons": len(rows), "extra_judgments": len(extra),
                "unscored_judgments_left_out": unscored,
                "strict": methods["strict"], "flexible": methods["flexible"], "forced": methods["forced"],
                "ties": methods["tie"], "no_win": methods["no_win"], "calibrated": cfg.calibrate_forced, "calibration_offset": round(offset, 4),

@@ -37,9 +37,10 @@ TINY_PARAMS = {  # float32 everywhere (engine, sft, dpo): the same numbers on ev
 }
 
 
-def run_stage(name, *args, check=True):
+def run_stage(name, *args, check=True, cwd=None):
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", f"stages.{name}", *args], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-m", f"stages.{name}", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd)
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc

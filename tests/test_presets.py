@@ -2,7 +2,6 @@
 the real model, slow). The tests shrink sizes only (prompts, tokens, epochs), never a method's rules."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, SIZES, choice, no_comma_tasks, read, scripted_model, shrunk, write_prompts
+from tests.helpers import run_stage as run_in_subprocess
 from tests.inprocess import run_stage
 
 PRESETS = sorted(p.stem for p in (REPO / "params").glob("*.yaml"))
@@ -202,9 +202,7 @@ def real_seed_sft(real_m0, tmp_path_factory):
     params = shrunk("tpo")
     params["sft"] = {**params["sft"], **SEED_SFT_SIZES}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "stages.sft"], cwd=root, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_in_subprocess("sft", cwd=root)
     assert json.loads((root / "metrics/M0_sft/sft.json").read_text())["steps"] == 4
     return root / "models" / "M0_sft"
 
