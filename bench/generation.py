@@ -3,6 +3,7 @@ process, against the machine's bound.
 
     python -m bench.generation --model models/M0 --prompts 64 --n 4 --max-new-tokens 256
     python -m bench.generation --model models/M0 --engines hf --dtypes float32,bfloat16   # CPU dtypes side by side
+    python -m bench.generation --engines hf --dtypes float32,bfloat16 --transformers-sampling   # + the CPU sampler off
 
 Writes bench/results/generation-<machine>.json: machine, CPU flags, versions, workload, tokens/s per engine and
 dtype, ratios (vLLM over hf float32; bfloat16 over float32), and each hf run as a share of its dtype's bound
@@ -28,7 +29,7 @@ def workload(n_prompts: int) -> list[list[dict[str, str]]]:
 
 
 def run_hf(model_dir: str, convs, n: int, max_new: int, batch_size: int, random_weights: bool,
-           dtype: str = "float32") -> dict:
+           dtype: str = "float32", transformers_sampling: bool = False) -> dict:
     import torch
 
     from bench.common import generation_bound
@@ -43,6 +44,8 @@ def run_hf(model_dir: str, convs, n: int, max_new: int, batch_size: int, random_
         model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir), dtype=getattr(torch, dtype))
     engine = HFEngine(model_dir, batch_size=batch_size, model=model, tokenizer=tok, dtype=dtype)
     never_stop(engine)
+    if transformers_sampling:  # transformers' top-p sort and multinomial draw instead of pipeline/engines/nucleus.py
+        engine.fast_sampling = False
     settings = SamplingSettings(n=n, temperature=0.7, top_p=0.9, max_new_tokens=max_new, seed=0)
     engine.generate(convs[:2], SamplingSettings(n=1, max_new_tokens=8))  # warm-up
     if torch.cuda.is_available():
@@ -56,6 +59,7 @@ def run_hf(model_dir: str, convs, n: int, max_new: int, batch_size: int, random_
     bound = generation_bound(engine.model, dtype, min(batch_size, len(convs) * n))
     return {"seconds": seconds, "tokens": tokens, "tokens_per_second": tokens / seconds, "batch_size": batch_size,
             "dtype": str(engine.model.dtype).replace("torch.", ""), "precision": engine.precision, "bound": bound,
+            "sampling": "nucleus" if engine.fast_sampling else "transformers",
             "share_of_bound": tokens / seconds / bound["tokens_per_second"]}
 
 
@@ -88,6 +92,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64, help="hf engine: sequences per batch")
     p.add_argument("--engines", default="hf,vllm")
     p.add_argument("--dtypes", default="float32", help="hf: compute dtypes, each run in turn (float32,bfloat16)")
+    p.add_argument("--transformers-sampling", action="store_true",
+                   help="hf: also run each dtype with transformers' own top-p sampling (the engine's CPU sampler off)")
     p.add_argument("--random-weights", action="store_true")
     p.add_argument("--enforce-eager", choices=["auto", "true", "false"], default="auto",
                    help="vllm: engine.enforce_eager (auto: eager on a CPU, compiled on a GPU)")
@@ -107,6 +113,10 @@ def main() -> None:
         for dtype in dtypes:
             results[f"hf-{dtype}"] = run_hf(args.model, convs, args.n, args.max_new_tokens, args.batch_size,
                                             args.random_weights, dtype)
+            if args.transformers_sampling:
+                results[f"hf-{dtype}-transformers-sampling"] = run_hf(
+                    args.model, convs, args.n, args.max_new_tokens, args.batch_size, args.random_weights, dtype,
+                    transformers_sampling=True)
     if "vllm" in args.engines:
         try:
             eager = {"auto": None, "true": True, "false": False}[args.enforce_eager]
@@ -128,7 +138,10 @@ def main() -> None:
                      "random_weights": args.random_weights, "model": args.model},
         "results": results, "vllm_over_hf": ratio, "target_vllm_over_hf": target,
         "target_met": None if ratio is None else ratio >= target,
-        "bfloat16_over_float32": bf16, "target_bfloat16_over_float32": 2.0,  # issue 24, on a CPU with native bf16
+        "bfloat16_over_float32": bf16,
+        "nucleus_over_transformers_sampling": {
+            d: tps(f"hf-{d}") / tps(f"hf-{d}-transformers-sampling") for d in dtypes
+            if tps(f"hf-{d}") and tps(f"hf-{d}-transformers-sampling")}, "target_bfloat16_over_float32": 2.0,  # issue 24, on a CPU with native bf16
         "share_of_bound": {k: v["share_of_bound"] for k, v in results.items() if "share_of_bound" in v},
         "target_share_of_bound": 0.35}, args.out)
 

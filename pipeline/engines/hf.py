@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from pipeline.engines.base import (
     Completion,
@@ -18,6 +18,7 @@ from pipeline.engines.base import (
     truncate_at_stop,
 )
 from pipeline.engines.grouped_attention import use_grouped_attention
+from pipeline.engines.nucleus import NucleusSampler
 
 
 class StopInGenerated(StoppingCriteria):
@@ -65,6 +66,10 @@ class HFEngine(Engine):
         self.model = model.to(self.device).eval()
         # on a CPU, grouped key/value heads attend without copying the cache per query head (41% of decode time)
         self.grouped_attention = self.device.type == "cpu" and use_grouped_attention(self.model)
+        # on a CPU, the key/value cache grows in blocks instead of one torch.cat per step (growing_cache.py)
+        self.growing_cache = self.device.type == "cpu"
+        # on a CPU, top-p sampling without sorting the vocabulary (nucleus.py): the sort and draw were 40% of a step
+        self.fast_sampling = self.device.type == "cpu"
         self.batch_size = batch_size
         self.max_model_len = max_model_len  # prompt + completion, as vLLM's: a longer prompt is an error
         self.share_prefill = share_prefill  # n samples of a prompt share one prefill (bench/judge_prefix.py)
@@ -111,10 +116,16 @@ class HFEngine(Engine):
                 "do_sample": sample, "pad_token_id": pad, "eos_token_id": sorted(self._eos_ids),
                 "return_dict_in_generate": True, "output_logits": settings.logprobs,
             }
-            if sample:
+            processors = []
+            if sample and self.fast_sampling:  # greedy over scores whose maximum is the drawn token
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+                processors.append(NucleusSampler(settings.temperature, settings.top_p))
+            elif sample:
                 kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0)
             else:
                 kwargs.update(temperature=None, top_p=None, top_k=None)
+            if processors:
+                kwargs["logits_processor"] = LogitsProcessorList(processors)
             if settings.stop:
                 kwargs["stopping_criteria"] = StoppingCriteriaList([StopInGenerated(self.tokenizer, settings.stop, width)])
             out = self._generate_shared_prefill(input_ids.to(self.device), attention.to(self.device), settings.n,
@@ -229,7 +240,7 @@ class HFEngine(Engine):
         positions = torch.cat([(start - 1).clamp(min=0).unsqueeze(1), suffix_pos], dim=1)
         logits = self.model(input_ids=feed, attention_mask=mask, position_ids=positions, past_key_values=cache,
                             use_cache=True, logits_to_keep=1).logits
-        cache.crop(width + steps - 1)
+        cache.crop(-feed.shape[1])  # back to prompt + generated tokens but the last
         return torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
 
     def _generate_shared_prefill(self, input_ids: torch.Tensor, attention: torch.Tensor, n: int,
@@ -240,12 +251,16 @@ class HFEngine(Engine):
         (the long part of a judge request) is processed n times. Here the prompt minus its last token is run
         once, its KV cache repeated n times, and ``generate`` continues from it.
         """
+        cache = self._new_cache()
         if n == 1 or input_ids.shape[1] < 2 or not self.share_prefill:
+            if cache is not None:
+                kwargs = {**kwargs, "past_key_values": cache}
             return self.model.generate(input_ids=input_ids, attention_mask=attention, num_return_sequences=n,
                                        **kwargs)
-        from transformers import DynamicCache
+        if cache is None:
+            from transformers import DynamicCache
 
-        cache = DynamicCache(config=self.model.config)
+            cache = DynamicCache(config=self.model.config)
         head, head_mask = input_ids[:, :-1], attention[:, :-1]
         self.model(input_ids=head, attention_mask=head_mask, position_ids=(head_mask.cumsum(-1) - 1).clamp(min=0),
                    past_key_values=cache, use_cache=True, logits_to_keep=1)
@@ -253,6 +268,14 @@ class HFEngine(Engine):
         return self.model.generate(input_ids=input_ids.repeat_interleave(n, dim=0),
                                    attention_mask=attention.repeat_interleave(n, dim=0), past_key_values=cache,
                                    **kwargs)
+
+    def _new_cache(self) -> Any:
+        """An empty key/value cache for one generate call: blocks on a CPU, transformers' default elsewhere."""
+        if not self.growing_cache:
+            return None
+        from pipeline.engines.growing_cache import growing_cache
+
+        return growing_cache(self.model.config)
 
     @torch.inference_mode()
     def _score_sequences(self, sequences: list[tuple[list[int], int]]) -> list[float]:
