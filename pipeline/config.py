@@ -626,6 +626,44 @@ class DpoConfig:
                                   f"{problem}")
 
 
+# The loss formulations TRL 1.16's GRPOTrainer computes (trl/trainer/grpo_config.py, loss_type).
+TRL_GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+
+
+@dataclass
+class GrpoConfig:
+    """Online RL on the iteration's tasks with TRL's GRPOTrainer (pipeline/grpo.py); the names are TRL's."""
+
+    num_generations: int = knob(4, "Completions sampled per task (the group; TRL's default is 8).", at_least(2))
+    max_completion_length: int = knob(64, "Longest completion in tokens.", at_least(1))
+    temperature: float = knob(1.0, "Sampling temperature of the rollouts (TRL's default).", temperature_check)
+    top_p: float = knob(1.0, "Nucleus of the rollouts.", top_p_check)
+    beta: float = knob(0.0, "KL coefficient against the starting model (TRL's default 0: no reference model loaded; "
+                       "DeepSeek-R1 used 0.001).", between(0.0, 10.0))
+    epsilon: float = knob(0.2, "Clipping range of the importance ratio.", positive)
+    loss_type: str = knob("dapo", "TRL's loss formulation (grpo, dr_grpo, dapo, bnpo, ...; TRL's default dapo).",
+                          one_of(TRL_GRPO_LOSS_TYPES, "a loss type of TRL's GRPOTrainer"))
+    scale_rewards: Literal["group", "batch", "none"] = knob("group", "Advantages divided by the reward spread of "
+                                                            "the group, of the batch, or not at all (Dr. GRPO).")
+    num_iterations: int = knob(1, "Optimisation passes over each batch of rollouts (mu).", at_least(1))
+    mask_truncated_completions: bool = knob(False, "Leave completions cut at max_completion_length out of the loss.")
+    learning_rate: float = knob(1e-6, "Peak learning rate (TRL's default).", positive)
+    batch_size: int = knob(8, "Completions per device per step; with gradient accumulation and processes a "
+                           "multiple of num_generations.", at_least(1))
+    gradient_accumulation_steps: int = knob(1, "Steps accumulated per update.", at_least(1))
+    epochs: float = knob(1.0, "Passes over the tasks.", positive)
+    max_steps: int = knob(-1, "Stop after this many optimizer steps (-1: epochs decide).")
+    save_steps: int = knob(10, "Checkpoint every this many steps (resume point).", at_least(1))
+    dtype: Literal["auto", "float32", "bfloat16"] = knob("auto", "Compute dtype of training, as dpo.dtype.")
+    seed: int = knob(0, "Training and sampling seed.")
+
+    def __post_init__(self) -> None:
+        if (self.batch_size * self.gradient_accumulation_steps) % self.num_generations:
+            raise ConfigError(f"grpo.batch_size: {self.batch_size} x grpo.gradient_accumulation_steps: "
+                              f"{self.gradient_accumulation_steps} — TRL needs the completions of a step to be whole "
+                              f"groups: a multiple of grpo.num_generations ({self.num_generations})")
+
+
 @dataclass
 class EvaluateConfig:
     baselines: list[str] = knob(["previous", "M0"], "Models M_key is compared with: previous (M_prev), M0, "
@@ -704,6 +742,7 @@ SECTIONS: dict[str, type] = {
     "known_pool": KnownPoolConfig,
     "pairs": PairsConfig,
     "dpo": DpoConfig,
+    "grpo": GrpoConfig,
     "evaluate": EvaluateConfig,
 }
 
@@ -724,6 +763,7 @@ class Params:
     known_pool: KnownPoolConfig = field(default_factory=KnownPoolConfig)
     pairs: PairsConfig = field(default_factory=PairsConfig)
     dpo: DpoConfig = field(default_factory=DpoConfig)
+    grpo: GrpoConfig = field(default_factory=GrpoConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     iterations: dict[str, IterationConfig] = field(default_factory=dict)
     source: str = "params.yaml"
