@@ -93,7 +93,7 @@ PARAMS_CASES = [
          P + "sampel: unknown key — did you mean 'sample'?"),
     Case("unknown-section-foo", "sample@M1", params({"foo": 1}),
          P + "foo: unknown key — known keys: data, model, engine, sft, self_instruct, sample, verify, reflect, judge, "
-         "meta_judge, judge_training, known_pool, pairs, dpo, evaluate, iterations"),
+         "meta_judge, judge_training, known_pool, pairs, dpo, grpo, evaluate, iterations"),
     Case("dotted-key-at-top", "sample@M1", params({"sample.n": 4}), P + "sample.n: unknown key — did you mean 'sample'?"),
     # YAML itself
     Case("duplicate-key", "sample@M1", params_text("sample:\n  n: 3\n  n: 4\niterations: {M1: {prev: M0_sft}}\n"),
@@ -179,7 +179,7 @@ PARAMS_CASES = [
     Case("override-ambiguous", "sample@M1", params({"iterations": {"M1": {"prev": "M0_sft", "temperature": 0.5}}}),
          P + "iterations.M1.temperature: ambiguous — it is a field of several stages; write one of "
          "self_instruct.temperature, sample.temperature, reflect.temperature, judge.temperature, "
-         "meta_judge.temperature, judge_training.temperature, known_pool.temperature, evaluate.temperature"),
+         "meta_judge.temperature, judge_training.temperature, known_pool.temperature, grpo.temperature, evaluate.temperature"),
     Case("override-bad-value", "judge@M1", params({"iterations": {"M1": {"prev": "M0_sft", "judge": {"k": 0}}}}),
          P + "iterations.M1.judge.k: 0 — must be at least 1"),
     Case("override-over-context", "sample@M1",
