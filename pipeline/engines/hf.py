@@ -117,9 +117,7 @@ class HFEngine(Engine):
                 "return_dict_in_generate": True, "output_logits": settings.logprobs,
             }
             processors = []
-            # greedy over scores whose maximum is the drawn token; with top_p 1 there is no sort to save, and
-            # torch.multinomial's draw over the whole vocabulary is the faster one (measured: nucleus.py)
-            if sample and self.fast_sampling and settings.top_p < 1.0:
+            if sample and self.fast_sampling:  # greedy over scores whose maximum is the drawn token
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
                 processors.append(NucleusSampler(settings.temperature, settings.top_p))
             elif sample:

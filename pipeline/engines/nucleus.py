@@ -12,8 +12,10 @@ restricted to the nucleus (a token is kept when the probability of the tokens ra
 k as ``torch.multinomial`` draws (:func:`race`, an exponential race), each candidate's exponential number a hash
 of the token id and one random key per row, so only k numbers are made per row instead of one per vocabulary
 entry, and a draw does not depend on the order of near-equal candidates. With ``top_p`` 1 every token is a
-candidate and nothing is saved: the hf engine then leaves sampling to transformers (whose multinomial draw was 8%
-faster than this race over the whole vocabulary, measured on the same workload at top_p 1). It
+candidate: the draw inverts the cumulative distribution over the vocabulary in token-id order (one uniform number
+per row; 1.37x faster than transformers' multinomial at top_p 1 on the sample workload, where the race over the
+whole vocabulary was 8% slower than multinomial). In id order, too, a change in the last bits moves a draw only
+when its uniform number falls within that change of a token's edge. It
 runs as the last logits processor of a greedy ``generate``: it returns scores whose maximum is the drawn token,
 so the greedy pick is the sample. The random keys come from torch's global generator, which the engine seeds per call; the draws differ from transformers'
 for the same seed, the distribution does not.
@@ -31,10 +33,11 @@ def nucleus_sample(scores: torch.Tensor, temperature: float, top_p: float) -> to
     """One token id per row of ``scores`` (rows x vocabulary), drawn at ``temperature`` from the top-p nucleus."""
     probs = torch.softmax(scores.float() / temperature, dim=-1)
     rows, vocab = probs.shape
+    if top_p >= 1.0:  # every token is a candidate: invert the cumulative distribution, in token-id order
+        cdf = probs.cumsum(-1)
+        u = torch.rand(rows, 1, device=probs.device, dtype=cdf.dtype)
+        return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp(max=vocab - 1).squeeze(-1)
     keys = torch.randint(0, 2**62, (rows, 1), device=probs.device)  # one draw per row from the seeded generator
-    if top_p >= 1.0:  # every token is a candidate
-        ids = torch.arange(vocab, device=probs.device).expand(rows, vocab)
-        return ids.gather(-1, race(probs, ids, keys).unsqueeze(-1)).squeeze(-1)
     k = min(FIRST_K, vocab)
     while True:
         top, ids = torch.topk(probs, k, dim=-1)  # descending
