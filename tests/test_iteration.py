@@ -63,7 +63,10 @@ def test_real_model_one_tiny_iteration(workdir, real_m0):
     params = {**TINY_PARAMS,
               "engine": {**TINY_PARAMS["engine"], "shard_size": 32},  # one batch per stage: shards cost decode steps
               "sft": {"enabled": False},
-              "self_instruct": {"num_prompts": 2, "max_requests": 16, "shard_size": 16, "max_new_tokens": 64},
+              # about 1 in 10 requests gives an acceptable instruction at the demo's 0.6 (3 of 32 there): 32 requests
+              # at 0.9, one batch, so that a change of sampler alone cannot leave none
+              "self_instruct": {"num_prompts": 2, "max_requests": 32, "shard_size": 32, "max_new_tokens": 64,
+                                "temperature": 0.9},
               "sample": {"n": 2, "max_new_tokens": 64, "thoughts": "none"},
               "judge": {"k": 2, "max_new_tokens": 64, "scoring": "expected"},
               "meta_judge": {"num_judgments": 3, "max_new_tokens": 48},
