@@ -83,8 +83,7 @@ class RolloutLog(TrainerCallback):
 
 def check_batch(tasks: int, cfg: GrpoConfig) -> None:
     """A step needs whole groups of completions and at least one task per group: say so before any model loads."""
-    world = 1
-    per_step = cfg.batch_size * cfg.gradient_accumulation_steps * world
+    per_step = cfg.batch_size * cfg.gradient_accumulation_steps  # one process: the stage has no launcher yet
     if per_step // cfg.num_generations > tasks:
         raise StageError(f"grpo: a step takes {per_step // cfg.num_generations} tasks (grpo.batch_size "
                          f"{cfg.batch_size} x gradient_accumulation_steps {cfg.gradient_accumulation_steps} / "

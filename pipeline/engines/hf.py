@@ -116,16 +116,14 @@ class HFEngine(Engine):
                 "do_sample": sample, "pad_token_id": pad, "eos_token_id": sorted(self._eos_ids),
                 "return_dict_in_generate": True, "output_logits": settings.logprobs,
             }
-            processors = []
             if sample and self.fast_sampling:  # greedy over scores whose maximum is the drawn token
-                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-                processors.append(NucleusSampler(settings.temperature, settings.top_p))
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None,
+                              logits_processor=LogitsProcessorList([NucleusSampler(settings.temperature,
+                                                                                   settings.top_p)]))
             elif sample:
                 kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0)
             else:
                 kwargs.update(temperature=None, top_p=None, top_k=None)
-            if processors:
-                kwargs["logits_processor"] = LogitsProcessorList(processors)
             if settings.stop:
                 kwargs["stopping_criteria"] = StoppingCriteriaList([StopInGenerated(self.tokenizer, settings.stop, width)])
             out = self._generate_shared_prefill(input_ids.to(self.device), attention.to(self.device), settings.n,
@@ -253,14 +251,8 @@ class HFEngine(Engine):
         """
         cache = self._new_cache()
         if n == 1 or input_ids.shape[1] < 2 or not self.share_prefill:
-            if cache is not None:
-                kwargs = {**kwargs, "past_key_values": cache}
             return self.model.generate(input_ids=input_ids, attention_mask=attention, num_return_sequences=n,
-                                       **kwargs)
-        if cache is None:
-            from transformers import DynamicCache
-
-            cache = DynamicCache(config=self.model.config)
+                                       past_key_values=cache, **kwargs)
         head, head_mask = input_ids[:, :-1], attention[:, :-1]
         self.model(input_ids=head, attention_mask=head_mask, position_ids=(head_mask.cumsum(-1) - 1).clamp(min=0),
                    past_key_values=cache, use_cache=True, logits_to_keep=1)
@@ -271,11 +263,13 @@ class HFEngine(Engine):
 
     def _new_cache(self) -> Any:
         """An empty key/value cache for one generate call: blocks on a CPU, transformers' default elsewhere."""
-        if not self.growing_cache:
-            return None
-        from pipeline.engines.growing_cache import growing_cache
+        if self.growing_cache:
+            from pipeline.engines.growing_cache import growing_cache
 
-        return growing_cache(self.model.config)
+            return growing_cache(self.model.config)
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config)
 
     @torch.inference_mode()
     def _score_sequences(self, sequences: list[tuple[list[int], int]]) -> list[float]:
