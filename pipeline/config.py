@@ -634,6 +634,9 @@ TRL_GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "lusp
 class GrpoConfig:
     """Online RL on the iteration's tasks with TRL's GRPOTrainer (pipeline/grpo.py); the names are TRL's."""
 
+    enabled: bool = knob(False, "Train M_key with GRPO on the iteration's tasks (data/<key>/prompts.jsonl) instead of "
+                         "DPO on pairs; sample, verify, judge, meta_judge, reflect, judge_training and pairs then "
+                         "write empty outputs and load no model.")
     num_generations: int = knob(4, "Completions sampled per task (the group; TRL's default is 8).", at_least(2))
     max_completion_length: int = knob(64, "Longest completion in tokens.", at_least(1))
     temperature: float = knob(1.0, "Sampling temperature of the rollouts (TRL's default).", temperature_check)

@@ -30,7 +30,7 @@ from pipeline import grpo_rewards, launch, models
 from pipeline.config import GrpoConfig, VerifyConfig
 from pipeline.errors import StageError
 from pipeline.models import load_model
-from pipeline.records import Prompt, digest
+from pipeline.records import Prompt, Rollout, digest, stable_id
 from pipeline.training import (
     StopOnNonFiniteLoss,
     check_disk,
@@ -68,7 +68,7 @@ class RolloutLog(TrainerCallback):
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.step = state.global_step + 1
 
-    def append(self, rollout: grpo_rewards.Rollout) -> None:
+    def append(self, rollout: grpo_rewards.Reward) -> None:
         if not launch.is_main():
             return
         with self.path.open("a", encoding="utf-8") as f:
@@ -139,19 +139,27 @@ def step_figures(log_history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def grpo_iteration(prev_dir: Path, tasks: Sequence[Prompt], cfg: GrpoConfig, verify: VerifyConfig, out_dir: Path,
-                   card: dict[str, Any], work_root: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                   card: dict[str, Any], work_root: Path) -> tuple[dict[str, Any], list[Rollout]]:
     """The grpo step: train from ``prev_dir`` on ``tasks``, save to ``out_dir``; return (metrics, rollout rows).
 
     Checkpoints (and the rollout rows as they are given) live under ``work_root`` until the model is saved."""
     tasks = list(tasks)
     if not tasks:
         raise StageError(f"grpo {out_dir.name}: no tasks to train on — GRPO needs prompts with known answers")
+    grpo_rewards.dataset_rows(tasks)  # every prompt a task the verifiers can check: one line, before any model loads
+    grpo_rewards.verifier_reward(tasks, verify)
     check_batch(len(tasks), cfg)
     check_disk(prev_dir, "grpo")
     ref = models.model_ref(prev_dir)
     work = work_root / f"grpo-{out_dir.name}-{digest(ref, dataclasses.asdict(cfg), [t.prompt_id for t in tasks])}"
     start = time.time()
-    model, tok, summary, rows = train_grpo(prev_dir, tasks, cfg, verify, work)
+    model, tok, summary, logged = train_grpo(prev_dir, tasks, cfg, verify, work)
+    seen: dict[tuple[int, str], int] = {}  # a rollout's place in its step's group: part of its stable id
+    rows = []
+    for r in logged:
+        n = seen[r["step"], r["prompt_id"]] = seen.get((r["step"], r["prompt_id"]), -1) + 1
+        rows.append(Rollout(rollout_id=stable_id("ro", out_dir.name, r["step"], r["prompt_id"], n, r["completion"]),
+                            iteration=out_dir.name, **r, **ref))  # by the policy trained from ref, at that step
     saved: dict[str, Any] = {"weights_sha256": None}
     if launch.is_main():
         saved = models.save_model(model, tok, out_dir, state_dict=summary.pop("state_dict"), card={
@@ -160,7 +168,7 @@ def grpo_iteration(prev_dir: Path, tasks: Sequence[Prompt], cfg: GrpoConfig, ver
     summary.pop("state_dict", None)
     launch.barrier()
     steps = step_figures(summary["log"])
-    rewards = [r["reward"] for r in rows]
+    rewards = [r.reward for r in rows]
     seconds = time.time() - start
     if launch.is_main():
         for stale in work_root.glob(f"grpo-{out_dir.name}-*"):
@@ -170,7 +178,7 @@ def grpo_iteration(prev_dir: Path, tasks: Sequence[Prompt], cfg: GrpoConfig, ver
         "first_reward_mean": steps[0].get("reward_mean") if steps else None,
         "last_reward_mean": steps[-1].get("reward_mean") if steps else None,
         "mean_reward": statistics.fmean(rewards) if rewards else None,
-        "correct_share": statistics.fmean(float(r["correct"]) for r in rows) if rows else None,
+        "correct_share": statistics.fmean(float(r.correct) for r in rows) if rows else None,
         "seconds": round(seconds, 1), "weights_sha256": saved["weights_sha256"],
         "precision": summary["precision"], "per_step": steps, "log": summary["log"]}
     return metrics, rows

@@ -13,7 +13,7 @@ IFEval's strict rule. The reward is the verify step's level (:func:`pipeline.rew
 ``verify.format_levels`` 2 for a correct answer in the asked format, 1 for a correct one read flexibly, 0 for a
 wrong one; without it IRPO's 1 / 0. The constraints verifier gives its own level (2 all held, 1 some, 0 none).
 
-Every reward given is also kept (:class:`Rollout`, in the order TRL asked): what was checked, what was read,
+Every reward given is also kept (:class:`Reward`, in the order TRL asked): what was checked, what was read,
 the reward and why, so a run can be inspected afterwards like the verify step's rows. The per-step statistics
 (reward mean and spread, the share of groups whose rewards are all equal, KL, completion length) are TRL's own
 logged metrics.
@@ -32,7 +32,7 @@ from pipeline.records import Prompt, user_query
 
 
 @dataclass(frozen=True)
-class Rollout:
+class Reward:
     """One completion TRL asked a reward for."""
 
     prompt_id: str
@@ -63,16 +63,16 @@ def dataset_rows(tasks: Sequence[Prompt]) -> list[dict[str, Any]]:
     return rows
 
 
-def score(text: str, task: Prompt, cfg: VerifyConfig) -> Rollout:
+def score(text: str, task: Prompt, cfg: VerifyConfig) -> Reward:
     """The reward of one completion ``text`` to ``task``."""
     c = rewards.check(text, task, cfg)
     level = c.level if c.level is not None else rewards.reward_level(c.correct, c.method, cfg.format_levels)
-    return Rollout(task.prompt_id, text, float(level), c.extracted, c.method, c.correct, c.detail)
+    return Reward(task.prompt_id, text, float(level), c.extracted, c.method, c.correct, c.detail)
 
 
-def verifier_reward(tasks: Sequence[Prompt], cfg: VerifyConfig, kept: list[Rollout] | None = None
+def verifier_reward(tasks: Sequence[Prompt], cfg: VerifyConfig, kept: list[Reward] | None = None
                     ) -> Callable[..., list[float]]:
-    """A TRL reward function over ``tasks`` (by ``prompt_id``); each :class:`Rollout` is appended to ``kept``."""
+    """A TRL reward function over ``tasks`` (by ``prompt_id``); each :class:`Reward` is appended to ``kept``."""
     by_id = {t.prompt_id: t for t in tasks}
     rewards.task_problems(list(by_id.values()))  # a task that could never be checked: one line, before training
 

@@ -40,6 +40,7 @@ from pipeline.records import (
     Rating,
     Reflection,
     Response,
+    Rollout,
     Row,
     Verification,
     iter_jsonl_lines,
@@ -63,6 +64,7 @@ FILES: dict[str, tuple[tuple[str, ...], type[Row]]] = {
                "judge_training_pairs.jsonl"), PreferencePair),
     "known_pairs": (("known_pairs.jsonl",), KnownPair),
     "known_judgments": (("known_judgments.jsonl",), KnownJudgment),
+    "rollouts": (("rollouts.jsonl",), Rollout),  # grpo.enabled: every completion GRPO rewarded
 }
 # What the evaluate stage wrote: one file each, rows without ids of their own (a prompt, labelled pair or task
 # id repeats across models, baselines and samples).
@@ -75,7 +77,7 @@ EVAL_FILES: dict[str, tuple[str, type[Row]]] = {
 }
 TABLES = (*FILES, *EVAL_FILES)  # what `selfreward list` shows
 METRICS = ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "judge_training", "pairs", "dpo",
-           "eval")
+           "grpo", "eval")
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -169,6 +171,7 @@ class Iteration:
     pairs: dict[str, PreferencePair] = field(default_factory=dict)
     known_pairs: dict[str, KnownPair] = field(default_factory=dict)
     known_judgments: dict[str, KnownJudgment] = field(default_factory=dict)
+    rollouts: dict[str, Rollout] = field(default_factory=dict)
     # what the evaluate stage wrote, in file order, and the evaluation inputs its rows refer to by id
     eval_answers: list[EvalAnswer] = field(default_factory=list)
     eval_comparisons: list[EvalComparison] = field(default_factory=list)
@@ -209,6 +212,11 @@ class Iteration:
         self.known_judgments_of: dict[str, list[KnownJudgment]] = defaultdict(list)  # known id -> judgments
         for kj in self.known_judgments.values():
             self.known_judgments_of[kj.known_id].append(kj)
+        self.rollouts_of: dict[str, list[Rollout]] = defaultdict(list)  # prompt id -> its rollouts, by step
+        for ro in self.rollouts.values():
+            self.rollouts_of[ro.prompt_id].append(ro)
+        for ros in self.rollouts_of.values():
+            ros.sort(key=lambda ro: ro.step)
         self.pairs_of: dict[str, list[PreferencePair]] = defaultdict(list)  # any row id -> pairs using it
         for p in self.pairs.values():
             for rid in (p.chosen_id, p.rejected_id, p.prompt_id):
@@ -372,6 +380,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                     "worse_chars", "judgments", "correct", "pairs", "reason", "text"),
     "known_judgments": ("judgment_id", "known_id", "prompt_id", "source", "mode", "shown", "index", "verdict",
                         "score", "method", "correct", "tokens", "chars", "pairs", "text"),
+    "rollouts": ("rollout_id", "prompt_id", "step", "reward", "correct", "method", "extracted", "answer", "chars",
+                 "detail", "text"),
     "eval_answers": ("prompt_id", "category", "model", "parse_ok", "tokens", "chars", "text"),
     "eval_comparisons": ("prompt_id", "category", "baseline", "model_first", "letter", "method", "verdict",
                          "outcome", "chars", "text"),
@@ -527,6 +537,13 @@ def table_rows(it: Iteration, table: str) -> list[dict[str, Any]]:
                         "verdict": j.verdict, "score": j.score, "method": j.method, "correct": j.correct,
                         "tokens": j.num_tokens, "chars": _chars(j.text),
                         "pairs": len(it.pairs_of.get(j.judgment_id, [])), "text": j.text})
+    elif table == "rollouts":
+        for ro in it.rollouts.values():
+            task = prompts.get(ro.prompt_id)
+            out.append({"rollout_id": ro.rollout_id, "prompt_id": ro.prompt_id, "step": ro.step, "reward": ro.reward,
+                        "correct": ro.correct, "method": ro.method, "extracted": ro.extracted,
+                        "answer": task.answer if task else None, "chars": _chars(ro.completion),
+                        "detail": ro.detail or None, "text": ro.completion})
     return out
 
 
@@ -771,6 +788,11 @@ def response_view(it: Iteration, r: Response, role: str = "") -> dict[str, Any]:
             "sampling": r.provenance.get("sampling")}
 
 
+def rollout_view(ro: Rollout) -> dict[str, Any]:
+    return {"id": ro.rollout_id, "step": ro.step, "reward": ro.reward, "correct": ro.correct, "method": ro.method,
+            "extracted": ro.extracted, "detail": ro.detail, "completion": ro.completion, "model": ro.model}
+
+
 def known_judgment_view(j: KnownJudgment) -> dict[str, Any]:
     return {"id": j.judgment_id, "mode": j.mode, "shown": j.shown, "index": j.judge_index, "verdict": j.verdict,
             "score": j.score, "method": j.method, "correct": j.correct, "text": j.text,
@@ -831,7 +853,7 @@ def trace(it: Iteration, row_id: str) -> dict[str, Any]:
         near = difflib.get_close_matches(row_id, it.known_ids(), n=1, cutoff=0.8)
         hint = f' — did you mean "{near[0]}"?' if near else (
             " — ids start with p- (prompt), r- (response), j- (judgment), mj- (meta-judgment), rp-/vp-/jp-/fp-/tp- "
-            "(pairs), kp- (known pair), kj- (judgment of a known pair); an evaluation prompt, labelled pair or held-out task has the id of its input file")
+            "(pairs), kp- (known pair), kj- (judgment of a known pair), ro- (GRPO rollout); an evaluation prompt, labelled pair or held-out task has the id of its input file")
         raise InspectError(f'{it.source}: no row with id "{row_id}"{hint}')
     if table in EVAL_FILES:
         return eval_trace(it, row_id, table)
@@ -843,6 +865,9 @@ def trace(it: Iteration, row_id: str) -> dict[str, Any]:
         focus["known_judgment"] = known_judgment_view(it.known_judgments[row_id])
     elif table == "prompts":
         prompt_id = row_id
+    elif table == "rollouts":
+        prompt_id = it.rollouts[row_id].prompt_id
+        focus["rollout"] = rollout_view(it.rollouts[row_id])
     else:
         prompt_id = getattr(it, table)[row_id].prompt_id
     p = it.prompts.get(prompt_id)
@@ -874,6 +899,7 @@ def trace(it: Iteration, row_id: str) -> dict[str, Any]:
                                               "verifier": p.verifier, "provenance": p.provenance},
             "responses": responses,
             "known_pairs": [known_pair_view(it, k) for k in it.known_of.get(prompt_id, [])],
+            "rollouts": [rollout_view(ro) for ro in it.rollouts_of.get(prompt_id, [])],
             "pairs": [pair_view(it, q) for q in pairs],
             "hashes": {k: sorted(v) for k, v in sorted(hashes.items())}}
 
@@ -947,6 +973,7 @@ def linked_ids(t: dict[str, Any]) -> set[str]:
         ids.update(x["id"] for x in r["reflections"])
     for q in t["pairs"]:
         ids.update((q["id"], q["chosen_id"], q["rejected_id"], q["prompt_id"]))
+    ids.update(ro["id"] for ro in t.get("rollouts", []))
     return ids
 
 
@@ -992,6 +1019,9 @@ def profile(it: Iteration) -> dict[str, Any]:
         "rejected_chars": _summary(len(p.rejected[-1]["content"]) for p in pairs),
         "elo": _summary(rt.elo for rt in it.ratings.values()),
         "position_bias": position_bias(it.meta_judgments.values()),
+        "rollout_reward": _summary(ro.reward for ro in it.rollouts.values()),
+        "rollout_correct_rate": (sum(ro.correct for ro in it.rollouts.values()) / len(it.rollouts)
+                                 if it.rollouts else None),
     }
 
 

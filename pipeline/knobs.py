@@ -82,9 +82,9 @@ def url_check(url: str) -> str | None:
 
 
 def one_of(names: tuple[str, ...], what: str) -> Check:
-    """Every item of a list value is one of ``names`` (with a did-you-mean hint)."""
-    def check(values: list[str]) -> str | None:
-        for v in values:
+    """A value, or every item of a list value, is one of ``names`` (with a did-you-mean hint)."""
+    def check(values: str | list[str]) -> str | None:
+        for v in [values] if isinstance(values, str) else values:
             if v not in names:
                 near = difflib.get_close_matches(v, names, n=1)
                 hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(names)}"

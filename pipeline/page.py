@@ -310,7 +310,30 @@ def figures(it: Iteration) -> list[dict[str, Any]]:
         xs = by_kind[kind]
         figs.append({"title": f"Margins of {kind} pairs", "note": f"{len(xs):,} pairs; chosen − rejected",
                      "svg": histogram_svg(xs, f"margin ({units.get(kind, 'score')})")})
+    if it.rollouts:
+        rewards = [ro.reward for ro in it.rollouts.values()]
+        steps = len({ro.step for ro in it.rollouts.values()})
+        figs.append({"title": "Rewards of GRPO rollouts", "note": f"{len(rewards):,} completions over {steps} "
+                     "steps; 2 right in the asked format, 1 right, 0 wrong",
+                     "svg": histogram_svg(rewards, "reward (verify level)", integer_bins=(0, 2))})
     return figs
+
+
+ROLLOUT_TEXT = 400  # characters of a completion the rollouts table shows (the whole row: `selfreward trace ID`)
+
+
+def rollout_tables(it: Iteration) -> dict[str, Any] | None:
+    """grpo.enabled: TRL's figures per step (grpo.json) and every rollout, in step order, for the page."""
+    if not it.rollouts:
+        return None
+    names = ("reward_mean", "reward_std", "groups_zero_spread", "kl", "completion_length", "loss")
+    per_step = [{"step": s.get("step"), **{n: _fmt(s.get(n)) for n in names}}
+                for s in (it.metrics.get("grpo") or {}).get("per_step") or []]
+    rows = [{"id": ro.rollout_id, "step": ro.step, "prompt_id": ro.prompt_id, "reward": _fmt(ro.reward),
+             "correct": ro.correct, "read": f"{ro.method}: {ro.extracted!r}", "detail": ro.detail,
+             "completion": ro.completion[:ROLLOUT_TEXT] + ("…" if len(ro.completion) > ROLLOUT_TEXT else "")}
+            for ro in sorted(it.rollouts.values(), key=lambda ro: (ro.step, ro.prompt_id, ro.rollout_id))]
+    return {"columns": names, "per_step": per_step, "rows": rows}
 
 
 # --------------------------------------------------------------------------------------------------- metrics
@@ -416,6 +439,7 @@ def build_page(it: Iteration, *, compress: bool | None = None) -> str:
         counts=[(t, prof["counts"][t], it.files.get(t, "")) for t in FILES],
         pairs_by_kind=list(prof["pairs_by_kind"].items()), total_pairs=len(it.pairs),
         facts=facts, summaries=_summary_rows(prof), headline=headline, stages=stages, figures=figures(it),
+        rollouts=rollout_tables(it),
         page_size=PAGE_SIZE, data=embed(data, compress), css=Markup(css), js=Markup(js))
     return html
 

@@ -25,6 +25,7 @@ PRODUCERS = {
     "judgment_pairs.jsonl": "pairs",
     "reflection_pairs.jsonl": "pairs",
     "judge_training_pairs.jsonl": "pairs",
+    "rollouts.jsonl": "dpo",
 }
 
 

@@ -314,6 +314,27 @@ class Verification(Row):
 
 
 @dataclass
+class Rollout(Row):
+    """One completion GRPO sampled and rewarded (grpo.enabled): the verifier's check, as a Verification reads it,
+    and the optimizer step whose update it entered. Made by the policy trained from ``model`` up to that step."""
+
+    ID_FIELD: ClassVar[str] = "rollout_id"
+    NONEMPTY: ClassVar[tuple[str, ...]] = ("rollout_id", "prompt_id")
+    rollout_id: str
+    iteration: str
+    step: int  # the optimizer step (from 1) whose batch it was; a resumed run keeps only the steps that trained
+    prompt_id: str
+    completion: str
+    reward: float  # the verify step's level: 2 right in the asked format, 1 right, 0 wrong (grpo_rewards)
+    extracted: str | None
+    method: Literal["strict", "flexible", "none"]
+    correct: bool
+    detail: str = ""
+    model: str = ""  # the model the iteration's training started from, and its weights' sha256 (16 hex)
+    model_sha256: str = ""
+
+
+@dataclass
 class Reflection(Row, Generated):
     """Reflect, Retry, Reward: a reflection on a failed attempt, and the retry made with it in context (the
     generation fields are the reflection's, the text a reflection pair trains on)."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 LOOP_STAGES = ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "pairs", "dpo")
+METRIC_FILES = (*LOOP_STAGES, "grpo", "eval")  # what the summarize stage reads
 
 # stage -> keys copied as they are (a missing key is written as None, never invented)
 HEADLINE: dict[str, tuple[str, ...]] = {
@@ -23,6 +24,7 @@ HEADLINE: dict[str, tuple[str, ...]] = {
     "pairs": ("response_pairs", "judgment_pairs", "verified_pairs", "reflection_pairs"),
     "dpo": ("pairs", "first_loss", "last_loss", "mean_reward_accuracy", "mean_reward_margin"),
 }
+GRPO_KEYS = ("tasks", "steps", "rollouts", "first_reward_mean", "last_reward_mean", "correct_share")
 EVAL_KEYS = ("win_rate", "win_rate_se", "length_adjusted_win_rate", "model_mean_chars", "baseline_mean_chars")
 HELDOUT_KEYS = ("pass@1", "pass@1_se", "format_rate", "format_rate_se", "mean_tokens")
 CONSTRAINT_KEYS = ("prompt_strict", "prompt_strict_se", "prompt_loose", "prompt_loose_se", "instruction_strict",
@@ -39,6 +41,9 @@ def iteration_summary(stage_metrics: Mapping[str, Mapping[str, Any]]) -> dict[st
     for stage, keys in HEADLINE.items():
         m = stage_metrics.get(stage, {})
         out[stage] = {k: _round(m.get(k)) for k in keys}
+    grpo = stage_metrics.get("grpo") or {}
+    if grpo.get("enabled"):  # grpo.enabled: the dpo stage trained online; its figures beside dpo's (which are None)
+        out["grpo"] = {k: _round(grpo.get(k)) for k in GRPO_KEYS}
     ev = stage_metrics.get("eval")
     if ev is not None:
         block: dict[str, Any] = {f"vs_{name}": {k: _round(b.get(k)) for k in EVAL_KEYS}

@@ -203,6 +203,17 @@ def print_trace(t: dict[str, Any], full: bool) -> None:
             tree.add(f"reflection {x['id']} (retry {'right' if x['retry_correct'] else 'wrong'}): "
                      + escape(_short(x["text"], full, 200)))
         con.print(tree)
+    rollouts = t.get("rollouts") or []
+    if rollouts:
+        tree = Tree(f"GRPO rollouts of this prompt: {len(rollouts)} (reward: the verify step's level)")
+        for ro in rollouts:
+            mark = "→ " if ro["id"] == focus["id"] else ""
+            why = f" · {escape(ro['detail'])}" if ro["detail"] else ""
+            node = tree.add(f"{mark}rollout {ro['id']} · step {ro['step']} · reward {_cell(ro['reward'])} · "
+                            f"{'correct' if ro['correct'] else 'wrong'} (read {ro['method']}: {ro['extracted']!r})"
+                            f"{why}")
+            node.add(escape(_short(ro["completion"], full, 300)))
+        con.print(tree)
     if t["hashes"]:  # none for a prompt nothing has answered yet
         con.print("hashes: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in t["hashes"].items()))
 

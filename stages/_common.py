@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -120,6 +120,16 @@ class Iteration:
                 records.write_jsonl(self.data / file, rows)
             records.write_json(self.metrics / f"{name or self.stage}.json",
                                {**metrics, **served, "seconds": round(time.time() - self.started, 1)})
+
+
+    def skipped_for_grpo(self, outputs: Sequence[str]) -> bool:
+        """With grpo.enabled the dpo stage trains online on the prompts and uses no offline data: an offline stage
+        writes its outputs empty (and loads no model); the caller returns when this says True."""
+        if not self.params.grpo.enabled:
+            return False
+        self.write({name: [] for name in outputs}, {"skipped": "grpo.enabled: the dpo stage trains with GRPO"})
+        log.info("%s %s: skipped (grpo.enabled: the dpo stage samples its own rollouts)", self.stage, self.key)
+        return True
 
 
 def require_model(model_dir: Path, name: str) -> None:

@@ -17,6 +17,8 @@ from stages import _common, _generate
 
 def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "judge")
+    if it.skipped_for_grpo(["judgments.jsonl"]):
+        return
     cfg = it.params.judge
     responses = it.read("responses.jsonl", Response)
     verifications = it.read("verifications.jsonl", Verification, allow_empty=True)

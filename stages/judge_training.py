@@ -23,6 +23,8 @@ from stages import _common, _generate
 def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "judge_training")
     cfg, p = it.params.judge_training, it.params
+    if it.skipped_for_grpo(["known_pairs.jsonl", "known_judgments.jsonl"]):
+        return
     if not cfg.enabled:  # empty outputs, no model loaded
         it.write({"known_pairs.jsonl": [], "known_judgments.jsonl": []}, {"enabled": False})
         return

@@ -20,6 +20,8 @@ def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "meta_judge")
     cfg, jcfg = it.params.meta_judge, it.params.judge
     outputs = ("extra_judgments.jsonl", "meta_judgments.jsonl", "ratings.jsonl")
+    if it.skipped_for_grpo(outputs):
+        return
     if not cfg.enabled:  # Self-Rewarding and TPO do not meta-judge: empty outputs, no model loaded
         it.write({name: [] for name in outputs}, {"enabled": False})
         return

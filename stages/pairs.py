@@ -19,6 +19,9 @@ from stages import _common
 
 def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "pairs")
+    if it.skipped_for_grpo(["response_pairs.jsonl", "judgment_pairs.jsonl", "reflection_pairs.jsonl",
+                            "judge_training_pairs.jsonl"]):
+        return
     cfg = it.params.pairs
     responses = it.read("responses.jsonl", Response)
     judgments = it.read("judgments.jsonl", Judgment, allow_empty=True)  # empty when a verifier rewards every response

@@ -17,6 +17,8 @@ from stages import _common, _generate
 
 def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "reflect")
+    if it.skipped_for_grpo(["reflections.jsonl"]):
+        return
     cfg = it.params.reflect
     verifications = it.read("verifications.jsonl", Verification, allow_empty=True)
     if not cfg.enabled or all(v.correct for v in verifications):

@@ -14,6 +14,8 @@ from stages import _common, _generate
 
 def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "sample")
+    if it.skipped_for_grpo(["responses.jsonl"]):
+        return
     it.require_model()
     cfg = it.params.sample
     prompts = it.read("prompts.jsonl", Prompt)

@@ -2,7 +2,7 @@
 
     python -m stages.summarize --iteration M1
 
-Reads: metrics/<key>/{self_instruct,sample,verify,reflect,judge,meta_judge,pairs,dpo,eval}.json.
+Reads: metrics/<key>/{self_instruct,sample,verify,reflect,judge,meta_judge,pairs,dpo,grpo,eval}.json.
 Writes: metrics/<key>/summary.json, the file `dvc metrics show` prints (one row per iteration).
 """
 
@@ -18,10 +18,12 @@ def main() -> None:
     args = _common.parser(__doc__).parse_args()
     it = _common.Iteration(args, "summarize")
     stage_metrics = {}
-    for stage in (*summary.LOOP_STAGES, "eval"):
+    for stage in summary.METRIC_FILES:
         path = it.metrics / f"{stage}.json"
         if not path.exists():
-            raise _common.StageError(f"summarize {it.key}: {path} is missing — run stage {stage} first")
+            producer = {"grpo": "dpo", "eval": "evaluate"}.get(stage, stage)
+            raise _common.StageError(f"summarize {it.key}: {path} is missing — run `dvc repro {producer}@{it.key}` "
+                                     "first")
         try:
             stage_metrics[stage] = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:

@@ -16,6 +16,8 @@ from stages import _common
 
 def main() -> None:
     it = _common.Iteration(_common.parser(__doc__).parse_args(), "verify")
+    if it.skipped_for_grpo(["verifications.jsonl"]):
+        return
     prompts = it.read("prompts.jsonl", Prompt)
     responses = it.read("responses.jsonl", Response)
     rows, metrics = rewards.verify_responses(prompts, responses, it.params.verify, {"iteration": it.key})

@@ -126,7 +126,7 @@ PARAMS_CASES = [
          server=answering("Write a long and winding task about", finish_reason="length")),
 ]
 
-KNOWN = "constraints, irpo, meta_rewarding, rrr, self_rewarding, self_taught, tpo"
+KNOWN = "constraints, grpo, irpo, meta_rewarding, rrr, self_rewarding, self_taught, tpo"
 PRESET_CASES = [
     Case("preset-unknown-name", "use_preset nope", params({}), f"no preset 'nope' — known: {KNOWN}"),
     Case("preset-misspelt-name", "use_preset ipro", params({}), f"no preset 'ipro' — did you mean 'irpo'? known: {KNOWN}"),

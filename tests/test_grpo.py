@@ -3,6 +3,7 @@ weights, keeps one rollout row per reward given (with the step it trained), resu
 keeping the rows of the steps it redoes, and refuses batches that are not whole groups before any model loads."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +23,7 @@ def word_count_task(pid: str, at_least: int) -> Prompt:
                           "kwargs": [{"relation": "at least", "num_words": at_least}]})
 
 
+REPO = Path(__file__).resolve().parent.parent
 TASKS = [word_count_task(f"w{n}", n) for n in (9, 10, 11, 12)]
 SMALL = {"num_generations": 4, "max_completion_length": 16, "batch_size": 8, "learning_rate": 1e-3,
          "save_steps": 1, "dtype": "float32"}
@@ -39,9 +41,9 @@ def test_a_grpo_step_changes_the_weights_and_keeps_every_rollout(tiny_model_dir,
     metrics, rows = grpo.grpo_iteration(tiny_model_dir, TASKS, cfg, VerifyConfig(), out, {"name": "M1"},
                                         tmp_path / "work")
     assert metrics["steps"] == 2 and metrics["rollouts"] == len(rows) == 2 * cfg.batch_size
-    assert [r["step"] for r in rows] == [1] * 8 + [2] * 8
-    assert {r["prompt_id"] for r in rows} <= {t.prompt_id for t in TASKS}
-    assert all(r["reward"] in (0.0, 2.0) for r in rows) and all(isinstance(r["completion"], str) for r in rows)
+    assert [r.step for r in rows] == [1] * 8 + [2] * 8 and {r.iteration for r in rows} == {"M1"}
+    assert {r.prompt_id for r in rows} <= {t.prompt_id for t in TASKS} and len({r.rollout_id for r in rows}) == 16
+    assert all(r.reward in (0.0, 2.0) for r in rows) and all(isinstance(r.completion, str) for r in rows)
     spreads = [s["groups_zero_spread"] for s in metrics["per_step"]]
     assert min(spreads) < 1.0, "no group had rewards that differ: nothing to learn from (the test's premise)"
     before, after = weights(tiny_model_dir), weights(out)
@@ -70,6 +72,20 @@ def test_resume_keeps_the_rollouts_of_the_steps_that_trained(tiny_model_dir, tmp
     assert "lost" not in {r["completion"] for r in rows}
     assert [json.loads(line) for line in step_one] == rows[:8]
     assert summary["steps"] == 2  # the checkpoint's logged step and the one run after it
+
+
+def test_loss_type_is_read_from_a_params_file_and_checked(tmp_path):
+    """A single name (not a list, unlike dpo.loss_type): TRL's names pass, a typo names the nearest one."""
+    from pipeline.config import load_params
+
+    base = (REPO / "params/grpo.yaml").read_text()
+    good = tmp_path / "good.yaml"
+    good.write_text(base.replace("loss_type: dapo", "loss_type: dr_grpo"))
+    assert load_params(good).grpo.loss_type == "dr_grpo"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(base.replace("loss_type: dapo", "loss_type: dr_grp"))
+    with pytest.raises(ConfigError, match="'dr_grp' is not a loss type of TRL's GRPOTrainer — did you mean 'dr_grpo'"):
+        load_params(bad)
 
 
 def test_batches_must_be_whole_groups():

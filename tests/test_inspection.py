@@ -16,6 +16,7 @@ import yaml
 
 from pipeline import inspection
 from pipeline.inspection import Condition, InspectError, load_iteration, select, table_rows, trace
+from pipeline.records import Rollout, write_jsonl
 from tests.helpers import REPO, SIZES, choice, scripted_model, shrunk
 from tests.inprocess import run_stage
 
@@ -520,6 +521,10 @@ def test_every_table_has_its_declared_columns(project, tmp_path):
 
     synth.write_iteration(tmp_path, "M1", prompts=40, responses=4, judgments=3, meta_judged=1, verifiable=0.3,
                           seed=3, token_ids=False)  # as tests/test_page.py: pairs of all four kinds
+    prompt_id = json.loads((tmp_path / "data/M1/prompts.jsonl").read_text().splitlines()[0])["prompt_id"]
+    write_jsonl(tmp_path / "data/M1/rollouts.jsonl", [  # what grpo.enabled adds
+        Rollout(rollout_id=f"ro-{i}", iteration="M1", step=1 + i // 2, prompt_id=prompt_id, completion=f"It is {i}.",
+                reward=float(i % 3), extracted=str(i), method="flexible", correct=i % 3 > 0) for i in range(4)])
     seen = set()
     for it in (load_iteration("M1", project), load_iteration("M1", tmp_path)):
         for table in inspection.FILES:

@@ -18,7 +18,7 @@ PRESETS = sorted(p.stem for p in (REPO / "params").glob("*.yaml"))
 
 
 def test_presets_exist():
-    assert PRESETS == ["constraints", "irpo", "meta_rewarding", "rrr", "self_rewarding", "self_taught", "tpo"]
+    assert PRESETS == ["constraints", "grpo", "irpo", "meta_rewarding", "rrr", "self_rewarding", "self_taught", "tpo"]
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -34,7 +34,7 @@ def test_use_preset_validates_and_writes_params(tmp_path, name):
 def test_use_preset_refuses_an_unknown_name(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "scripts/use_preset.py"), "nope", "--to",
                            str(tmp_path / "params.yaml")], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 2 and proc.stderr == "error: no preset 'nope' — known: constraints, irpo, meta_rewarding, rrr, self_rewarding, self_taught, tpo\n"
+    assert proc.returncode == 2 and proc.stderr == "error: no preset 'nope' — known: constraints, grpo, irpo, meta_rewarding, rrr, self_rewarding, self_taught, tpo\n"
     assert not (tmp_path / "params.yaml").exists()
 
 
@@ -101,6 +101,8 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     """Every stage's entry point from sample to dpo under the preset's rules; generation is scripted, DPO trains
     the tiny random model for real."""
     sizes = {**SIZES, "sample": {"max_new_tokens": 200}, "judge": {"max_new_tokens": 60}}
+    if name == "grpo":
+        return run_grpo_preset(preset_workdir, sizes)
     if name in ("irpo", "rrr", "constraints", "self_taught"):  # tasks, not instructions: 3, 2 judged vs the truth
         sizes.update(self_instruct={"tasks": 3}, judge={"max_new_tokens": 60, "verifiable_prompts": 2},
                      pairs={"verified_per_prompt": 4})
@@ -165,6 +167,26 @@ def test_preset_runs_one_iteration_in_process(preset_workdir, name):
     meta_on = params.get("meta_judge", {}).get("enabled", True)
     assert bool(read(d / "meta_judgments.jsonl")) == meta_on
     assert (preset_workdir / "models/M1/model.safetensors").exists()
+
+
+def run_grpo_preset(workdir, sizes):
+    """The grpo preset: the offline stages write nothing, the dpo stage trains the tiny model with GRPO on two
+    steps of the arithmetic tasks (TRL's own generation: no scripted engine is used) and keeps every rollout."""
+    sizes = {**sizes, "self_instruct": {"tasks": 4}}
+    params = shrunk("grpo", sizes)
+    params["grpo"].update(max_completion_length=16, batch_size=8, max_steps=2, save_steps=1)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    for stage in ("self_instruct", "sample", "verify", "reflect", "judge", "meta_judge", "judge_training", "pairs",
+                  "dpo"):
+        proc = run_stage(stage, "--iteration", "M1")
+        assert proc.returncode == 0, f"{stage}: {proc.stderr}"
+    d = workdir / "data/M1"
+    assert read(d / "responses.jsonl") == [] and read(d / "response_pairs.jsonl") == []
+    rows = read(d / "rollouts.jsonl")
+    assert len(rows) == 2 * 8 and {r["reward"] for r in rows} <= {0.0, 1.0, 2.0}
+    assert {r["prompt_id"] for r in rows} <= {p["prompt_id"] for p in read(d / "prompts.jsonl")}
+    assert json.loads((workdir / "metrics/M1/grpo.json").read_text())["steps"] == 2
+    assert (workdir / "models/M1/model.safetensors").exists()
 
 
 SFT_PRESETS = [name for name in PRESETS
@@ -238,6 +260,9 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, reque
         params["dpo"]["max_length"] = 1024
         params["self_instruct"] = {"num_prompts": 0, "tasks": 8}
         params["sample"]["max_new_tokens"] = 48
+    if name == "grpo":  # two GRPO steps of 8 completions: the stage end to end, not a measurement
+        params["self_instruct"] = {"num_prompts": 0, "tasks": 4}
+        params["grpo"].update(max_completion_length=32, batch_size=8, max_steps=2, save_steps=1)
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     if name in SFT_PRESETS:
         shutil.copytree(request.getfixturevalue("real_seed_sft"), workdir / "models" / "M0_sft")
@@ -268,6 +293,9 @@ def test_preset_runs_one_iteration_on_the_embedded_model(workdir, real_m0, reque
             return
         assert proc.returncode == 0, f"{stage}: {proc.stderr}"
     assert (workdir / "models/M1/model.safetensors").exists()
+    if name == "grpo":
+        assert len(read(workdir / "data/M1/rollouts.jsonl")) == 16
+        assert json.loads((workdir / "metrics/M1/grpo.json").read_text())["steps"] == 2
 
 
 def dvc_param_keys():

@@ -65,7 +65,7 @@ def test_the_stages_that_load_no_model_run_without_one(no_models):
     for stage in ("verify", "reflect", "meta_judge", "pairs"):
         ok(stage)
     assert json.loads((no_models / "metrics/M1/pairs.json").read_text())["response_pairs"] == 2
-    for stage in ("self_instruct", "sample", "judge", "dpo", "eval"):  # what the skipped stages would have said
+    for stage in ("self_instruct", "sample", "judge", "dpo", "grpo", "eval"):  # what the skipped stages would say
         (no_models / f"metrics/M1/{stage}.json").write_text("{}")
     ok("summarize")
     assert json.loads((no_models / "metrics/M1/summary.json").read_text())["pairs"]["response_pairs"] == 2
