@@ -659,8 +659,19 @@ class GrpoConfig:
     save_steps: int = knob(10, "Checkpoint every this many steps (resume point).", at_least(1))
     dtype: Literal["auto", "float32", "bfloat16"] = knob("auto", "Compute dtype of training, as dpo.dtype.")
     seed: int = knob(0, "Training and sampling seed.")
+    use_vllm: bool = knob(False, "Generate the rollouts with vLLM (TRL's use_vllm; a GPU and the vllm package). "
+                          "False: transformers' generate, what a CPU uses.")
+    vllm_mode: Literal["colocate", "server"] = knob("colocate", "use_vllm: vLLM inside the training process, "
+                                                     "sharing its GPU (colocate), or a `trl vllm-serve` server.")
+    vllm_server_base_url: str | None = knob(None, "vllm_mode server: the server's URL, e.g. http://10.0.0.2:8000.",
+                                            url_check)
+    vllm_gpu_memory_utilization: float = knob(0.3, "vllm_mode colocate: the share of the GPU vLLM may take.",
+                                              between(0.05, 1.0))
 
     def __post_init__(self) -> None:
+        if self.vllm_mode == "server" and self.use_vllm and not self.vllm_server_base_url:
+            raise ConfigError("grpo.vllm_mode: server needs grpo.vllm_server_base_url (where `trl vllm-serve` "
+                              "listens, e.g. http://127.0.0.1:8000)")
         if (self.batch_size * self.gradient_accumulation_steps) % self.num_generations:
             raise ConfigError(f"grpo.batch_size: {self.batch_size} x grpo.gradient_accumulation_steps: "
                               f"{self.gradient_accumulation_steps} — TRL needs the completions of a step to be whole "

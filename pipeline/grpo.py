@@ -3,8 +3,8 @@
 The online counterpart of the dpo step for tasks with known answers: TRL samples ``grpo.num_generations``
 completions per task, :func:`pipeline.grpo_rewards.verifier_reward` checks each one as the verify step would and
 returns its reward level, and TRL's GRPO loss (``grpo.loss_type``, clipping ``grpo.epsilon``, KL ``grpo.beta``)
-updates the policy. Generation is TRL's own (transformers ``generate``) on a CPU; on a GPU TRL can generate with
-vLLM (its ``use_vllm`` / ``vllm_mode``), which this module does not switch on.
+updates the policy. Generation is TRL's own (transformers ``generate``) on a CPU; on a GPU, ``grpo.use_vllm``
+hands it to vLLM as TRL does it (``grpo.vllm_mode``: colocate in this process, or a ``trl vllm-serve`` server).
 
 Every reward TRL asked for is kept as a rollout row (step, prompt id, completion, reward, what was read and
 why) in ``rollouts.jsonl`` beside the checkpoints, written as it is given; a run resumed from a checkpoint of step
@@ -90,6 +90,22 @@ def check_batch(tasks: int, cfg: GrpoConfig) -> None:
                          f"num_generations {cfg.num_generations}) but the iteration has {tasks}")
 
 
+def check_vllm(cfg: GrpoConfig) -> None:
+    """grpo.use_vllm is TRL's GPU path: without a CUDA device (or without vllm) say so before any model loads."""
+    if not cfg.use_vllm:
+        return
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise StageError("grpo.use_vllm: true needs a CUDA GPU (TRL generates with vLLM on GPUs only); on a CPU set "
+                         "grpo.use_vllm: false and TRL generates with transformers")
+    if importlib.util.find_spec("vllm") is None:
+        raise StageError("grpo.use_vllm: true but the vllm package is not installed (pip install vllm, in a "
+                         "version TRL supports)")
+
+
 def train_grpo(model_dir: Path, tasks: Sequence[Prompt], cfg: GrpoConfig, verify: VerifyConfig,
                checkpoint_dir: Path) -> tuple[Any, Any, dict[str, Any], list[dict[str, Any]]]:
     """Train and return (model, tokenizer, training summary, rollout rows). Resumes from the last checkpoint."""
@@ -111,7 +127,8 @@ def train_grpo(model_dir: Path, tasks: Sequence[Prompt], cfg: GrpoConfig, verify
         max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
         beta=cfg.beta, epsilon=cfg.epsilon, loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards,
         num_iterations=cfg.num_iterations, mask_truncated_completions=cfg.mask_truncated_completions,
-        log_completions=False,
+        log_completions=False, use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode,
+        vllm_server_base_url=cfg.vllm_server_base_url, vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
     )
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args,
                           train_dataset=Dataset.from_list(grpo_rewards.dataset_rows(tasks)), processing_class=tok,
@@ -149,6 +166,7 @@ def grpo_iteration(prev_dir: Path, tasks: Sequence[Prompt], cfg: GrpoConfig, ver
     grpo_rewards.dataset_rows(tasks)  # every prompt a task the verifiers can check: one line, before any model loads
     grpo_rewards.verifier_reward(tasks, verify)
     check_batch(len(tasks), cfg)
+    check_vllm(cfg)
     check_disk(prev_dir, "grpo")
     ref = models.model_ref(prev_dir)
     work = work_root / f"grpo-{out_dir.name}-{digest(ref, dataclasses.asdict(cfg), [t.prompt_id for t in tasks])}"

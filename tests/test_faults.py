@@ -127,6 +127,47 @@ def test_dpo_killed_mid_training_resumes_from_last_checkpoint(tiny_workdir):
     pytest.fail(f"dpo finished before every kill, even with {pairs} pairs")
 
 
+def grpo_checkpoints(workdir: Path) -> list[Path]:
+    found = [last_checkpoint(str(d)) for d in (workdir / ".work").glob("grpo-M1-*")]
+    return [Path(c) for c in found if c is not None]
+
+
+@pytest.mark.slow
+def test_grpo_killed_mid_training_resumes_and_keeps_each_steps_rollouts_once(tiny_workdir):
+    """grpo.enabled: SIGKILL the dpo stage after a checkpoint, run it again: training resumes there, and
+    rollouts.jsonl holds each step's rollouts once (those of the step the kill cut short are made again)."""
+    from pipeline.records import Prompt, write_jsonl
+
+    write_jsonl(tiny_workdir / "data/M1/prompts.jsonl", [
+        Prompt(prompt_id=f"w{n}", instruction=f"Write at least {n} words.", source="test", answer="",
+               verifier="constraints", inputs={"instruction_id_list": ["length_constraints:number_words"],
+                                               "kwargs": [{"relation": "at least", "num_words": n}]})
+        for n in (9, 10, 11, 12)])
+    for steps in (8, 24):  # more steps after the first checkpoint when the kill comes too late
+        params = {**TINY_PARAMS, "grpo": {"enabled": True, "num_generations": 4, "max_completion_length": 16,
+                                          "batch_size": 8, "learning_rate": 1e-3, "max_steps": steps,
+                                          "save_steps": 1, "dtype": "float32"}}
+        (tiny_workdir / "params.yaml").write_text(yaml.safe_dump(params))
+        logs = tiny_workdir / "logs" / f"grpo-{steps}"
+        stage = start_stage("dpo", "--iteration", "M1", logs=logs)
+        wait_for_files(lambda: grpo_checkpoints(tiny_workdir), 1, stage)
+        if not killed(stage):
+            shutil.rmtree(tiny_workdir / "models/M1")
+            continue
+        resume = grpo_checkpoints(tiny_workdir)
+        assert resume and not (tiny_workdir / "models/M1/config.json").exists()
+        rerun = run_stage("dpo", "--iteration", "M1", logs=logs)
+        logged = re.search(r"grpo: resuming from (\S+)$", rerun.err(), re.MULTILINE)
+        assert logged and Path(logged[1]).resolve() == resume[0].resolve(), rerun.err()[-3000:]
+        rows = [json.loads(line) for line in (tiny_workdir / "data/M1/rollouts.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows] == [s for s in range(1, steps + 1) for _ in range(8)]
+        assert len({r["rollout_id"] for r in rows}) == len(rows)
+        assert json.loads((tiny_workdir / "metrics/M1/grpo.json").read_text())["steps"] == steps
+        assert not list((tiny_workdir / ".work").glob("grpo-M1-*")), "checkpoints are removed after success"
+        return
+    pytest.fail("grpo finished before every kill, even with 24 steps")
+
+
 def test_incomplete_checkpoint_is_skipped(tmp_path):
     assert last_checkpoint(str(tmp_path / "none")) is None
     for step, state in [(2, '{"global_step": 2}'), (10, '{"global_step": 10}'), (12, '{"global_')]:

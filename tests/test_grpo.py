@@ -88,6 +88,15 @@ def test_loss_type_is_read_from_a_params_file_and_checked(tmp_path):
         load_params(bad)
 
 
+def test_vllm_generation_is_refused_without_a_gpu_before_the_model_loads(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(StageError, match="grpo.use_vllm: true needs a CUDA GPU"):
+        grpo.grpo_iteration(tmp_path / "no-model", TASKS, GrpoConfig(**SMALL, use_vllm=True), VerifyConfig(),
+                            tmp_path / "M1", {}, tmp_path / "work")
+    with pytest.raises(ConfigError, match="vllm_mode: server needs grpo.vllm_server_base_url"):
+        GrpoConfig(**SMALL, use_vllm=True, vllm_mode="server")
+
+
 def test_batches_must_be_whole_groups():
     with pytest.raises(ConfigError, match="multiple of grpo.num_generations"):
         GrpoConfig(num_generations=4, batch_size=6)
